@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/meshway/meshway/internal/store"
+)
+
+// harness runs meshctl in-process against one directory store, with a fixed clock
+// and UIDs numbered in creation order, so outputs are stable.
+type harness struct {
+	t    *testing.T
+	dir  string
+	uids int
+}
+
+func newHarness(t *testing.T) *harness {
+	return &harness{t: t, dir: t.TempDir()}
+}
+
+// run executes one meshctl command and returns its combined output and exit code.
+func (h *harness) run(stdin string, args ...string) (string, int) {
+	h.t.Helper()
+	var out bytes.Buffer
+	env := Env{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out,
+		Getenv:       func(k string) string { return map[string]string{EnvStore: h.dir}[k] },
+		Now:          func() time.Time { return storeEpoch.Add(24 * time.Hour) },
+		PollInterval: 10 * time.Millisecond,
+		OpenStore: func(d string, opts store.Options) (store.Store, error) {
+			opts.Now = func() time.Time { return storeEpoch }
+			opts.NewUID = func() types.UID {
+				h.uids++
+				return types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", h.uids))
+			}
+			return store.OpenDir(d, opts)
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := Run(ctx, args, env)
+	return strings.ReplaceAll(out.String(), h.dir, "$STORE"), code
+}
+
+// must runs a command that has to succeed.
+func (h *harness) must(stdin string, args ...string) string {
+	h.t.Helper()
+	out, code := h.run(stdin, args...)
+	if code != 0 {
+		h.t.Fatalf("meshctl %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// snapshot hashes every file under the store directory, lock file aside.
+func (h *harness) snapshot() map[string][32]byte {
+	h.t.Helper()
+	files := map[string][32]byte{}
+	err := filepath.WalkDir(h.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == ".lock" {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files[strings.TrimPrefix(p, h.dir)] = sha256.Sum256(data)
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return files
+}
+
+const labelTableFixture = `apiVersion: v1
+kind: Service
+metadata: {name: reviews, labels: {app: reviews}}
+spec: {selector: {app: reviews}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-v1, labels: {app: reviews, version: v1}}
+spec: {containers: [{name: reviews, image: reviews}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, labels: {app: ratings}}
+spec: {selector: {app: ratings}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ratings-v1, labels: {app: ratings}}
+spec: {containers: [{name: ratings, image: ratings}]}
+`
+
+const waypointReady = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: default}
+status:
+  addresses: [{type: IPAddress, value: 10.96.0.20}]
+  conditions:
+  - {type: Programmed, status: "True", reason: Programmed, message: ok, lastTransitionTime: "2026-01-01T00:00:00Z"}
+`
+
+// TestGuideLabelTableCLI does each row of the guide's label table with meshctl
+// commands only, and reads the result from `meshctl waypoint explain -o json`.
+func TestGuideLabelTableCLI(t *testing.T) {
+	type reach struct{ reviewsSvc, reviewsPod, ratingsSvc, ratingsPod bool }
+	for _, tc := range []struct {
+		waypointFor, target string
+		want                reach
+	}{
+		{"none", "namespace", reach{}},
+		{"none", "service", reach{}},
+		{"none", "pod", reach{}},
+		{"service", "namespace", reach{reviewsSvc: true, ratingsSvc: true}},
+		{"service", "service", reach{reviewsSvc: true}},
+		{"service", "pod", reach{}},
+		{"workload", "namespace", reach{reviewsPod: true, ratingsPod: true}},
+		{"workload", "service", reach{}},
+		{"workload", "pod", reach{reviewsPod: true}},
+		{"all", "namespace", reach{reviewsSvc: true, reviewsPod: true, ratingsSvc: true, ratingsPod: true}},
+		{"all", "service", reach{reviewsSvc: true}},
+		{"all", "pod", reach{reviewsPod: true}},
+	} {
+		t.Run(tc.waypointFor+"_on_"+tc.target, func(t *testing.T) {
+			h := newHarness(t)
+			h.must(labelTableFixture, "apply", "-f", "-")
+			h.must("", "label", "ns", "default", "istio.io/dataplane-mode=ambient")
+			h.must("", "waypoint", "apply", "-n", "default", "--for", tc.waypointFor)
+			h.must(waypointReady, "apply", "--subresource=status", "-f", "-")
+			switch tc.target {
+			case "namespace":
+				h.must("", "label", "ns", "default", "istio.io/use-waypoint=waypoint")
+			case "service":
+				h.must("", "label", "svc", "reviews", "istio.io/use-waypoint=waypoint")
+			case "pod":
+				h.must("", "label", "pod", "-l", "app=reviews", "istio.io/use-waypoint=waypoint")
+			}
+			got := reach{
+				reviewsSvc: h.serviceWaypoint("reviews"),
+				reviewsPod: h.podWaypoint("reviews-v1"),
+				ratingsSvc: h.serviceWaypoint("ratings"),
+				ratingsPod: h.podWaypoint("ratings-v1"),
+			}
+			if got != tc.want {
+				t.Errorf("through the waypoint: got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+type explainJSON struct {
+	Target  string `json:"target"`
+	Service *struct {
+		Waypoint *string `json:"waypoint"`
+	} `json:"service"`
+	Workloads []struct {
+		Name     string  `json:"name"`
+		Waypoint *string `json:"waypoint"`
+	} `json:"workloads"`
+	Warnings []string `json:"warnings"`
+}
+
+func (h *harness) explain(target string) explainJSON {
+	h.t.Helper()
+	out := h.must("", "waypoint", "explain", target, "-o", "json")
+	var e explainJSON
+	if err := json.Unmarshal([]byte(out), &e); err != nil {
+		h.t.Fatalf("explain %s -o json is not JSON: %v\n%s", target, err, out)
+	}
+	return e
+}
+
+func isWaypoint(w *string) bool { return w != nil && *w == "default/waypoint" }
+
+func (h *harness) serviceWaypoint(name string) bool {
+	e := h.explain("svc/" + name)
+	if e.Service == nil {
+		h.t.Fatalf("explain svc/%s: service is null", name)
+	}
+	return isWaypoint(e.Service.Waypoint)
+}
+
+func (h *harness) podWaypoint(name string) bool {
+	e := h.explain("pod/" + name)
+	if e.Service != nil || len(e.Workloads) != 1 || e.Workloads[0].Name != "Pod/default/"+name {
+		h.t.Fatalf("explain pod/%s: want service null and the pod as the only workload, got %+v", name, e)
+	}
+	return isWaypoint(e.Workloads[0].Waypoint)
+}
+
+// TestMalformedManifestLeavesStoreUnchanged: a bad document anywhere in the input
+// fails the whole apply before any write, whatever came before it.
+func TestMalformedManifestLeavesStoreUnchanged(t *testing.T) {
+	h := newHarness(t)
+	h.must(labelTableFixture, "apply", "-f", "-")
+	before := h.snapshot()
+	good := "apiVersion: v1\nkind: Service\nmetadata: {name: new-svc}\nspec: {ports: [{port: 80}]}\n---\n" +
+		"apiVersion: v1\nkind: Service\nmetadata: {name: reviews, labels: {changed: \"yes\"}}\n---\n"
+	for name, bad := range map[string]string{
+		"malformed YAML":    "apiVersion: v1\nkind: Service\nmetadata: {name: [x\n",
+		"unknown kind":      "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n",
+		"unknown version":   "apiVersion: networking.istio.io/v9\nkind: ServiceEntry\nmetadata: {name: x}\n",
+		"missing name":      "apiVersion: v1\nkind: Service\nmetadata: {}\n",
+		"bad label key":     "apiVersion: v1\nkind: Service\nmetadata: {name: x, labels: {'a b': c}}\n",
+		"bad label value":   "apiVersion: v1\nkind: Service\nmetadata: {name: x, labels: {a: 'b c'}}\n",
+		"unknown field":     "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {portz: []}\n",
+		"missing namespace": "apiVersion: v1\nkind: Service\nmetadata: {name: x, namespace: nowhere}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, code := h.run(good+bad, "apply", "-f", "-")
+			if code == 0 {
+				t.Fatalf("apply succeeded:\n%s", out)
+			}
+			if !strings.Contains(out, "<stdin>") || !strings.Contains(out, "document 3") {
+				t.Errorf("error does not name the source and document 3:\n%s", out)
+			}
+			after := h.snapshot()
+			if fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/meshway/meshway/internal/manifest"
+)
+
+// This file holds how the directory backend finds objects: the scans of one
+// kind (List) and of the whole tree (Watch), the cache that spares re-parsing
+// unchanged files, and the once-per-file-version warnings.
+
+// scanKind reads the objects of one kind, in one namespace or (empty) all.
+// Files that cannot be used are reported and skipped. The caller holds the lock.
+func (d *Dir) scanKind(kind *manifest.Kind, namespace string) ([]*storedObject, error) {
+	var namespaces []string
+	switch {
+	case !kind.Namespaced:
+		namespaces = []string{""}
+	case namespace != "":
+		namespaces = []string{namespace}
+	default:
+		entries, err := os.ReadDir(d.root)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", d.root, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && len(validation.IsDNS1123Label(e.Name())) == 0 {
+				namespaces = append(namespaces, e.Name())
+			}
+		}
+	}
+	var out []*storedObject
+	for _, ns := range namespaces {
+		dir := filepath.Dir(d.specPath(objectKey{kind: kind, namespace: ns, name: "x"}))
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() || !isManifestFile(e.Name()) {
+				continue
+			}
+			if !strings.HasSuffix(e.Name(), objectFileExt) {
+				d.reportMisplacedFile(filepath.Join(dir, e.Name()))
+				continue
+			}
+			key := objectKey{kind: kind, namespace: ns, name: strings.TrimSuffix(e.Name(), objectFileExt)}
+			s, err := d.readObject(key)
+			var fe *FileError
+			if errors.As(err, &fe) {
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			if s != nil {
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}
+
+// scanAll reads every object in the tree and reports every manifest file that
+// is not where an object belongs. visitDir is called for each directory the
+// watch must follow, before its entries are read, so that a file created in it
+// meanwhile is either seen now or raises an event. The caller holds the lock.
+func (d *Dir) scanAll(visitDir func(path string)) (map[objectKey]*storedObject, error) {
+	out := map[objectKey]*storedObject{}
+	seen := map[string]bool{}
+	statusRoot := filepath.Join(d.root, statusDir)
+	err := filepath.WalkDir(d.root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed by hand while we walked
+			}
+			return err
+		}
+		inStatus := path == statusRoot || strings.HasPrefix(path, statusRoot+string(filepath.Separator))
+		if e.IsDir() {
+			if path != d.root && strings.HasPrefix(e.Name(), ".") && !inStatus {
+				return filepath.SkipDir
+			}
+			visitDir(path) // status directories too: a status write changes the resourceVersion
+			return nil
+		}
+		if inStatus || !isManifestFile(e.Name()) {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, path)
+		if err != nil {
+			return err
+		}
+		key, ok := keyForPath(filepath.ToSlash(rel))
+		if !ok {
+			d.reportMisplacedFile(path)
+			return nil
+		}
+		seen[path] = true
+		s, err := d.readObject(key)
+		var fe *FileError
+		if errors.As(err, &fe) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if s != nil {
+			out[key] = s
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scanning %s: %w", d.root, err)
+	}
+	d.cache.retain(seen)
+	return out, nil
+}
+
+// parseCache keeps the object decoded from each file, keyed by the file's
+// resourceVersion (a hash of its bytes) and modification time (which a
+// hand-written file's creationTimestamp comes from), so scans every few
+// seconds do not parse unchanged YAML again.
+type parseCache struct {
+	mu      sync.Mutex
+	entries map[string]parseCacheEntry
+}
+
+type parseCacheEntry struct {
+	resourceVersion string
+	modTime         time.Time
+	obj             manifest.Object
+	err             error
+}
+
+func (c *parseCache) get(path, resourceVersion string, modTime time.Time) (manifest.Object, error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[path]
+	if !ok || e.resourceVersion != resourceVersion || !e.modTime.Equal(modTime) {
+		return nil, nil, false
+	}
+	if e.err != nil {
+		return nil, e.err, true
+	}
+	return copyObject(e.obj), nil, true
+}
+
+func (c *parseCache) put(path, resourceVersion string, modTime time.Time, obj manifest.Object, err error) {
+	if obj != nil {
+		obj = copyObject(obj)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[path] = parseCacheEntry{resourceVersion: resourceVersion, modTime: modTime, obj: obj, err: err}
+}
+
+// retain drops the entries of files a full scan no longer found.
+func (c *parseCache) retain(paths map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.entries {
+		if !paths[p] {
+			delete(c.entries, p)
+		}
+	}
+}
+
+// warnings remembers which file versions were reported, so a bad file is
+// reported once per (path, size, mtime) per process rather than on every scan.
+type warnings struct {
+	mu   sync.Mutex
+	seen map[warningKey]struct{}
+}
+
+type warningKey struct {
+	path    string
+	size    int64
+	modTime time.Time
+}
+
+func keyForWarning(path string, info fs.FileInfo) warningKey {
+	k := warningKey{path: path}
+	if info != nil {
+		k.size, k.modTime = info.Size(), info.ModTime()
+	}
+	return k
+}
+
+func (d *Dir) alreadyWarned(path string, info fs.FileInfo) bool {
+	d.warnings.mu.Lock()
+	defer d.warnings.mu.Unlock()
+	_, ok := d.warnings.seen[keyForWarning(path, info)]
+	return ok
+}
+
+func (d *Dir) warnOnce(path string, info fs.FileInfo, err error) {
+	k := keyForWarning(path, info)
+	d.warnings.mu.Lock()
+	_, seen := d.warnings.seen[k]
+	d.warnings.seen[k] = struct{}{}
+	d.warnings.mu.Unlock()
+	if !seen {
+		d.opts.Warn(err)
+	}
+}

@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/meshway/meshway/internal/manifest"
+)
+
+const (
+	// watchDebounce gathers the events of one save (an editor's write, rename
+	// and chmod; a store write's temp file and rename) into one rescan.
+	watchDebounce = 30 * time.Millisecond
+	// watchRescanInterval bounds how late a change is seen when fsnotify misses
+	// it (queue overflow, a filesystem without inotify, a bind mount).
+	watchRescanInterval = 2 * time.Second
+)
+
+// dirHub serves all watches of one Dir from one fsnotify watcher and one
+// snapshot: each rescan diffs the tree against the snapshot (by
+// resourceVersion) and hands every watch the events it selects. It runs while
+// at least one watch is open.
+type dirHub struct {
+	d    *Dir
+	wake chan struct{} // capacity 1: a store write asks for a rescan
+
+	mu       sync.Mutex
+	subs     map[*dirSubscriber]struct{}
+	snapshot map[objectKey]*storedObject
+	loop     *dirWatchLoop // nil while no watch is open
+}
+
+type dirSubscriber struct {
+	filter watchFilter
+	queue  *eventQueue
+}
+
+// dirWatchLoop is one run of the hub's goroutine, from the first watch opened
+// to the last one closed.
+type dirWatchLoop struct {
+	fsw     *fsnotify.Watcher // nil if inotify is unavailable: rescans only
+	watched map[string]bool   // directories added to fsw
+	cancel  context.CancelFunc
+	done    chan struct{}
+	lastErr string // last scan error reported, so it is reported once
+}
+
+func newDirHub(d *Dir) *dirHub {
+	return &dirHub{d: d, wake: make(chan struct{}, 1), subs: map[*dirSubscriber]struct{}{}}
+}
+
+// poke asks for a rescan soon; it never blocks.
+func (h *dirHub) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Watch implements Store.
+func (d *Dir) Watch(ctx context.Context, kind *manifest.Kind, opts ListOptions) (<-chan Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkNamespaceArg(opts); err != nil {
+		return nil, err
+	}
+	return d.hub.subscribe(ctx, watchFilter{kind: kind, opts: opts})
+}
+
+func (h *dirHub) subscribe(ctx context.Context, filter watchFilter) (<-chan Event, error) {
+	sub := &dirSubscriber{filter: filter, queue: newEventQueue()}
+	h.mu.Lock()
+	if h.loop == nil {
+		h.startLocked()
+	}
+	// Scan now rather than serve the last snapshot, so a watch opened after a
+	// write sees it among the initial objects; other watches get the changes.
+	if err := h.rescanLocked(); err != nil {
+		if len(h.subs) == 0 {
+			h.mu.Unlock()
+			h.stop()
+		} else {
+			h.mu.Unlock()
+		}
+		return nil, apiError(err)
+	}
+	keys := make([]objectKey, 0, len(h.snapshot))
+	for k := range h.snapshot {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	var initial []Event
+	for _, k := range keys {
+		if ev, ok := filter.changeEvent(k, nil, h.snapshot[k].obj); ok {
+			initial = append(initial, ev)
+		}
+	}
+	sub.queue.push(append(initial, Event{Type: Synced, Kind: filter.kind})...)
+	h.subs[sub] = struct{}{}
+	h.mu.Unlock()
+
+	out := make(chan Event)
+	go sub.queue.run(ctx, out, func() { h.unsubscribe(sub) })
+	return out, nil
+}
+
+// unsubscribe removes a watch; the last one out stops the loop and waits for
+// it, so once a watch's channel is closed no goroutine of it is left.
+func (h *dirHub) unsubscribe(sub *dirSubscriber) {
+	h.mu.Lock()
+	delete(h.subs, sub)
+	last := len(h.subs) == 0
+	h.mu.Unlock()
+	if last {
+		h.stop()
+	}
+}
+
+// stop ends the loop if no watch has been opened meanwhile.
+func (h *dirHub) stop() {
+	h.mu.Lock()
+	loop := h.loop
+	if loop == nil || len(h.subs) > 0 {
+		h.mu.Unlock()
+		return
+	}
+	h.loop = nil
+	h.snapshot = nil
+	h.mu.Unlock()
+	loop.cancel()
+	<-loop.done
+}
+
+func (h *dirHub) startLocked() {
+	ctx, cancel := context.WithCancel(context.Background())
+	loop := &dirWatchLoop{watched: map[string]bool{}, cancel: cancel, done: make(chan struct{})}
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		h.d.opts.Warn(fmt.Errorf("store directory %s: cannot watch for changes (%w); changes made outside this process are seen by rescanning every %v", h.d.root, err, watchRescanInterval))
+	} else {
+		loop.fsw = fsw
+	}
+	h.loop = loop
+	go h.run(ctx, loop)
+}
+
+// run waits for file events (debounced), store writes and the periodic
+// rescan, and rescans.
+func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
+	defer close(loop.done)
+	var fsEvents <-chan fsnotify.Event
+	var fsErrors <-chan error
+	if loop.fsw != nil {
+		defer func() { _ = loop.fsw.Close() }()
+		fsEvents, fsErrors = loop.fsw.Events, loop.fsw.Errors
+	}
+	ticker := time.NewTicker(watchRescanInterval)
+	defer ticker.Stop()
+	debounce := time.NewTimer(watchDebounce)
+	debounce.Stop()
+	defer debounce.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-fsEvents:
+			if !ok {
+				fsEvents = nil
+				continue
+			}
+			debounce.Reset(watchDebounce)
+		case _, ok := <-fsErrors:
+			if !ok {
+				fsErrors = nil
+				continue
+			}
+			debounce.Reset(watchDebounce) // e.g. queue overflow: events were lost
+		case <-h.wake:
+			debounce.Reset(watchDebounce)
+		case <-debounce.C:
+			h.rescan(loop)
+		case <-ticker.C:
+			h.rescan(loop)
+		}
+	}
+}
+
+func (h *dirHub) rescan(loop *dirWatchLoop) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.loop != loop {
+		return // stopped meanwhile
+	}
+	if err := h.rescanLocked(); err != nil {
+		if msg := err.Error(); msg != loop.lastErr {
+			loop.lastErr = msg
+			h.d.opts.Warn(err)
+		}
+		return
+	}
+	loop.lastErr = ""
+}
+
+// rescanLocked reads the tree, delivers the differences from the snapshot to
+// every watch and makes the result the snapshot.
+func (h *dirHub) rescanLocked() error {
+	loop := h.loop
+	seenDirs := map[string]bool{}
+	var next map[objectKey]*storedObject
+	err := h.d.read(func() (err error) {
+		next, err = h.d.scanAll(func(dir string) {
+			seenDirs[dir] = true
+			if loop.fsw != nil && !loop.watched[dir] {
+				// Failing to add one is covered by the periodic rescan.
+				if loop.fsw.Add(dir) == nil {
+					loop.watched[dir] = true
+				}
+			}
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for dir := range loop.watched {
+		if !seenDirs[dir] {
+			delete(loop.watched, dir)
+			_ = loop.fsw.Remove(dir) // fails only when the kernel already dropped it with the directory
+		}
+	}
+	if h.snapshot != nil {
+		h.dispatchLocked(h.snapshot, next)
+	}
+	h.snapshot = next
+	return nil
+}
+
+// dispatchLocked sends each watch the events between two snapshots, in key
+// order except that a Namespace's deletion comes after its contents'.
+func (h *dirHub) dispatchLocked(prev, next map[objectKey]*storedObject) {
+	var changed []objectKey
+	for k, p := range prev {
+		if n, ok := next[k]; !ok || n.obj.GetResourceVersion() != p.obj.GetResourceVersion() {
+			changed = append(changed, k)
+		}
+	}
+	for k := range next {
+		if _, ok := prev[k]; !ok {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	isNamespaceDeletion := func(k objectKey) bool { return k.kind == manifest.Namespace && next[k] == nil }
+	slices.SortFunc(changed, func(a, b objectKey) int {
+		if da, db := isNamespaceDeletion(a), isNamespaceDeletion(b); da != db {
+			if da {
+				return 1
+			}
+			return -1
+		}
+		return compareKeys(a, b)
+	})
+	for sub := range h.subs {
+		var events []Event
+		for _, k := range changed {
+			var old, new manifest.Object
+			if p := prev[k]; p != nil {
+				old = p.obj
+			}
+			if n := next[k]; n != nil {
+				new = n.obj
+			}
+			if ev, ok := sub.filter.changeEvent(k, old, new); ok {
+				events = append(events, ev)
+			}
+		}
+		sub.queue.push(events...)
+	}
+}
