@@ -236,3 +236,27 @@ func TestMalformedManifestLeavesStoreUnchanged(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokenStoreFileIsReportedAndKept: a hand-edited file that no longer parses
+// is named in a warning, skipped, and left exactly as it is.
+func TestBrokenStoreFileIsReportedAndKept(t *testing.T) {
+	h := newHarness(t)
+	h.must(labelTableFixture, "apply", "-f", "-")
+	path := filepath.Join(h.dir, "default", "services", "reviews.yaml")
+	broken := []byte("apiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\nspec: [\n")
+	if err := os.WriteFile(path, broken, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := h.must("", "get", "svc")
+	for _, want := range []string{"Warning: $STORE/default/services/reviews.yaml:5", "malformed YAML", "ratings"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\nreviews ") {
+		t.Errorf("the broken object was listed:\n%s", out)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, broken) {
+		t.Errorf("the broken file changed or vanished: %q, %v", got, err)
+	}
+}

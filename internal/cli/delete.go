@@ -65,27 +65,10 @@ func (a *app) runDelete(ctx context.Context, out, errOut io.Writer, args []strin
 		if err != nil {
 			return err
 		}
-		for _, t := range targets {
-			if t.name != "" {
-				if sel != nil || o.all {
-					return fmt.Errorf("names cannot be combined with --selector or --all")
-				}
-				obj := t.kind.New()
-				obj.SetName(t.name)
-				if t.kind.Namespaced {
-					obj.SetNamespace(a.ns())
-				}
-				victims = append(victims, obj)
-				continue
-			}
-			if sel == nil && !o.all {
-				return fmt.Errorf("resource(s) were provided, but no name was specified; give a name, -l SELECTOR or --all")
-			}
-			objs, err := s.List(ctx, t.kind, store.ListOptions{Namespace: a.ns(), Labels: sel})
-			if err != nil {
-				return err
-			}
-			victims = append(victims, objs...)
+		// Named objects need not exist here: each missing one is reported as kubectl does.
+		victims, err = a.selectObjects(ctx, s, targets, selection{labels: sel, all: o.all})
+		if err != nil {
+			return err
 		}
 		if len(victims) == 0 {
 			fmt.Fprintf(errOut, "No resources found\n")

@@ -95,6 +95,57 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.err }
 
+// selection is how a command picks objects beyond the names it was given.
+type selection struct {
+	labels        labels.Selector
+	all           bool // --all: every object of the kind
+	allNamespaces bool
+	// mustExist fetches named objects, failing on the first missing one; otherwise
+	// a named object is returned as a stub holding only its identity.
+	mustExist bool
+}
+
+// selectObjects resolves targets: by name, or by label selector or --all for a
+// bare kind, in the command's namespace unless allNamespaces.
+func (a *app) selectObjects(ctx context.Context, s store.Store, targets []target, sel selection) ([]manifest.Object, error) {
+	var objs []manifest.Object
+	for _, t := range targets {
+		if t.name != "" {
+			if sel.labels != nil || sel.all {
+				return nil, fmt.Errorf("names cannot be combined with --selector or --all")
+			}
+			if !sel.mustExist {
+				obj := t.kind.New()
+				obj.SetName(t.name)
+				if t.kind.Namespaced {
+					obj.SetNamespace(a.ns())
+				}
+				objs = append(objs, obj)
+				continue
+			}
+			obj, err := s.Get(ctx, t.kind, a.ns(), t.name)
+			if err != nil {
+				return nil, serverError(err)
+			}
+			objs = append(objs, obj)
+			continue
+		}
+		if sel.labels == nil && !sel.all {
+			return nil, fmt.Errorf("resource(s) were provided, but no name was specified; give a name, -l SELECTOR or --all")
+		}
+		opts := store.ListOptions{Labels: sel.labels}
+		if !sel.allNamespaces {
+			opts.Namespace = a.ns()
+		}
+		found, err := s.List(ctx, t.kind, opts)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, found...)
+	}
+	return objs, nil
+}
+
 type getOptions struct {
 	output        string
 	allNamespaces bool

@@ -87,28 +87,9 @@ func (a *app) runLabel(ctx context.Context, out io.Writer, args []string, o *lab
 		return err
 	}
 	// Resolve every target first: a missing object fails the command before any write.
-	var objs []manifest.Object
-	for _, t := range targets {
-		if t.name != "" {
-			obj, err := s.Get(ctx, t.kind, a.ns(), t.name)
-			if err != nil {
-				return serverError(err)
-			}
-			objs = append(objs, obj)
-			continue
-		}
-		if sel == nil && !o.all {
-			return fmt.Errorf("resource(s) were provided, but no name was specified; give a name, -l SELECTOR or --all")
-		}
-		opts := store.ListOptions{Labels: sel}
-		if !o.allNamespaces {
-			opts.Namespace = a.ns()
-		}
-		found, err := s.List(ctx, t.kind, opts)
-		if err != nil {
-			return err
-		}
-		objs = append(objs, found...)
+	objs, err := a.selectObjects(ctx, s, targets, selection{labels: sel, all: o.all, allNamespaces: o.allNamespaces, mustExist: true})
+	if err != nil {
+		return err
 	}
 	if len(objs) == 0 {
 		return fmt.Errorf("no objects passed to label")

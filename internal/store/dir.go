@@ -225,13 +225,7 @@ func (d *Dir) currentObject(key objectKey) (*storedObject, error) {
 
 // List implements Store.
 func (d *Dir) List(ctx context.Context, kind *manifest.Kind, opts ListOptions) ([]manifest.Object, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if kind == nil {
-		return nil, apierrors.NewBadRequest("List: no kind given")
-	}
-	if err := checkNamespaceArg(opts); err != nil {
+	if err := checkListArgs(ctx, kind, opts); err != nil {
 		return nil, err
 	}
 	var found []*storedObject

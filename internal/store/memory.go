@@ -73,13 +73,7 @@ func (m *Memory) Get(ctx context.Context, kind *manifest.Kind, namespace, name s
 
 // List implements Store.
 func (m *Memory) List(ctx context.Context, kind *manifest.Kind, opts ListOptions) ([]manifest.Object, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if kind == nil {
-		return nil, apierrors.NewBadRequest("List: no kind given")
-	}
-	if err := checkNamespaceArg(opts); err != nil {
+	if err := checkListArgs(ctx, kind, opts); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -110,6 +111,17 @@ func lookupKey(kind *manifest.Kind, namespace, name string) (objectKey, error) {
 		return objectKey{}, NotFound(kind, name)
 	}
 	return objectKey{kind: kind, namespace: namespace, name: name}, nil
+}
+
+// checkListArgs checks the arguments of List.
+func checkListArgs(ctx context.Context, kind *manifest.Kind, opts ListOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if kind == nil {
+		return apierrors.NewBadRequest("List: no kind given")
+	}
+	return checkNamespaceArg(opts)
 }
 
 // checkNamespaceArg rejects a namespace in ListOptions that no namespace can have.
