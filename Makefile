@@ -6,7 +6,7 @@ GOLANGCI_VERSION := v2.15.0
 TOOLS_CACHE ?= $(HOME)/.cache/meshway-tools
 GOLANGCI := $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: help build test test-short lint fmt vet testdata fuzz demo clean ci
+.PHONY: help build test test-short k8s-bins lint fmt vet testdata fuzz demo clean ci
 
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,11 +14,14 @@ help: ## Show this help.
 build: ## Build the binaries into bin/.
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: ## Run the whole test suite (unit, golden, contract, CLI) with the race detector.
-	$(GO) test -race -count=1 ./...
+test: ## Run the whole test suite, incl. against a real kube-apiserver (built once, ~12 min, into ~/.cache).
+	KUBEBUILDER_ASSETS="$$(bash hack/k8s-test-bins.sh)" $(GO) test -race -count=1 ./...
 
-test-short: ## Run the tests without the race detector.
+test-short: ## Run the tests without the race detector and without Kubernetes (those skip, saying why).
 	$(GO) test -count=1 ./...
+
+k8s-bins: ## Build kube-apiserver, etcd, kube-controller-manager and kubectl for the tests, if missing.
+	bash hack/k8s-test-bins.sh
 
 vet: ## go vet.
 	$(GO) vet ./...
@@ -36,7 +39,7 @@ lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint (built once from hack/tools
 	$(GOLANGCI) run ./...
 
 testdata: ## Regenerate golden files (testdata/*) from the current code; review the diff.
-	$(GO) test ./internal/... -run 'Golden|Script|Explain' -update
+	KUBEBUILDER_ASSETS="$$(bash hack/k8s-test-bins.sh)" $(GO) test ./internal/... -run 'Golden|Script|Explain' -update
 
 FUZZTIME ?= 30s
 fuzz: ## Fuzz the manifest loader for FUZZTIME (default 30s).
@@ -49,3 +52,4 @@ ci: lint test demo ## What CI runs.
 
 clean: ## Remove build output.
 	rm -rf $(BIN)
+

@@ -180,27 +180,27 @@ func applyObject(ctx context.Context, s store.Store, desired manifest.Object, ra
 	return result, err
 }
 
-// lastApplied is the manifest as written — with its namespace filled in and
-// without status or the record itself — as kubectl records it.
+// lastApplied is the manifest as written, with its namespace filled in and
+// without the record itself — byte for byte what kubectl records (including its
+// empty "annotations":{}), so kubectl apply after meshctl apply is "unchanged".
 func lastApplied(desired manifest.Object, raw []byte) (string, error) {
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return "", fmt.Errorf("re-reading the manifest of %s: %w", objectRef(desired), err)
 	}
-	delete(m, "status")
 	if md, ok := m["metadata"].(map[string]any); ok {
 		if ns := desired.GetNamespace(); ns != "" {
 			md["namespace"] = ns
 		}
-		if ann, ok := md["annotations"].(map[string]any); ok {
-			delete(ann, lastAppliedAnnotation)
-			if len(ann) == 0 {
-				delete(md, "annotations")
-			}
+		ann, _ := md["annotations"].(map[string]any)
+		if ann == nil {
+			ann = map[string]any{}
 		}
+		delete(ann, lastAppliedAnnotation)
+		md["annotations"] = ann
 	}
 	data, err := json.Marshal(m)
-	return string(data), err
+	return string(data) + "\n", err // kubectl's encoder ends the record with a newline
 }
 
 func withAnnotation(a map[string]string, key, value string) map[string]string {

@@ -5,18 +5,27 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/meshway/meshway/internal/kube/kubetest"
 	"github.com/meshway/meshway/internal/store"
 )
+
+// kubeEnv is the package's Kubernetes control plane, nil when the binaries are missing.
+var kubeEnv *kubetest.Env
+
+func TestMain(m *testing.M) { os.Exit(kubetest.Main(m, &kubeEnv)) }
 
 // harness runs meshctl in-process against one directory store, with a fixed clock
 // and UIDs numbered in creation order, so outputs are stable.
@@ -24,18 +33,92 @@ type harness struct {
 	t    *testing.T
 	dir  string
 	uids int
+	// kube, when set, is the cluster commands run against instead of dir; its
+	// objects have real ages, uids and resource versions, so output is normalized.
+	kube  *kubetest.Env
+	users map[string]string // kubeconfig path per user, for meshctl@USER
 }
 
 func newHarness(t *testing.T) *harness {
 	return &harness{t: t, dir: t.TempDir()}
 }
 
+func newKubeHarness(t *testing.T, env *kubetest.Env) *harness {
+	return &harness{t: t, dir: t.TempDir(), kube: env, users: map[string]string{"": env.Kubeconfig}}
+}
+
+// kubeconfigFor returns the kubeconfig of user ("" is the admin), creating a
+// user without any RBAC permission on first use.
+func (h *harness) kubeconfigFor(user string) string {
+	h.t.Helper()
+	if path, ok := h.users[user]; ok {
+		return path
+	}
+	path, err := h.kube.UserKubeconfig(user)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.users[user] = path
+	return path
+}
+
+// On a cluster, ages ("0s", "12s", "3m4s") differ run to run, and with them the
+// width of table columns: ages are replaced and the gaps between columns made even.
+var (
+	ageRE       = regexp.MustCompile(`\b(\d+[smhd])+\b`)
+	columnGapRE = regexp.MustCompile(`(\S) {2,}`)
+)
+
+func (h *harness) normalize(out string) string {
+	out = strings.ReplaceAll(out, h.dir, "$STORE")
+	if h.kube != nil {
+		for user, path := range h.users {
+			out = strings.ReplaceAll(out, path, "$KUBECONFIG"+user)
+		}
+		out = ageRE.ReplaceAllString(out, "<age>")
+		out = columnGapRE.ReplaceAllString(out, "$1   ")
+	}
+	return out
+}
+
+// kubectl runs the real kubectl against the harness's cluster.
+func (h *harness) kubectl(stdin string, args ...string) (string, int) {
+	h.t.Helper()
+	if h.kube == nil {
+		h.t.Fatal("kubectl steps need a cluster")
+	}
+	cmd := exec.Command(filepath.Join(os.Getenv(kubetest.AssetsEnv), "kubectl"), append([]string{"--kubeconfig", h.kube.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			h.t.Fatalf("running kubectl: %v", err)
+		}
+		code = exit.ExitCode()
+	}
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n') // e.g. -o jsonpath: keep the transcript line-based
+	}
+	return h.normalize(string(out)), code
+}
+
 // run executes one meshctl command and returns its combined output and exit code.
 func (h *harness) run(stdin string, args ...string) (string, int) {
+	return h.runAs("", stdin, args...)
+}
+
+// runAs executes a meshctl command as user (on a cluster; "" is the admin).
+func (h *harness) runAs(user, stdin string, args ...string) (string, int) {
 	h.t.Helper()
+	if h.kube != nil {
+		args = append([]string{"--kubeconfig", h.kubeconfigFor(user)}, args...)
+	}
 	var out bytes.Buffer
 	env := Env{
 		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out,
+		InCluster:    func() bool { return false },
 		Getenv:       func(k string) string { return map[string]string{EnvStore: h.dir}[k] },
 		Now:          func() time.Time { return storeEpoch.Add(24 * time.Hour) },
 		PollInterval: 10 * time.Millisecond,
@@ -50,8 +133,12 @@ func (h *harness) run(stdin string, args ...string) (string, int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if h.kube != nil {
+		env.Getenv = func(string) string { return "" }
+		env.Now = time.Now
+	}
 	code := Run(ctx, args, env)
-	return strings.ReplaceAll(out.String(), h.dir, "$STORE"), code
+	return h.normalize(out.String()), code
 }
 
 // must runs a command that has to succeed.
@@ -258,5 +345,30 @@ func TestBrokenStoreFileIsReportedAndKept(t *testing.T) {
 	}
 	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, broken) {
 		t.Errorf("the broken file changed or vanished: %q, %v", got, err)
+	}
+}
+
+// TestMissingGatewayCRDs: on a cluster without the Gateway API, meshctl says what
+// is missing in istioctl's and kubectl's words.
+func TestMissingGatewayCRDs(t *testing.T) {
+	kubetest.Require(t, kubeEnv)
+	bare, err := kubetest.Start(kubetest.WithoutCRDs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bare.Stop() })
+	h := newKubeHarness(t, bare)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"waypoint", "apply", "-n", "default"}, "Error: missing Kubernetes Gateway CRDs need to be installed before applying a waypoint: "},
+		{[]string{"get", "gtw"}, `Error: the server doesn't have a resource type "gateways"`},
+		{[]string{"waypoint", "list"}, `Error: the server doesn't have a resource type "gateways"`},
+	} {
+		out, code := h.run("", tc.args...)
+		if code == 0 || !strings.HasPrefix(out, tc.want) {
+			t.Errorf("meshctl %s: exit %d\n%s\nwant it to start with %q", strings.Join(tc.args, " "), code, out, tc.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -77,8 +78,21 @@ func parseSelector(s string) (labels.Selector, error) {
 	return sel, nil
 }
 
+// missingResourceType reports an error meaning the cluster does not serve the
+// resource type at all — its CRD is not installed.
+func missingResourceType(err error) bool {
+	return apierrors.IsNotFound(err) && strings.Contains(err.Error(), "the server could not find the requested resource")
+}
+
 // serverError renders a store error as kubectl shows API errors.
 func serverError(err error) error {
+	var api *apiError
+	if errors.As(err, &api) {
+		return err
+	}
+	if missingResourceType(err) {
+		return fmt.Errorf("the server doesn't have a resource type %q (%w); install its CRDs", resourceOf(err), err)
+	}
 	if apierrors.ReasonForError(err) != "" {
 		return &apiError{err: err}
 	}
@@ -94,6 +108,17 @@ func (e *apiError) Error() string {
 }
 
 func (e *apiError) Unwrap() error { return e.err }
+
+// resourceOf names the resource an API error is about, e.g. "gateways".
+func resourceOf(err error) string {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) && st.Status().Details != nil {
+		if d := st.Status().Details; d.Kind != "" {
+			return d.Kind
+		}
+	}
+	return "unknown"
+}
 
 // selection is how a command picks objects beyond the names it was given.
 type selection struct {

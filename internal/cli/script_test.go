@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/meshway/meshway/internal/kube/kubetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata from the current output")
@@ -113,16 +115,25 @@ func splitArgs(t *testing.T, line string) []string {
 
 // runScript runs each step against one fresh directory store and returns the
 // steps with their actual output in want.
-func runScript(t *testing.T, steps []step) []step {
+func runScript(t *testing.T, h *harness, steps []step) []step {
 	t.Helper()
-	h := newHarness(t)
 	var got []step
 	for _, s := range steps {
 		args := splitArgs(t, s.command)
-		if len(args) == 0 || args[0] != "meshctl" {
-			t.Fatalf("step %q: only meshctl commands can be scripted", s.command)
+		var out string
+		var code int
+		switch {
+		case len(args) == 0:
+			t.Fatalf("empty step")
+		case args[0] == "kubectl":
+			out, code = h.kubectl(s.stdin, args[1:]...)
+		case args[0] == "meshctl":
+			out, code = h.run(s.stdin, args[1:]...)
+		case strings.HasPrefix(args[0], "meshctl@"): // as a user without permissions
+			out, code = h.runAs(strings.TrimPrefix(args[0], "meshctl@"), s.stdin, args[1:]...)
+		default:
+			t.Fatalf("step %q: only meshctl and kubectl commands can be scripted", s.command)
 		}
-		out, code := h.run(s.stdin, args[1:]...)
 		if code != 0 {
 			out += fmt.Sprintf("[exit %d]\n", code)
 		}
@@ -135,7 +146,21 @@ func runScript(t *testing.T, steps []step) []step {
 // TestScripts runs every transcript in testdata/scripts against a real directory
 // store and compares the output; `make testdata` rewrites them.
 func TestScripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/scripts/*.txt")
+	runScripts(t, "testdata/scripts/*.txt", func(t *testing.T) *harness { return newHarness(t) })
+}
+
+// TestScriptsOnKubernetes runs every transcript in testdata/kube against a real
+// kube-apiserver, each on a freshly reset cluster.
+func TestScriptsOnKubernetes(t *testing.T) {
+	kubetest.Require(t, kubeEnv)
+	runScripts(t, "testdata/kube/*.txt", func(t *testing.T) *harness {
+		kubeEnv.Reset(t)
+		return newKubeHarness(t, kubeEnv)
+	})
+}
+
+func runScripts(t *testing.T, pattern string, newHarness func(*testing.T) *harness) {
+	files, err := filepath.Glob(pattern)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scripts found: %v", err)
 	}
@@ -146,7 +171,7 @@ func TestScripts(t *testing.T) {
 				t.Fatal(err)
 			}
 			steps, comments := parseScript(t, string(data))
-			got := runScript(t, steps)
+			got := runScript(t, newHarness(t), steps)
 			if *update {
 				if err := os.WriteFile(file, []byte(formatScript(got, comments)), 0o644); err != nil {
 					t.Fatal(err)

@@ -192,8 +192,10 @@ func (a *app) runWaypointApply(ctx context.Context, out, errOut io.Writer, f *wa
 			fmt.Fprintf(errOut, "⚠️ Warning: namespace is not enrolled in ambient. Consider running\t`meshctl label namespace %s %s=ambient`\n", ns, translate.LabelDataplaneMode)
 		}
 	}
-	if err := applyWaypointGateway(ctx, s, gw, f.trafficType != "", f.revision != ""); err != nil {
-		return fmt.Errorf("applying waypoint %s/%s: %w", ns, gw.Name, err)
+	if err := applyWaypointGateway(ctx, s, gw, f.trafficType != "", f.revision != ""); missingResourceType(err) {
+		return fmt.Errorf("missing Kubernetes Gateway CRDs need to be installed before applying a waypoint: %w", err)
+	} else if err != nil {
+		return fmt.Errorf("applying waypoint %s/%s: %w", ns, gw.Name, serverError(err))
 	}
 	fmt.Fprintf(out, "✅ waypoint %s/%s applied\n", ns, gw.Name)
 	if f.wait {

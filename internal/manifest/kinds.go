@@ -34,6 +34,10 @@ type Kind struct {
 	// ShortNames are kubectl's short names for the resource.
 	ShortNames []string
 	Namespaced bool
+	// TracksGeneration: the API server keeps metadata.generation (1, then +1 per
+	// spec change) — for custom resources, Pods and Deployments, not for
+	// Namespaces, Services, ServiceAccounts or ConfigMaps.
+	TracksGeneration bool
 	// OtherVersions are older apiVersions whose schema is identical to Version
 	// for the fields meshway reads (e.g. networking.istio.io/v1beta1); objects
 	// written in them are read into the stored type and stored as Version.
@@ -88,6 +92,7 @@ func kind[T any](group, version, name, resource string, namespaced bool, short [
 		Group: group, Version: version, Kind: name, Resource: resource,
 		Singular: strings.ToLower(name), ShortNames: short, Namespaced: namespaced,
 		OtherVersions: other, goType: reflect.TypeFor[T](),
+		TracksGeneration: group != "" && group != "apps" || name == "Pod" || name == "Deployment",
 	}
 }
 

@@ -263,7 +263,7 @@ func (d *Dir) decodeObjectFile(key objectKey, path string, data []byte, info fs.
 	if ts := obj.GetCreationTimestamp(); ts.IsZero() {
 		obj.SetCreationTimestamp(metav1.NewTime(info.ModTime().Truncate(time.Second)))
 	}
-	if obj.GetGeneration() == 0 {
+	if obj.GetGeneration() == 0 && key.kind.TracksGeneration {
 		obj.SetGeneration(1)
 	}
 	if ns, ok := obj.(*corev1.Namespace); ok && ns.Status.Phase == "" {

@@ -135,7 +135,11 @@ func TestDirLayout(t *testing.T) {
 			t.Errorf("spec file holds %s:\n%s", absent, spec)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, ".status/default/gateways.gateway.networking.k8s.io/waypoint.yaml")); !os.IsNotExist(err) {
+	// A Gateway starts with its CRD's default (Pending) status; a Service with none.
+	if _, err := os.Stat(filepath.Join(root, ".status/default/gateways.gateway.networking.k8s.io/waypoint.yaml")); err != nil {
+		t.Errorf("no status file for the Gateway's default status: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".status/other/services/web.yaml")); !os.IsNotExist(err) {
 		t.Errorf("a status file was written for an empty status (%v)", err)
 	}
 }
@@ -206,8 +210,8 @@ func TestDirHandWrittenFileGetsStableDefaults(t *testing.T) {
 	if ts := first.GetCreationTimestamp(); !ts.Time.Equal(mtime) {
 		t.Errorf("creationTimestamp %v, want the file's mtime %v", ts, mtime)
 	}
-	if first.GetGeneration() != 1 {
-		t.Errorf("generation %d, want 1", first.GetGeneration())
+	if first.GetGeneration() != 0 {
+		t.Errorf("generation %d, want 0 (Services have none)", first.GetGeneration())
 	}
 	if got := readFile(t, path); got != content {
 		t.Errorf("reading rewrote the file:\n%s", got)

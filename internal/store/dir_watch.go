@@ -37,7 +37,7 @@ type dirHub struct {
 
 type dirSubscriber struct {
 	filter watchFilter
-	queue  *eventQueue
+	queue  *EventQueue
 }
 
 // dirWatchLoop is one run of the hub's goroutine, from the first watch opened
@@ -74,7 +74,7 @@ func (d *Dir) Watch(ctx context.Context, kind *manifest.Kind, opts ListOptions) 
 }
 
 func (h *dirHub) subscribe(ctx context.Context, filter watchFilter) (<-chan Event, error) {
-	sub := &dirSubscriber{filter: filter, queue: newEventQueue()}
+	sub := &dirSubscriber{filter: filter, queue: NewEventQueue()}
 	h.mu.Lock()
 	if h.loop == nil {
 		h.startLocked()
@@ -101,12 +101,12 @@ func (h *dirHub) subscribe(ctx context.Context, filter watchFilter) (<-chan Even
 			initial = append(initial, ev)
 		}
 	}
-	sub.queue.push(append(initial, Event{Type: Synced, Kind: filter.kind})...)
+	sub.queue.Push(append(initial, Event{Type: Synced, Kind: filter.kind})...)
 	h.subs[sub] = struct{}{}
 	h.mu.Unlock()
 
 	out := make(chan Event)
-	go sub.queue.run(ctx, out, func() { h.unsubscribe(sub) })
+	go sub.queue.Run(ctx, out, func() { h.unsubscribe(sub) })
 	return out, nil
 }
 
@@ -282,6 +282,6 @@ func (h *dirHub) dispatchLocked(prev, next map[objectKey]*storedObject) {
 				events = append(events, ev)
 			}
 		}
-		sub.queue.push(events...)
+		sub.queue.Push(events...)
 	}
 }

@@ -25,7 +25,7 @@ type Memory struct {
 
 type memoryWatcher struct {
 	filter watchFilter
-	queue  *eventQueue
+	queue  *EventQueue
 }
 
 var _ Store = (*Memory)(nil)
@@ -173,7 +173,7 @@ func (m *Memory) storeLocked(key objectKey, old, obj manifest.Object) manifest.O
 func (m *Memory) notifyLocked(key objectKey, old, new manifest.Object) {
 	for w := range m.watchers {
 		if ev, ok := w.filter.changeEvent(key, old, new); ok {
-			w.queue.push(ev)
+			w.queue.Push(ev)
 		}
 	}
 }
@@ -223,7 +223,7 @@ func (m *Memory) Watch(ctx context.Context, kind *manifest.Kind, opts ListOption
 	if err := checkNamespaceArg(opts); err != nil {
 		return nil, err
 	}
-	w := &memoryWatcher{filter: watchFilter{kind: kind, opts: opts}, queue: newEventQueue()}
+	w := &memoryWatcher{filter: watchFilter{kind: kind, opts: opts}, queue: NewEventQueue()}
 	m.mu.Lock()
 	// The initial events and the registration happen under one lock, so no
 	// change falls between the snapshot and the first live event.
@@ -233,12 +233,12 @@ func (m *Memory) Watch(ctx context.Context, kind *manifest.Kind, opts ListOption
 			initial = append(initial, ev)
 		}
 	}
-	w.queue.push(append(initial, Event{Type: Synced, Kind: kind})...)
+	w.queue.Push(append(initial, Event{Type: Synced, Kind: kind})...)
 	m.watchers[w] = struct{}{}
 	m.mu.Unlock()
 
 	out := make(chan Event)
-	go w.queue.run(ctx, out, func() {
+	go w.queue.Run(ctx, out, func() {
 		m.mu.Lock()
 		delete(m.watchers, w)
 		m.mu.Unlock()

@@ -172,7 +172,10 @@ func invalid(kind *manifest.Kind, name string, err error) error {
 func (o Options) newObject(kind *manifest.Kind, obj manifest.Object) {
 	obj.SetUID(o.NewUID())
 	obj.SetCreationTimestamp(metav1.NewTime(o.Now().Truncate(time.Second)))
-	obj.SetGeneration(1)
+	obj.SetGeneration(0)
+	if kind.TracksGeneration {
+		obj.SetGeneration(1)
+	}
 	obj.SetResourceVersion("")
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		ns.Status.Phase = corev1.NamespaceActive
@@ -220,7 +223,7 @@ func updatedObject(kind *manifest.Kind, current, desired manifest.Object) (manif
 	if err != nil {
 		return nil, err
 	}
-	if changed {
+	if changed && kind.TracksGeneration {
 		out.SetGeneration(current.GetGeneration() + 1)
 	}
 	return out, nil

@@ -37,11 +37,20 @@ type Store interface {
 	// UpdateStatus replaces only the status of an existing object, with the same
 	// resourceVersion precondition as Update. Spec and metadata are untouched.
 	UpdateStatus(ctx context.Context, obj manifest.Object) (manifest.Object, error)
-	// Delete removes an object. Deleting a Namespace deletes everything in it.
+	// Apply creates obj or merges it into the stored object as server-side apply
+	// does: the fields obj sets are written, fields it leaves out are kept. Status
+	// is never written. On Kubernetes it is server-side apply with opts'
+	// field manager; the embedded backends keep no field ownership (see
+	// applyByMerge), which suits a store whose every field has one writer.
+	Apply(ctx context.Context, obj manifest.Object, opts ApplyOptions) (manifest.Object, error)
+	// Delete removes an object. Deleting a Namespace deletes everything in it —
+	// on Kubernetes eventually, by the namespace controller.
 	Delete(ctx context.Context, kind *manifest.Kind, namespace, name string, opts DeleteOptions) error
 	// Watch delivers, for the kind (nil: every kind) and options, one Added event per
 	// existing object, then one Synced event, then every change as it happens, until
 	// ctx is done; then the channel is closed. A slow reader never blocks writers.
+	// Changes close together may arrive as one event with the latest object, as
+	// with Kubernetes informers: treat events as "this is now the state".
 	Watch(ctx context.Context, kind *manifest.Kind, opts ListOptions) (<-chan Event, error)
 	// Describe says where objects are kept, e.g. "directory /home/u/.meshway/store".
 	Describe() string

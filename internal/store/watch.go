@@ -38,19 +38,22 @@ func (f watchFilter) changeEvent(key objectKey, old, new manifest.Object) (Event
 	return Event{}, false
 }
 
-// eventQueue buffers one watch's events without bound, so a writer that pushes
-// never waits for a slow reader; a goroutine (run) hands them to the reader.
-type eventQueue struct {
+// EventQueue buffers one watch's events without bound, so a writer that pushes
+// never waits for a slow reader; a goroutine (Run) hands them to the reader.
+// Backends use it to implement Watch.
+type EventQueue struct {
 	mu      sync.Mutex
 	pending []Event
 	wake    chan struct{} // capacity 1: "pending is not empty"
 }
 
-func newEventQueue() *eventQueue {
-	return &eventQueue{wake: make(chan struct{}, 1)}
+// NewEventQueue returns an empty queue.
+func NewEventQueue() *EventQueue {
+	return &EventQueue{wake: make(chan struct{}, 1)}
 }
 
-func (q *eventQueue) push(events ...Event) {
+// Push appends events; it never blocks.
+func (q *EventQueue) Push(events ...Event) {
 	if len(events) == 0 {
 		return
 	}
@@ -63,9 +66,9 @@ func (q *eventQueue) push(events ...Event) {
 	}
 }
 
-// run delivers events to out until ctx is done, then calls stop (which must
+// Run delivers events to out until ctx is done, then calls stop (which must
 // unregister the queue so nothing more is pushed) and closes out.
-func (q *eventQueue) run(ctx context.Context, out chan<- Event, stop func()) {
+func (q *EventQueue) Run(ctx context.Context, out chan<- Event, stop func()) {
 	defer close(out)
 	defer stop()
 	for {

@@ -95,10 +95,24 @@ func Spec(t testing.TB, obj manifest.Object) any {
 func names(objs []manifest.Object) []string {
 	var out []string
 	for _, o := range objs {
+		if ignored(manifest.MustKindOf(o), o) {
+			continue
+		}
 		if o.GetNamespace() == "" {
 			out = append(out, o.GetName())
 		} else {
 			out = append(out, o.GetNamespace()+"/"+o.GetName())
+		}
+	}
+	return out
+}
+
+// visible drops the objects IgnoreObjects hides.
+func visible(objs []manifest.Object) []manifest.Object {
+	var out []manifest.Object
+	for _, o := range objs {
+		if !ignored(manifest.MustKindOf(o), o) {
+			out = append(out, o)
 		}
 	}
 	return out

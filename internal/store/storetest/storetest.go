@@ -4,7 +4,9 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -21,15 +23,34 @@ import (
 	"github.com/meshway/meshway/internal/store"
 )
 
-// Run runs the contract. newStore returns a new, empty store holding the
-// Namespaces "default" and "other"; each case gets its own.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+// Option adjusts the suite to a backend.
+type Option func()
+
+// IgnoreObjects hides objects the backend holds without any test making them —
+// on Kubernetes, the system namespaces and the "kubernetes" Service — from the
+// lists and watch events the suite checks.
+func IgnoreObjects(ignore func(kind *manifest.Kind, obj manifest.Object) bool) Option {
+	return func() { ignored = ignore }
+}
+
+// ignored is the IgnoreObjects filter of the running suite.
+var ignored = func(*manifest.Kind, manifest.Object) bool { return false }
+
+// Run runs the contract. newStore returns a new store holding the Namespaces
+// "default" and "other" and nothing else but what IgnoreObjects hides; each case
+// gets its own.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
+	for _, o := range opts {
+		o()
+	}
+	defer func() { ignored = func(*manifest.Kind, manifest.Object) bool { return false } }()
 	cases := []struct {
 		name string
 		test func(t *testing.T, s store.Store)
 	}{
 		{"CreateGetList", testCreateGetList},
 		{"ServicePortsAreDefaulted", testServicePortsAreDefaulted},
+		{"ApplyMerges", testApplyMerges},
 		{"ListIsSortedAndFiltered", testListIsSortedAndFiltered},
 		{"CreateTwiceIsAlreadyExists", testCreateTwiceIsAlreadyExists},
 		{"GetMissingIsNotFound", testGetMissingIsNotFound},
@@ -73,16 +94,18 @@ func testCreateGetList(t *testing.T, s store.Store) {
 		if diff := cmp.Diff(ToMap(t, created), ToMap(t, got)); diff != "" {
 			t.Errorf("Get %s differs from what Create returned (-create +get):\n%s", kind, diff)
 		}
-		// A store applies the API server's defaults, and nothing else.
+		// Every field given is stored as given; an API server may add defaults
+		// (a Service's clusterIP, sessionAffinity…).
 		given := obj.DeepCopyObject().(manifest.Object)
 		manifest.ApplyDefaults(given)
-		if diff := cmp.Diff(Spec(t, given), Spec(t, got)); diff != "" {
-			t.Errorf("%s spec not stored as given (-given +stored):\n%s", kind, diff)
+		if path, ok := contains(Spec(t, got), Spec(t, given), "spec"); !ok {
+			t.Errorf("%s spec not stored as given: %s differs\ngiven  %v\nstored %v", kind, path, Spec(t, given), Spec(t, got))
 		}
 		list, err := s.List(ctx, kind, store.ListOptions{})
 		if err != nil {
 			t.Fatalf("List %s: %v", kind, err)
 		}
+		list = visible(list)
 		if len(list) != 1 || list[0].GetName() != obj.GetName() {
 			t.Fatalf("List %s = %v, want just %s", kind, names(list), obj.GetName())
 		}
@@ -331,8 +354,9 @@ func testServerSetFields(t *testing.T, s store.Store) {
 	if ts := created.GetCreationTimestamp(); ts.IsZero() {
 		t.Error("no creationTimestamp")
 	}
-	if created.GetGeneration() != 1 {
-		t.Errorf("generation %d, want 1", created.GetGeneration())
+	// Services are not among the kinds whose generation the API server keeps.
+	if created.GetGeneration() != 0 {
+		t.Errorf("generation %d, want 0 (Services have none)", created.GetGeneration())
 	}
 	if rv := created.GetResourceVersion(); rv == "" || rv == "12345" {
 		t.Errorf("resourceVersion %q, want one set by the store", rv)
@@ -348,8 +372,8 @@ func testServerSetFields(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	createdAt, updatedAt := created.GetCreationTimestamp(), updated.GetCreationTimestamp()
-	if updated.GetUID() != created.GetUID() || !updatedAt.Equal(&createdAt) || updated.GetGeneration() != 1 {
-		t.Errorf("after Update: uid %q ts %v generation %d; want %q %v 1", updated.GetUID(), updated.GetCreationTimestamp(),
+	if updated.GetUID() != created.GetUID() || !updatedAt.Equal(&createdAt) || updated.GetGeneration() != 0 {
+		t.Errorf("after Update: uid %q ts %v generation %d; want %q %v 0", updated.GetUID(), updated.GetCreationTimestamp(),
 			updated.GetGeneration(), created.GetUID(), created.GetCreationTimestamp())
 	}
 	got := MustGet(t, s, manifest.Service, "default", "web")
@@ -448,40 +472,101 @@ func testNamespaceNameLabel(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(map[string]string{store.NamespaceNameLabel: "team"}, out.GetLabels()); diff != "" {
 		t.Errorf("labels after removing all (-want +got):\n%s", diff)
 	}
-	if out.GetGeneration() != 1 {
-		t.Errorf("generation %d after a label change, want 1", out.GetGeneration())
+	if out.GetGeneration() != 0 {
+		t.Errorf("generation %d after a label change, want 0 (Namespaces have none)", out.GetGeneration())
 	}
 }
 
+// testDeleteNamespaceDeletesContents: deleting a namespace removes it and
+// everything in it — at once on the embedded store, within seconds on
+// Kubernetes, where the namespace controller does it.
 func testDeleteNamespaceDeletesContents(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	MustCreate(t, s, Service("other", "web", nil))
-	MustCreate(t, s, Gateway("other", "waypoint"))
-	MustCreate(t, s, ServiceEntry("other", "api"))
+	MustCreate(t, s, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "doomed"}})
+	MustCreate(t, s, Service("doomed", "web", nil))
+	MustCreate(t, s, Gateway("doomed", "waypoint"))
+	MustCreate(t, s, ServiceEntry("doomed", "api"))
 	MustCreate(t, s, Service("default", "web", nil))
-	if err := s.Delete(ctx, manifest.Namespace, "", "other", store.DeleteOptions{}); err != nil {
+	if err := s.Delete(ctx, manifest.Namespace, "", "doomed", store.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []*manifest.Kind{manifest.Service, manifest.Gateway, manifest.ServiceEntry} {
-		list, err := s.List(ctx, kind, store.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
+	Eventually(t, 60*time.Second, func() error {
+		for _, kind := range []*manifest.Kind{manifest.Service, manifest.Gateway, manifest.ServiceEntry} {
+			list, err := s.List(ctx, kind, store.ListOptions{})
+			if err != nil {
+				return err
+			}
+			var want []string
+			if kind == manifest.Service {
+				want = []string{"default/web"}
+			}
+			if diff := cmp.Diff(want, names(list)); diff != "" {
+				return fmt.Errorf("%s left after deleting namespace doomed (-want +got):\n%s", kind, diff)
+			}
 		}
-		var want []string
-		if kind == manifest.Service {
-			want = []string{"default/web"}
+		if _, err := s.Get(ctx, manifest.Namespace, "", "doomed"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get deleted namespace: got %w, want NotFound", err)
 		}
-		if diff := cmp.Diff(want, names(list)); diff != "" {
-			t.Errorf("%s left after deleting namespace other (-want +got):\n%s", kind, diff)
-		}
-	}
-	if _, err := s.Get(ctx, manifest.Namespace, "", "other"); !apierrors.IsNotFound(err) {
-		t.Errorf("Get deleted namespace: %v", err)
-	}
+		return nil
+	})
 	// The name can be used again, and starts empty.
-	MustCreate(t, s, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}})
-	if list, _ := s.List(ctx, manifest.Service, store.ListOptions{Namespace: "other"}); len(list) != 0 {
+	MustCreate(t, s, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "doomed"}})
+	if list, _ := s.List(ctx, manifest.Service, store.ListOptions{Namespace: "doomed"}); len(list) != 0 {
 		t.Errorf("recreated namespace holds %v", names(list))
+	}
+	if err := s.Delete(ctx, manifest.Namespace, "", "doomed", store.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Eventually retries check until it returns nil, failing the test with its last
+// error after timeout.
+func Eventually(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// testApplyMerges: apply creates an object, and re-applying changes what the
+// applier sets while keeping what others set.
+func testApplyMerges(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	opts := store.ApplyOptions{FieldManager: "storetest", Force: true}
+	svc := Service("default", "applied", map[string]string{"app": "web"})
+	created, err := s.Apply(ctx, svc, opts)
+	if err != nil {
+		t.Fatalf("Apply (create): %v", err)
+	}
+	if created.GetUID() == "" || created.GetLabels()["app"] != "web" {
+		t.Fatalf("Apply (create) returned %v", ToMap(t, created))
+	}
+	// Another writer adds a label.
+	other := MustGet(t, s, manifest.Service, "default", "applied")
+	other.SetLabels(map[string]string{"app": "web", "team": "books"})
+	if _, err := s.Update(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	again := Service("default", "applied", map[string]string{"app": "web2"})
+	again.Spec.Ports[0].Port = 8080
+	out, err := s.Apply(ctx, again, opts)
+	if err != nil {
+		t.Fatalf("Apply (update): %v", err)
+	}
+	got := out.(*corev1.Service)
+	if got.Labels["app"] != "web2" || got.Labels["team"] != "books" {
+		t.Errorf("labels after re-apply %v, want app=web2 and the other writer's team=books", got.Labels)
+	}
+	if got.Spec.Ports[0].Port != 8080 || got.UID != created.GetUID() {
+		t.Errorf("re-apply: port %d uid %s, want 8080 and the same object", got.Spec.Ports[0].Port, got.UID)
 	}
 }
 
@@ -556,5 +641,40 @@ func testServicePortsAreDefaulted(t *testing.T, s store.Store) {
 		if p.TargetPort.IntValue() != int(p.Port) || p.Protocol != corev1.ProtocolTCP {
 			t.Errorf("port %d: targetPort %s protocol %q, want %d/TCP", p.Port, p.TargetPort.String(), p.Protocol, p.Port)
 		}
+	}
+}
+
+// contains reports whether got holds every field of want with the same value
+// (maps: a subset; lists: the same length, element by element), and else the
+// path of the first difference.
+func contains(got, want any, path string) (string, bool) {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return path, false
+		}
+		for k, wv := range w {
+			if p, ok := contains(g[k], wv, path+"."+k); !ok {
+				return p, false
+			}
+		}
+		return "", true
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return path, false
+		}
+		for i := range w {
+			if p, ok := contains(g[i], w[i], fmt.Sprintf("%s[%d]", path, i)); !ok {
+				return p, false
+			}
+		}
+		return "", true
+	default:
+		if !cmp.Equal(got, want) {
+			return path, false
+		}
+		return "", true
 	}
 }
