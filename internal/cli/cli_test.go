@@ -67,6 +67,7 @@ func (h *harness) kubeconfigFor(user string) string {
 var (
 	ageRE       = regexp.MustCompile(`\b(\d+[smhd])+\b`)
 	columnGapRE = regexp.MustCompile(`(\S) {2,}`)
+	apiserverRE = regexp.MustCompile(`https://127\.0\.0\.1:\d+`)
 )
 
 func (h *harness) normalize(out string) string {
@@ -75,6 +76,7 @@ func (h *harness) normalize(out string) string {
 		for user, path := range h.users {
 			out = strings.ReplaceAll(out, path, "$KUBECONFIG"+user)
 		}
+		out = apiserverRE.ReplaceAllString(out, "https://$$APISERVER")
 		out = ageRE.ReplaceAllString(out, "<age>")
 		out = columnGapRE.ReplaceAllString(out, "$1   ")
 	}

@@ -121,6 +121,9 @@ func Start(opts ...Option) (*Env, error) {
 	// endpoint reconciler; the Bookinfo examples use ClusterIPs in 10.96.0.0/16.
 	api.Configure().Set("endpoint-reconciler-type", "none")
 	api.Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
+	// Watches end after a random 5-10 s instead of 30-60 min, so every test's
+	// watches go through restarts, where a careless watcher loses events.
+	api.Configure().Set("min-request-timeout", "5")
 	cfg, err := env.Start()
 	if err != nil {
 		_ = os.RemoveAll(dir)
