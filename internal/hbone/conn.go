@@ -22,8 +22,8 @@ type Conn struct {
 	cc        *clientConn
 	authority string
 	opened    time.Time
-	body      io.ReadCloser  // response body: what the server sends
-	pw        *io.PipeWriter // request body: what we send
+	body      io.ReadCloser // response body: what the server sends
+	pw        *bodyPipe     // request body: what we send
 	cancel    context.CancelFunc
 
 	read, written atomic.Int64
@@ -36,7 +36,7 @@ type Conn struct {
 	wTimer *time.Timer
 }
 
-func (c *clientConn) newConn(authority string, body io.ReadCloser, pw *io.PipeWriter, cancel context.CancelFunc) *Conn {
+func (c *clientConn) newConn(authority string, body io.ReadCloser, pw *bodyPipe, cancel context.CancelFunc) *Conn {
 	conn := &Conn{cc: c, authority: authority, opened: time.Now(), body: body, pw: pw, cancel: cancel}
 	c.mu.Lock()
 	c.streams[conn] = struct{}{}
@@ -78,7 +78,7 @@ func (c *Conn) mapErr(err error) error {
 // CloseWrite ends the client's direction (END_STREAM): the server reads
 // io.EOF; the server's direction stays open.
 func (c *Conn) CloseWrite() error {
-	return c.pw.Close()
+	return c.pw.CloseWrite()
 }
 
 // Close aborts the stream if it is still open and releases it.

@@ -186,13 +186,13 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	// or, until the answer arrives, by the end of setupCtx.
 	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(setupCtx, cancelStream)
-	pr, pw := io.Pipe()
+	body := newBodyPipe()
 	hreq := &http.Request{
 		Method: http.MethodConnect,
 		URL:    &url.URL{Host: req.Authority},
 		Host:   req.Authority,
 		Header: make(http.Header, 4),
-		Body:   recordSizedBody{pr},
+		Body:   body,
 	}
 	for k, v := range req.Header {
 		hreq.Header[k] = v
@@ -210,7 +210,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	if !stop() {
 		// setupCtx ended first: the stream was (or is being) canceled.
 		cancelStream()
-		_ = pw.Close()
+		_ = body.CloseWrite()
 		if err == nil {
 			_ = resp.Body.Close()
 		}
@@ -223,7 +223,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	}
 	if err != nil {
 		cancelStream()
-		_ = pw.Close()
+		_ = body.CloseWrite()
 		if cc.cc.Err() != nil {
 			if cause := connError(cc.raw); cause != nil {
 				err = fmt.Errorf("%w (%w)", cause, err)
@@ -235,7 +235,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		_ = resp.Body.Close()
 		cancelStream()
-		_ = pw.Close()
+		_ = body.CloseWrite()
 		var kind error
 		switch resp.StatusCode {
 		case http.StatusServiceUnavailable, http.StatusBadGateway:
@@ -249,7 +249,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 		}
 		return fail(kind, resp.StatusCode, fmt.Errorf("server answered %q", strings.TrimSpace(string(msg))))
 	}
-	return cc.newConn(req.Authority, resp.Body, pw, cancelStream), nil
+	return cc.newConn(req.Authority, resp.Body, body, cancelStream), nil
 }
 
 // get returns a connection of req's pool with a stream slot reserved,
@@ -388,22 +388,3 @@ type clientConn struct {
 	mu      sync.Mutex
 	streams map[*Conn]struct{}
 }
-
-// tlsRecordPayload is the most plaintext one TLS record carries.
-const tlsRecordPayload = 16 << 10
-
-// recordSizedBody caps each read of the request body so that the DATA
-// frame the transport makes of it, 9-byte header included, fills whole TLS
-// records. Uncapped, a 16 KiB read becomes a 16 KiB record plus a 9-byte
-// one: twice the records and writes.
-type recordSizedBody struct{ *io.PipeReader }
-
-func (b recordSizedBody) Read(p []byte) (int, error) {
-	if records := (len(p) + frameHeaderLen) / tlsRecordPayload; records > 0 {
-		p = p[:records*tlsRecordPayload-frameHeaderLen]
-	}
-	return b.PipeReader.Read(p)
-}
-
-// frameHeaderLen is the HTTP/2 frame header size.
-const frameHeaderLen = 9

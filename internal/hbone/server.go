@@ -73,10 +73,11 @@ type Server struct {
 	// REFUSED_STREAM. Zero means 100.
 	MaxConcurrentStreams int
 	// MaxFrameSize is the largest HTTP/2 frame the server accepts
-	// (SETTINGS_MAX_FRAME_SIZE), 16 KiB to 16 MiB. Larger frames raise bulk
-	// client-to-server throughput (64 KiB: up to about +25% on loopback) but the
-	// client transport holds a buffer of this size for every open stream,
-	// idle or not. Zero means 16 KiB.
+	// (SETTINGS_MAX_FRAME_SIZE), 16 KiB to 16 MiB. The client transport
+	// holds a buffer of this size for every open stream, idle or not, and
+	// with 16 KiB frames each DATA frame is one full TLS record; 64 KiB
+	// frames measured no faster on loopback (docs/benchmarks.md). Zero
+	// means 16 KiB.
 	MaxFrameSize int
 	// HandshakeTimeout bounds the TLS handshake. Zero means 10 s.
 	HandshakeTimeout time.Duration

@@ -36,6 +36,7 @@ type Stream struct {
 
 	w       http.ResponseWriter
 	body    io.ReadCloser
+	ctx     context.Context // the HTTP/2 stream's: done once the stream is closed
 	flusher interface{ FlushError() error }
 
 	read, written atomic.Int64
@@ -60,6 +61,7 @@ func newStream(sc *serverConn, peer spiffeid.ID, w http.ResponseWriter, r *http.
 		Opened:     time.Now(),
 		w:          w,
 		body:       r.Body,
+		ctx:        r.Context(),
 	}
 	st.flusher, _ = w.(interface{ FlushError() error })
 	return st
@@ -224,7 +226,13 @@ func (s *Stream) Close() error {
 		// into a reset.
 		return nil
 	}
-	s.setDeadlines(true, true)
+	if s.ctx.Err() == nil {
+		// Unblock Read and Write. Not needed once net/http closed the
+		// stream (a reset by the client, the connection gone): it has
+		// unblocked them itself, and expiring the deadlines of a closed
+		// stream only queues more work on its connection's serve loop.
+		s.setDeadlines(true, true)
+	}
 	s.wmu.Lock()
 	if !s.responded {
 		s.rejectLocked(http.StatusServiceUnavailable, "hbone: stream closed by the server")
