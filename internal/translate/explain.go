@@ -2,6 +2,8 @@ package translate
 
 import (
 	"maps"
+	"slices"
+	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -61,15 +63,24 @@ func objectSubject(kind, ns, name string, lbls map[string]string, workload bool)
 	return subject{kind: kind, namespace: ns, name: name, id: kind + "/" + ns + "/" + name, labels: lbls, workload: workload}
 }
 
-// explainer accumulates warnings in order without duplicates.
+// subjectsPlaceholder stands for "the objects this warning is about" in a
+// warning that applies alike to several of them; finish names them all.
+const subjectsPlaceholder = "\x00subjects\x00"
+
+// explainer accumulates warnings in order without duplicates; a warning with
+// subjectsPlaceholder collects the subjects it applies to.
 type explainer struct {
 	b        *Binder
 	warnings []string
 	seen     map[string]bool
+	subjects map[string][]string // per placeholder warning, in order
 }
 
-func (x *explainer) warn(ws ...string) {
+func (x *explainer) warn(s subject, ws ...string) {
 	for _, w := range ws {
+		if strings.Contains(w, subjectsPlaceholder) && !slices.Contains(x.subjects[w], s.String()) {
+			x.subjects[w] = append(x.subjects[w], s.String())
+		}
 		if !x.seen[w] {
 			x.seen[w] = true
 			x.warnings = append(x.warnings, w)
@@ -77,26 +88,36 @@ func (x *explainer) warn(ws ...string) {
 	}
 }
 
-func (b *Binder) newExplainer() *explainer { return &explainer{b: b, seen: map[string]bool{}} }
+func (b *Binder) newExplainer() *explainer {
+	return &explainer{b: b, seen: map[string]bool{}, subjects: map[string][]string{}}
+}
+
+// joinSubjects lists names as prose: "a", "a and b", "a, b and c".
+func joinSubjects(names []string) string {
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
 
 func (x *explainer) finish(target string, svc *TrafficExplanation, workloads []WorkloadExplanation) Explanation {
 	if workloads == nil {
 		workloads = []WorkloadExplanation{}
 	}
-	warnings := x.warnings
-	if warnings == nil {
-		warnings = []string{}
+	warnings := make([]string, len(x.warnings))
+	for i, w := range x.warnings {
+		warnings[i] = strings.ReplaceAll(w, subjectsPlaceholder, joinSubjects(x.subjects[w]))
 	}
 	return Explanation{Target: target, Service: svc, Workloads: workloads, Warnings: warnings}
 }
 
 func (x *explainer) service(s subject, d Decision) *TrafficExplanation {
-	x.warn(x.b.warnings(s, d)...)
+	x.warn(s, x.b.warnings(s, d)...)
 	return &TrafficExplanation{Waypoint: refString(d.Waypoint), Reason: x.b.reason(s, d), Decision: d}
 }
 
 func (x *explainer) workload(s subject, d Decision) WorkloadExplanation {
-	x.warn(x.b.warnings(s, d)...)
+	x.warn(s, x.b.warnings(s, d)...)
 	return WorkloadExplanation{Name: s.id, Waypoint: refString(d.Waypoint), Reason: x.b.reason(s, d), Decision: d}
 }
 

@@ -308,3 +308,37 @@ func TestExplainDeduplicatesWarnings(t *testing.T) {
 		t.Errorf("got %d warnings, want the namespace warning once:\n%s", len(e.Warnings), strings.Join(e.Warnings, "\n"))
 	}
 }
+
+// TestExplainGroupsNamespaceWarnings: a namespace label that sends traffic
+// nowhere yields one warning naming every object it fails for, not one per pod.
+func TestExplainGroupsNamespaceWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		gateway []*gwv1.Gateway
+		want    string
+	}{
+		{"not ready", []*gwv1.Gateway{waypointGateway("default", "waypoint", waypointFor(TrafficAll), notReady)}, "is not ready"},
+		{"missing", nil, "does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBinder(BindingInputs{
+				Namespaces: []*corev1.Namespace{ambientNamespace("default", LabelUseWaypoint, "waypoint")},
+				Gateways:   tc.gateway,
+				Pods:       []*corev1.Pod{pod("default", "a", kv("app", "x")), pod("default", "b", kv("app", "x"))},
+			})
+			e := b.ExplainService(service("default", "x", nil, kv("app", "x")))
+			if len(e.Warnings) != 1 {
+				t.Fatalf("got %d warnings, want one:\n%s", len(e.Warnings), strings.Join(e.Warnings, "\n"))
+			}
+			w := e.Warnings[0]
+			for _, part := range []string{tc.want, "traffic to Service default/x, Pod default/a and Pod default/b is NOT redirected"} {
+				if !strings.Contains(w, part) {
+					t.Errorf("warning lacks %q:\n%s", part, w)
+				}
+			}
+			if strings.Contains(w, subjectsPlaceholder) {
+				t.Errorf("placeholder left in %q", w)
+			}
+		})
+	}
+}

@@ -50,7 +50,13 @@ func (b *Binder) unusableWaypointWarning(s subject, d Decision) string {
 	ref := *d.Requested
 	who := s.decider(d.Origin)
 	label := useWaypointText(b.deciderLabels(s, d.Origin))
-	notRedirected := "traffic to " + s.String() + " is NOT redirected"
+	target := s.String()
+	if d.Origin == LabelOriginNamespace && d.Reason != ReasonCrossNamespaceWaypointForbidden {
+		// The namespace's label fails the same way for every object in it: one
+		// warning naming them all (see explainer.finish), not one per pod.
+		target = subjectsPlaceholder
+	}
+	notRedirected := "traffic to " + target + " is NOT redirected"
 	if d.Origin == LabelOriginObject {
 		notRedirected += " and there is no fallback to the namespace label"
 	}
@@ -76,7 +82,7 @@ func (b *Binder) unusableWaypointWarning(s subject, d Decision) string {
 			fix += ", or put the label on the workload's Service so service traffic uses the waypoint"
 		}
 		return fmt.Sprintf("%s has %s, but waypoint %s %s (%s), so traffic addressed to %s bypasses the waypoint; %s.",
-			who, label, ref, servesOnly(w.TrafficType), b.trafficTypeText(w), s, fix)
+			who, label, ref, servesOnly(w.TrafficType), b.trafficTypeText(w), target, fix)
 	}
 	return ""
 }
