@@ -395,6 +395,9 @@ func (d *Dir) Delete(ctx context.Context, kind *manifest.Kind, namespace, name s
 	if err != nil {
 		return err
 	}
+	if err := checkDeletable(key); err != nil {
+		return err
+	}
 	return d.write(func() error {
 		cur, err := d.currentObject(key)
 		if err != nil {

@@ -235,18 +235,18 @@ func TestDirBadFileIsReportedAndKept(t *testing.T) {
 	d := openDir(t, root, warns)
 	storetest.MustCreate(t, d, storetest.Service("default", "good", nil))
 	files := map[string]string{
-		"default/services/broken.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\n  labels: [oops\n",
-		"default/services/two.yaml":    "apiVersion: v1\nkind: Service\nmetadata:\n  name: two\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: three\n",
-		"default/services/typo.yaml":   "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  portz: []\n",
+		"other/services/broken.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\n  labels: [oops\n",
+		"other/services/two.yaml":    "apiVersion: v1\nkind: Service\nmetadata:\n  name: two\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: three\n",
+		"other/services/typo.yaml":   "apiVersion: v1\nkind: Service\nmetadata:\n  name: typo\nspec:\n  portz: []\n",
 	}
 	ignored := map[string]string{
-		"default/services/README.md":      "notes",
-		"default/services/.web.yaml.swp":  "binary junk",
-		"default/services/web.yaml~":      "backup",
-		"default/services/.hidden.yaml":   "{not: [yaml",
-		".git/config":                     "[core]",
-		"_cluster/namespaces/notes.txt":   "x",
-		"default/services/sub/README.txt": "x",
+		"other/services/README.md":      "notes",
+		"other/services/.web.yaml.swp":  "binary junk",
+		"other/services/web.yaml~":      "backup",
+		"other/services/.hidden.yaml":   "{not: [yaml",
+		".git/config":                   "[core]",
+		"_cluster/namespaces/notes.txt": "x",
+		"other/services/sub/README.txt": "x",
 	}
 	for rel, content := range files {
 		writeByHand(t, filepath.Join(root, rel), content)
@@ -284,17 +284,17 @@ func TestDirBadFileIsReportedAndKept(t *testing.T) {
 		}
 	}
 	// Reads and writes that meet a bad file leave it byte for byte.
-	_, err := d.Get(t.Context(), manifest.Service, "default", "broken")
+	_, err := d.Get(t.Context(), manifest.Service, "other", "broken")
 	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "broken.yaml") {
 		t.Errorf("Get of a broken file: got %v, want NotFound naming the file", err)
 	}
-	if _, err := d.Create(t.Context(), storetest.Service("default", "broken", nil)); !apierrors.IsAlreadyExists(err) {
+	if _, err := d.Create(t.Context(), storetest.Service("other", "broken", nil)); !apierrors.IsAlreadyExists(err) {
 		t.Errorf("Create over a broken file: got %v, want AlreadyExists", err)
 	}
-	if err := d.Delete(t.Context(), manifest.Service, "default", "broken", store.DeleteOptions{}); !apierrors.IsNotFound(err) {
+	if err := d.Delete(t.Context(), manifest.Service, "other", "broken", store.DeleteOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Delete of a broken file: got %v, want NotFound", err)
 	}
-	if err := d.Delete(t.Context(), manifest.Namespace, "", "default", store.DeleteOptions{}); err != nil {
+	if err := d.Delete(t.Context(), manifest.Namespace, "", "other", store.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for rel, content := range files {

@@ -187,6 +187,9 @@ func (m *Memory) Delete(ctx context.Context, kind *manifest.Kind, namespace, nam
 	if err != nil {
 		return err
 	}
+	if err := checkDeletable(key); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	current, ok := m.objects[key]

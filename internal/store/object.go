@@ -113,6 +113,18 @@ func lookupKey(kind *manifest.Kind, namespace, name string) (objectKey, error) {
 	return objectKey{kind: kind, namespace: namespace, name: name}, nil
 }
 
+// undeletableNamespaces are the namespaces a Kubernetes API server refuses to
+// delete (its NamespaceLifecycle admission): the embedded store refuses too.
+var undeletableNamespaces = []string{"default", "kube-system", "kube-public"}
+
+// checkDeletable refuses to delete what an API server never deletes.
+func checkDeletable(key objectKey) error {
+	if key.kind == manifest.Namespace && slices.Contains(undeletableNamespaces, key.name) {
+		return apierrors.NewForbidden(manifest.Namespace.GroupResource(), key.name, errors.New("this namespace may not be deleted"))
+	}
+	return nil
+}
+
 // checkListArgs checks the arguments of List.
 func checkListArgs(ctx context.Context, kind *manifest.Kind, opts ListOptions) error {
 	if err := ctx.Err(); err != nil {

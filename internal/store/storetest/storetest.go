@@ -5,6 +5,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"CreateGetList", testCreateGetList},
 		{"ServicePortsAreDefaulted", testServicePortsAreDefaulted},
 		{"ApplyMerges", testApplyMerges},
+		{"DefaultNamespaceCannotBeDeleted", testDefaultNamespaceCannotBeDeleted},
 		{"ListIsSortedAndFiltered", testListIsSortedAndFiltered},
 		{"CreateTwiceIsAlreadyExists", testCreateTwiceIsAlreadyExists},
 		{"GetMissingIsNotFound", testGetMissingIsNotFound},
@@ -677,4 +679,13 @@ func contains(got, want any, path string) (string, bool) {
 		}
 		return "", true
 	}
+}
+
+// testDefaultNamespaceCannotBeDeleted: as on Kubernetes, "default" stays.
+func testDefaultNamespaceCannotBeDeleted(t *testing.T, s store.Store) {
+	err := s.Delete(t.Context(), manifest.Namespace, "", "default", store.DeleteOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "this namespace may not be deleted") {
+		t.Fatalf("Delete namespace default: got %v, want Forbidden: this namespace may not be deleted", err)
+	}
+	MustGet(t, s, manifest.Namespace, "", "default")
 }
