@@ -76,11 +76,20 @@ func (a *app) runDelete(ctx context.Context, out, errOut io.Writer, args []strin
 		}
 	}
 	var last error
+	// Namespaces this command deleted. On the embedded store their contents go
+	// with them at once (on Kubernetes, a little later), so a manifest listing a
+	// namespace before its objects finds them gone: that is their deletion too.
+	deletedNamespaces := map[string]bool{}
 	for _, v := range victims {
 		k := manifest.MustKindOf(v)
 		err := s.Delete(ctx, k, v.GetNamespace(), v.GetName(), store.DeleteOptions{})
 		switch {
 		case err == nil:
+			fmt.Fprintf(out, "%s %q deleted\n", k.QualifiedSingular(), v.GetName())
+			if k == manifest.Namespace {
+				deletedNamespaces[v.GetName()] = true
+			}
+		case apierrors.IsNotFound(err) && deletedNamespaces[v.GetNamespace()]:
 			fmt.Fprintf(out, "%s %q deleted\n", k.QualifiedSingular(), v.GetName())
 		case apierrors.IsNotFound(err) && o.ignoreNotFound:
 		default:
