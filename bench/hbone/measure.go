@@ -240,43 +240,30 @@ func latencies(dial dialFunc, n, batch int) (p50, p99, first, restP99 time.Durat
 // idleCost opens n streams with dial, leaves them idle, and returns the
 // memory per stream in this process and in the child.
 func idleCost(child *childProc, dial dialFunc, n int) (client, server float64, err error) {
-	_, base, err := child.mem()
-	if err != nil {
-		return 0, 0, err
-	}
-	serverBefore, err := child.waitOpen(base)
-	if err != nil {
-		return 0, 0, err
-	}
-	clientBefore := memInUse()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conns := make([]stream, 0, n)
-	defer func() {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		_, _ = child.waitOpen(base)
-	}()
-	for range n {
-		c, err := dial(ctx)
-		if err != nil {
-			return 0, 0, err
-		}
-		conns = append(conns, c)
-	}
-	serverAfter, err := child.waitOpen(base + int64(n))
-	if err != nil {
-		return 0, 0, err
-	}
-	clientAfter := memInUse()
-	per := func(after, before uint64) float64 { return (float64(after) - float64(before)) / float64(n) }
-	return per(clientAfter, clientBefore), per(serverAfter, serverBefore), nil
+	open := func(ctx context.Context) (io.Closer, error) { return dial(ctx) }
+	return measureIdle(child, n, int64(n), open)
 }
 
 // idleConnCost opens n HBONE connections, each in its own pool, carrying
 // no stream, and returns the memory per connection on each side.
 func idleConnCost(child *childProc, cl *clients, n int) (client, server float64, err error) {
+	open := func(ctx context.Context) (io.Closer, error) {
+		p := &hbone.Pool{Bundle: cl.pool.Bundle}
+		s, err := p.Dial(ctx, cl.hboneRequest())
+		if err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+		_ = s.Close() // the connection stays pooled, idle
+		return p, nil
+	}
+	return measureIdle(child, n, 0, open)
+}
+
+// measureIdle opens n idle things with open and returns the memory each costs
+// in this process and in the child, once the child counts base+streams open
+// streams; everything opened is closed afterwards.
+func measureIdle(child *childProc, n int, streams int64, open func(context.Context) (io.Closer, error)) (client, server float64, err error) {
 	_, base, err := child.mem()
 	if err != nil {
 		return 0, 0, err
@@ -286,24 +273,23 @@ func idleConnCost(child *childProc, cl *clients, n int) (client, server float64,
 		return 0, 0, err
 	}
 	clientBefore := memInUse()
-	pools := make([]*hbone.Pool, 0, n)
-	defer func() {
-		for _, p := range pools {
-			_ = p.Close()
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	opened := make([]io.Closer, 0, n)
+	defer func() {
+		for _, c := range opened {
+			_ = c.Close()
+		}
+		_, _ = child.waitOpen(base)
+	}()
 	for range n {
-		p := &hbone.Pool{Bundle: cl.pool.Bundle}
-		pools = append(pools, p)
-		s, err := p.Dial(ctx, cl.hboneRequest())
+		c, err := open(ctx)
 		if err != nil {
 			return 0, 0, err
 		}
-		_ = s.Close() // the connection stays pooled, idle
+		opened = append(opened, c)
 	}
-	serverAfter, err := child.waitOpen(base)
+	serverAfter, err := child.waitOpen(base + streams)
 	if err != nil {
 		return 0, 0, err
 	}
