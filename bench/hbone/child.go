@@ -90,16 +90,8 @@ func runChild(caDir string) error {
 	}
 	go func() { _ = srv.Serve(hbLn) }()
 	defer func() { _ = srv.Close() }()
-	// The same with 64 KiB frames, to show that knob's effect.
-	bigFrames := &hbone.Server{Handler: srv.Handler, TLSConfig: tlsConf, MaxFrameSize: 64 << 10}
-	bigLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = bigFrames.Serve(bigLn) }()
-	defer func() { _ = bigFrames.Close() }()
 
-	fmt.Printf("READY %s %s %s %s\n", tcpLn.Addr(), tlsLn.Addr(), hbLn.Addr(), bigLn.Addr())
+	fmt.Printf("READY %s %s %s\n", tcpLn.Addr(), tlsLn.Addr(), hbLn.Addr())
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		switch sc.Text() {

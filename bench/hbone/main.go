@@ -67,7 +67,6 @@ type childProc struct {
 	in                       io.WriteCloser
 	out                      *bufio.Reader
 	tcpAddr, tlsAddr, hbAddr string
-	hbBigAddr                string // HBONE server with 64 KiB frames
 }
 
 func startChild(caDir string) (*childProc, error) {
@@ -93,7 +92,7 @@ func startChild(caDir string) (*childProc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("child did not start: %w", err)
 	}
-	if _, err := fmt.Sscanf(line, "READY %s %s %s %s", &c.tcpAddr, &c.tlsAddr, &c.hbAddr, &c.hbBigAddr); err != nil {
+	if _, err := fmt.Sscanf(line, "READY %s %s %s", &c.tcpAddr, &c.tlsAddr, &c.hbAddr); err != nil {
 		return nil, fmt.Errorf("child said %q: %w", line, err)
 	}
 	return c, nil

@@ -90,13 +90,6 @@ func (c *clients) dialHBONE(ctx context.Context) (stream, error) {
 	return c.pool.Dial(ctx, c.hboneRequest())
 }
 
-// dialHBONEBigFrames opens a stream to the server with 64 KiB frames.
-func (c *clients) dialHBONEBigFrames(ctx context.Context) (stream, error) {
-	req := c.hboneRequest()
-	req.Addr = c.child.hbBigAddr
-	return c.pool.Dial(ctx, req)
-}
-
 // dialHBONENew opens a stream on a new connection (its own pool); closing
 // the stream closes the connection.
 func (c *clients) dialHBONENew(ctx context.Context) (stream, error) {
@@ -119,8 +112,6 @@ func (s poolStream) Close() error {
 	_ = s.pool.Close()
 	return err
 }
-
-const chunk = 32 << 10
 
 // throughput opens n streams, has each send for dur, and returns the
 // bytes per second the server acknowledged reading.
@@ -163,17 +154,14 @@ func throughput(dial dialFunc, n int, dur time.Duration) (float64, error) {
 }
 
 // send writes until the deadline, half-closes and returns what the server
-// says it read.
+// says it read. It moves the bytes as the proxies do, with hbone.Copy from a
+// source that always has data, for every transport alike.
 func send(c stream, deadline time.Time) (uint64, error) {
-	buf := make([]byte, chunk)
-	var sent uint64
-	for time.Now().Before(deadline) {
-		n, err := c.Write(buf)
-		sent += uint64(n)
-		if err != nil {
-			return 0, err
-		}
+	n, err := hbone.Copy(c, untilSource{deadline})
+	if err != nil {
+		return 0, err
 	}
+	sent := uint64(n)
 	if err := c.CloseWrite(); err != nil {
 		return 0, err
 	}
@@ -296,4 +284,14 @@ func measureIdle(child *childProc, n int, streams int64, open func(context.Conte
 	clientAfter := memInUse()
 	per := func(after, before uint64) float64 { return (float64(after) - float64(before)) / float64(n) }
 	return per(clientAfter, clientBefore), per(serverAfter, serverBefore), nil
+}
+
+// untilSource reads as zeros, as much as asked, until the deadline.
+type untilSource struct{ deadline time.Time }
+
+func (u untilSource) Read(p []byte) (int, error) {
+	if time.Now().After(u.deadline) {
+		return 0, io.EOF
+	}
+	return len(p), nil
 }

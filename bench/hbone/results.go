@@ -28,7 +28,6 @@ func (m memCost) total() float64 { return m.client + m.server }
 
 type results struct {
 	single, multi [3]float64 // bytes/s: TCP, TLS, HBONE
-	singleBig     float64    // HBONE, server frames 64 KiB
 	warmSetup     latency    // HBONE stream on a warm connection
 	warmSplit     warmSplit
 	newConn       [3]latency
@@ -49,9 +48,6 @@ func (r *results) measure(cfg config, cl *clients, child *childProc) error {
 		}
 	}
 	var err error
-	if r.singleBig, err = throughput(cl.dialHBONEBigFrames, 1, cfg.duration); err != nil {
-		return fmt.Errorf("HBONE 64 KiB frames: %w", err)
-	}
 	if r.warmSetup.p50, r.warmSetup.p99, r.warmSplit.first, r.warmSplit.restP99, err = latencies(cl.dialHBONE, cfg.setups, setupBatch); err != nil {
 		return fmt.Errorf("HBONE warm set-up: %w", err)
 	}
@@ -97,8 +93,6 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	fmt.Fprintf(w, "| single-stream throughput | %s | %s | %s | HBONE ≥ %.0f%% of raw TCP | %s (%.0f%%) |\n",
 		mibps(r.single[0]), mibps(r.single[1]), mibps(r.single[2]), targetThroughputRatio*100, verdict(ratio >= targetThroughputRatio), ratio*100)
-	fmt.Fprintf(w, "| single-stream throughput, HBONE server MaxFrameSize 64 KiB | — | — | %s | — | %.0f%% of TCP; costs 48 KiB more per idle stream (client) |\n",
-		mibps(r.singleBig), r.singleBig/r.single[0]*100)
 	fmt.Fprintf(w, "| single-stream throughput relative to TLS 1.3 | — | 100%% | %.0f%% | — | — |\n", r.single[2]/r.single[1]*100)
 	fmt.Fprintf(w, "| %d-stream aggregate throughput | %s | %s | %s | — | HBONE %.0f%% of TCP |\n",
 		r.streams, mibps(r.multi[0]), mibps(r.multi[1]), mibps(r.multi[2]), r.multi[2]/r.multi[0]*100)
@@ -113,7 +107,8 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "| memory per idle connection | %s | %s | %s | — | — |\n",
 		kib(r.idleConn[0]), kib(r.idleConn[1]), kib(r.idleConn[2]))
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Notes: throughput = bytes the server acknowledged reading / wall time, 32 KiB writes;")
+	fmt.Fprintln(w, "Notes: throughput = bytes the server acknowledged reading / wall time, sent with hbone.Copy (as the")
+	fmt.Fprintln(w, "proxies send: 32750-byte writes, two DATA frames that fill two TLS records) for every transport;")
 	fmt.Fprintln(w, "raw TCP and TLS open one connection per stream, HBONE multiplexes all streams on one pooled connection.")
 	fmt.Fprintln(w, "Warm set-up = Pool.Dial until the CONNECT's 200 on an established connection; streams are opened")
 	fmt.Fprintf(w, "in batches of %d and closed, untimed, between batches. New connection =\n", setupBatch)
@@ -121,6 +116,5 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintln(w, "Memory = (heap in use + goroutine stacks) after GC, delta over N idle streams/connections, / N, in")
 	fmt.Fprintln(w, "each process; each server stream/connection is a sink goroutine blocked in Read with hbone.Copy's")
 	fmt.Fprintln(w, "1 KiB idle buffer. An idle HBONE connection carries no stream; an HBONE stream's connection is shared.")
-	fmt.Fprintln(w, "The idle-stream target is read per process (a proxy holds one end of each stream); of the client's")
-	fmt.Fprintln(w, "share, 16 KiB is net/http's per-stream HTTP/2 scratch buffer (the server's minimum frame size).")
+	fmt.Fprintln(w, "The idle-stream target is read per process (a proxy holds one end of each stream).")
 }

@@ -38,35 +38,22 @@ type ConnInfo struct {
 // oldest first.
 func (s *Server) Snapshot() []ConnInfo {
 	s.init()
-	type conn struct {
-		sc *serverConn
-		ci ConnInfo
-	}
 	s.mu.Lock()
 	draining := s.down
-	conns := make([]conn, 0, len(s.conns))
-	for _, sc := range s.conns {
-		if sc.total.Load() == 0 {
-			continue // handshaking, or no stream yet: identity unknown
-		}
-		conns = append(conns, conn{sc, ConnInfo{
-			Local: sc.raw.LocalAddr().String(), Remote: sc.raw.RemoteAddr().String(),
-			Source: sc.peer.String(), Peer: sc.peer.String(),
-			Opened: sc.opened, Streams: []StreamInfo{},
-		}})
+	conns := make([]*h2Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
 	out := make([]ConnInfo, 0, len(conns))
 	for _, c := range conns {
-		sc, ci := c.sc, c.ci
-		ci.TotalStreams = sc.total.Load()
-		ci.Draining = draining
-		sc.mu.Lock()
-		for st := range sc.streams {
-			ci.Streams = append(ci.Streams, st.info())
+		ci, ok := c.info()
+		if !ok {
+			continue
 		}
-		sc.mu.Unlock()
-		sortStreams(ci.Streams)
+		ci.Source = ci.Peer
+		ci.Draining = draining
+		ci.Available = 0
 		out = append(out, ci)
 	}
 	slices.SortFunc(out, func(a, b ConnInfo) int { return a.Opened.Compare(b.Opened) })
@@ -77,41 +64,56 @@ func (s *Server) Snapshot() []ConnInfo {
 // oldest first.
 func (p *Pool) Snapshot() []ConnInfo {
 	p.init()
+	type keyed struct {
+		key poolKey
+		c   *h2Conn
+	}
 	p.mu.Lock()
-	var conns []*clientConn
+	var conns []keyed
 	for key, e := range p.conns {
-		e.conns = slices.DeleteFunc(e.conns, func(c *clientConn) bool { return c.cc.Err() != nil })
+		e.conns = slices.DeleteFunc(e.conns, (*h2Conn).dead)
 		if len(e.conns) == 0 && e.dialing == nil {
 			delete(p.conns, key)
 		}
-		conns = append(conns, e.conns...)
+		for _, c := range e.conns {
+			conns = append(conns, keyed{key, c})
+		}
 	}
 	p.mu.Unlock()
 	out := make([]ConnInfo, 0, len(conns))
-	for _, c := range conns {
-		if c.cc.Err() != nil {
+	for _, k := range conns {
+		ci, ok := k.c.info()
+		if !ok {
 			continue
 		}
-		ci := ConnInfo{
-			Local: c.raw.LocalAddr().String(), Remote: c.raw.RemoteAddr().String(),
-			Source: c.key.src.String(), Peer: c.peer.String(),
-			Accepted: strings.Fields(c.key.expected),
-			Opened:   c.opened, Streams: []StreamInfo{},
-			Available: c.cc.Available(),
-		}
-		c.mu.Lock()
-		for s := range c.streams {
-			ci.Streams = append(ci.Streams, StreamInfo{
-				Authority: s.authority, Peer: c.peer.String(), Opened: s.opened,
-				BytesIn: s.read.Load(), BytesOut: s.written.Load(),
-			})
-		}
-		c.mu.Unlock()
-		sortStreams(ci.Streams)
+		ci.Source = k.key.src.String()
+		ci.Accepted = strings.Fields(k.key.expected)
+		ci.TotalStreams = 0
 		out = append(out, ci)
 	}
 	slices.SortFunc(out, func(a, b ConnInfo) int { return a.Opened.Compare(b.Opened) })
 	return out
+}
+
+// info describes a live connection; false once it failed or closed.
+func (c *h2Conn) info() (ConnInfo, bool) {
+	avail := c.available()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return ConnInfo{}, false
+	}
+	ci := ConnInfo{
+		Local: c.raw.LocalAddr().String(), Remote: c.raw.RemoteAddr().String(),
+		Peer: c.peer.String(), Opened: c.opened,
+		Streams: make([]StreamInfo, 0, len(c.streams)), TotalStreams: c.total,
+		Available: avail,
+	}
+	for _, s := range c.streams {
+		ci.Streams = append(ci.Streams, s.info())
+	}
+	sortStreams(ci.Streams)
+	return ci, true
 }
 
 func sortStreams(s []StreamInfo) {

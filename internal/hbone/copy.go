@@ -8,10 +8,13 @@ import (
 )
 
 // Copy buffers: a small one for reads while a connection is idle, a large
-// pooled one while data flows.
+// pooled one while data flows. The large one holds exactly two DATA frames'
+// payload: a full read written to a stream then makes two frames that fill
+// two TLS records, where 32 KiB would make a third record (and write call)
+// for the 18 bytes the frame headers displaced.
 const (
 	smallBufSize = 1 << 10
-	largeBufSize = 32 << 10
+	largeBufSize = 2 * dataFramePayload
 )
 
 var (
@@ -20,7 +23,8 @@ var (
 )
 
 // Copy copies src to dst until EOF or an error, like io.Copy, but holds
-// only a small pooled buffer while src is idle and a 32 KiB pooled one
+// only a small pooled buffer while src is idle and a 32 KiB pooled one (see
+// largeBufSize)
 // while reads fill the small one. It returns the bytes written and the
 // first error other than io.EOF.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {

@@ -12,27 +12,36 @@
 // against that set, the forwarded, baggage and traceparent headers set from
 // the [Request].
 //
+// # HTTP/2
+//
+// The HTTP/2 layer is CONNECT-only and built on golang.org/x/net/http2's
+// Framer and hpack rather than net/http's server and transport: a stream
+// set-up is one write by the caller and one wake-up on each side (the
+// server's frame reader starts the handler; the client's wakes the
+// dialer), where net/http needs about six goroutine hand-offs per CONNECT;
+// an idle stream holds no buffer at all. Each connection has one reader
+// goroutine, which never blocks on the socket's write side: the control
+// frames it must send (SETTINGS and PING acks, window updates, resets,
+// answers to requests it refuses) are queued and written by whoever holds
+// the write lock next, so two peers with full socket buffers cannot
+// deadlock each other. Data is written from the caller's goroutine, in
+// DATA frames of 16375 bytes, each filling one TLS record.
+//
 // # Half-close
 //
-// A client's [Conn.CloseWrite] ends the request body (END_STREAM); the
-// server's handler reads io.EOF and may go on writing, and the client reads
-// everything the handler writes until it returns. A server handler's
-// [Stream.CloseWrite] ends the response: the client reads io.EOF after the
-// data written (END_STREAM goes out when the handler returns, which it
-// should do promptly). HTTP/2 would allow the server's direction to close
-// while the client's stays open, but Go's HTTP/2 server cannot express it:
-// ending the response also resets the request side (RST_STREAM NO_ERROR).
-// So when a handler half-closes first, its reads return io.EOF, whatever
-// the client sends afterwards is discarded and the client's writes fail
-// with [ErrStreamClosed] — like a TCP peer that closed, not one that shut
-// down its write side. When the client half-closes first, both directions
-// are carried in full. [Splice] carries half-close both ways between a
-// stream and a TCP connection.
+// Either direction ends on its own, as with TCP's shutdown(SHUT_WR): a
+// client's [Conn.CloseWrite] or a handler's [Stream.CloseWrite] sends
+// END_STREAM, the other side reads io.EOF after the data sent, and the
+// opposite direction stays open. When the handler returns, the server's
+// direction ends and, if the client is still sending, the stream is reset
+// with NO_ERROR (RFC 9113 §8.1). [Splice] carries half-close both ways
+// between a stream and a TCP connection.
 //
 // # Memory
 //
-// Copies use 32 KiB buffers from a pool only while data flows; an idle
-// stream's copy loop holds a 1 KiB buffer (see [Copy]). The server
-// advertises the minimum HTTP/2 frame size (16 KiB) because the client
-// transport keeps a scratch buffer of that size per open stream.
+// An idle stream holds no buffer: received data waits in pooled chunks
+// only until it is read, and frames are gathered in a pooled buffer only
+// while they are written. Copies use a 32 KiB buffer from a pool only
+// while data flows; an idle stream's copy loop holds a 1 KiB buffer (see
+// [Copy]).
 package hbone

@@ -81,7 +81,7 @@ func classify(err error) error {
 		// The server sent a TLS alert: with TLS 1.3 the client learns that
 		// its certificate was rejected only after its side of the handshake.
 		return ErrIdentityRejected
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, errRefusedStream):
 		return ErrRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrTimeout
@@ -89,22 +89,6 @@ func classify(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return ErrTimeout
-	}
-	return nil
-}
-
-// connError digs out why a failed TLS connection failed. net/http reports
-// a connection that died during HTTP/2 set-up as "client conn could not be
-// established", hiding the TLS alert by which the server rejected our
-// certificate; the tls.Conn keeps that error and returns it on Read. Call
-// only for a connection already dead: a Read on a live one would steal
-// HTTP/2 frames.
-func connError(c *tls.Conn) error {
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-	_, err := c.Read(make([]byte, 1))
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "remote error" {
-		return err
 	}
 	return nil
 }

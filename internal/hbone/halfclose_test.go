@@ -198,8 +198,9 @@ loop:
 
 // TestSpliceServerFirst: the upstream answers and closes before the client
 // half-closed (a server speaking first, or HTTP/1.0 closing after the
-// response): the client must read everything and then EOF, and Splice must
-// end cleanly.
+// response): the client must read everything and then EOF while its own
+// direction stays open, and Splice must end cleanly once the client
+// half-closes too.
 func TestSpliceServerFirst(t *testing.T) {
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -236,6 +237,14 @@ func TestSpliceServerFirst(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || string(got) != strings.Repeat("greeting ", 5000) {
 		t.Fatalf("client read %d bytes, %v; want the whole greeting then EOF", len(got), err)
+	}
+	select {
+	case err := <-spliceErr:
+		t.Fatalf("Splice ended (%v) while the client's direction was still open", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
 	}
 	if err := <-spliceErr; err != nil {
 		t.Errorf("Splice: %v; want a clean end", err)

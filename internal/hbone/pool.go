@@ -8,13 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 
 	"github.com/meshway/meshway/internal/identity"
 )
@@ -80,60 +81,18 @@ type poolKey struct {
 	expected string // sorted, space-separated
 }
 
-// poolEntry holds the connections of one pool key. Its transport is used
-// only to create connections (NewClientConn); it dials with the key's TLS
-// configuration.
+// poolEntry holds the connections of one pool key.
 type poolEntry struct {
-	t       *http.Transport
-	src     identity.CertSource // guarded by Pool.mu; the latest Source for the key
-	conns   []*clientConn
-	dialing chan struct{} // non-nil while a connection is being dialed
+	src      identity.CertSource // the latest Source for the key
+	expected []spiffeid.ID
+	conns    []*h2Conn
+	dialing  chan struct{} // non-nil while a connection is being dialed
 }
 
 func (p *Pool) init() {
 	p.initOnce.Do(func() {
 		p.conns = map[poolKey]*poolEntry{}
 	})
-}
-
-// dialed carries the TLS connection out of a transport's DialTLSContext.
-type dialed struct{ conn *tls.Conn }
-
-type dialedKey struct{}
-
-func (p *Pool) newEntry(req *Request) *poolEntry {
-	e := &poolEntry{src: req.Source}
-	expected := slices.Clone(req.Expected)
-	idle := p.IdleTimeout
-	if idle <= 0 {
-		idle = DefaultIdleTimeout
-	}
-	var protos http.Protocols
-	protos.SetHTTP2(true)
-	e.t = &http.Transport{
-		Protocols: &protos,
-		HTTP2: &http.HTTP2Config{
-			MaxReadFrameSize:              clientMaxFrameSize,
-			MaxReceiveBufferPerStream:     streamWindowSize,
-			MaxReceiveBufferPerConnection: connWindowSize,
-		},
-		IdleConnTimeout:    idle,
-		DisableCompression: true,
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			p.mu.Lock()
-			src := e.src
-			p.mu.Unlock()
-			tc, err := p.dialTLS(ctx, network, addr, identity.ClientTLSConfig(src, p.Bundle, expected))
-			if err != nil {
-				return nil, err
-			}
-			if d, ok := ctx.Value(dialedKey{}).(*dialed); ok {
-				d.conn = tc
-			}
-			return tc, nil
-		},
-	}
-	return e
 }
 
 func keyOf(req *Request) poolKey {
@@ -149,7 +108,9 @@ func keyOf(req *Request) poolKey {
 // req.Addr and returns it once the server accepted the CONNECT. ctx bounds
 // only the set-up; the stream lives until Close. Errors are *DialError
 // matching ErrRefused, ErrIdentityRejected, ErrTimeout or ErrBadRequest
-// with errors.Is where they apply.
+// with errors.Is where they apply. A stream the server refused before
+// processing it (it was draining, or at its stream cap) is retried once on
+// another connection.
 func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	p.init()
 	fail := func(kind error, status int, err error) (*Conn, error) {
@@ -167,77 +128,68 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	if _, err := ParseAuthority(req.Authority); err != nil {
 		return fail(ErrBadRequest, 0, err)
 	}
+	header, err := requestHeader(&req)
+	if err != nil {
+		return fail(ErrBadRequest, 0, err)
+	}
 	timeout := p.ConnectTimeout
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
 	}
 	setupCtx, cancelSetup := context.WithTimeoutCause(ctx, timeout, connectTimeout(timeout))
 	defer cancelSetup()
-
-	cc, err := p.get(setupCtx, &req)
-	if err != nil {
-		if cause := context.Cause(setupCtx); setupCtx.Err() != nil && (errors.Is(cause, ErrTimeout) || errors.Is(cause, context.DeadlineExceeded)) {
+	timedOut := func(err error) (*Conn, error) {
+		cause := context.Cause(setupCtx)
+		if errors.Is(cause, ErrTimeout) || errors.Is(cause, context.DeadlineExceeded) {
+			if err == nil || errors.Is(err, cause) {
+				return fail(ErrTimeout, 0, cause)
+			}
 			return fail(ErrTimeout, 0, fmt.Errorf("%w (%w)", err, cause))
 		}
-		return fail(nil, 0, err)
+		return fail(nil, 0, cause)
 	}
 
-	// The stream outlives ctx: it gets its own context, canceled by Close
-	// or, until the answer arrives, by the end of setupCtx.
-	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(setupCtx, cancelStream)
-	body := newBodyPipe()
-	hreq := &http.Request{
-		Method: http.MethodConnect,
-		URL:    &url.URL{Host: req.Authority},
-		Host:   req.Authority,
-		Header: make(http.Header, 4),
-		Body:   body,
-	}
-	for k, v := range req.Header {
-		hreq.Header[k] = v
-	}
-	if req.Forwarded.For.IsValid() {
-		hreq.Header.Set("Forwarded", FormatForwarded(req.Forwarded))
-	}
-	if len(req.Baggage) > 0 {
-		hreq.Header.Set("Baggage", FormatBaggage(req.Baggage))
-	}
-	if req.Traceparent != "" {
-		hreq.Header.Set("Traceparent", req.Traceparent)
-	}
-	resp, err := cc.cc.RoundTrip(hreq.WithContext(streamCtx))
-	if !stop() {
-		// setupCtx ended first: the stream was (or is being) canceled.
-		cancelStream()
-		_ = body.CloseWrite()
-		if err == nil {
-			_ = resp.Body.Close()
-		}
-		cause := context.Cause(setupCtx)
-		var kind error
-		if errors.Is(cause, ErrTimeout) || errors.Is(cause, context.DeadlineExceeded) {
-			kind = ErrTimeout
-		}
-		return fail(kind, 0, cause)
-	}
-	if err != nil {
-		cancelStream()
-		_ = body.CloseWrite()
-		if cc.cc.Err() != nil {
-			if cause := connError(cc.raw); cause != nil {
-				err = fmt.Errorf("%w (%w)", cause, err)
+	for attempt := 0; ; attempt++ {
+		c, err := p.get(setupCtx, &req)
+		if err != nil {
+			if setupCtx.Err() != nil {
+				return timedOut(err)
 			}
+			return fail(nil, 0, err)
 		}
-		return fail(nil, 0, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		_ = resp.Body.Close()
-		cancelStream()
-		_ = body.CloseWrite()
+		s, err := c.open(req.Authority, header)
+		if err != nil {
+			if errors.Is(err, errRefusedStream) && attempt == 0 {
+				continue
+			}
+			return fail(nil, 0, err)
+		}
+		select {
+		case <-s.resp:
+		case <-setupCtx.Done():
+			s.release(http2.ErrCodeCancel)
+			return timedOut(nil)
+		}
+		status, err := s.responseStatus()
+		if err != nil {
+			s.release(http2.ErrCodeCancel)
+			if errors.Is(err, errRefusedStream) && attempt == 0 {
+				continue
+			}
+			return fail(nil, 0, err)
+		}
+		if status == http.StatusOK {
+			return &Conn{s: s}, nil
+		}
+		// The reason is in the body; read a little of it, within the
+		// set-up's time.
+		if d, ok := setupCtx.Deadline(); ok {
+			s.rdl.set(d)
+		}
+		msg, _ := io.ReadAll(io.LimitReader(s, 512))
+		s.release(http2.ErrCodeCancel)
 		var kind error
-		switch resp.StatusCode {
+		switch status {
 		case http.StatusServiceUnavailable, http.StatusBadGateway:
 			kind = ErrRefused
 		case http.StatusUnauthorized, http.StatusForbidden:
@@ -247,14 +199,44 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 		case http.StatusGatewayTimeout:
 			kind = ErrTimeout
 		}
-		return fail(kind, resp.StatusCode, fmt.Errorf("server answered %q", strings.TrimSpace(string(msg))))
+		return fail(kind, status, fmt.Errorf("server answered %q", strings.TrimSpace(string(msg))))
 	}
-	return cc.newConn(req.Authority, resp.Body, body, cancelStream), nil
+}
+
+// requestHeader builds the CONNECT's regular headers from req, checking
+// the names and values of req.Header.
+func requestHeader(req *Request) ([][2]string, error) {
+	var out [][2]string
+	if req.Forwarded.For.IsValid() {
+		out = append(out, [2]string{"forwarded", FormatForwarded(req.Forwarded)})
+	}
+	if len(req.Baggage) > 0 {
+		out = append(out, [2]string{"baggage", FormatBaggage(req.Baggage)})
+	}
+	if req.Traceparent != "" {
+		out = append(out, [2]string{"traceparent", req.Traceparent})
+	}
+	for k, vs := range req.Header {
+		name := strings.ToLower(k)
+		if !httpguts.ValidHeaderFieldName(k) || name == "host" {
+			return nil, fmt.Errorf("header %q cannot be sent on an HTTP/2 CONNECT", k)
+		}
+		for _, v := range vs {
+			if connectionSpecific(name, v) {
+				return nil, fmt.Errorf("header %q is connection-specific, which HTTP/2 forbids", k)
+			}
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, fmt.Errorf("header %s: invalid value %q", k, v)
+			}
+			out = append(out, [2]string{name, v})
+		}
+	}
+	return out, nil
 }
 
 // get returns a connection of req's pool with a stream slot reserved,
 // dialing one if none has room.
-func (p *Pool) get(ctx context.Context, req *Request) (*clientConn, error) {
+func (p *Pool) get(ctx context.Context, req *Request) (*h2Conn, error) {
 	key := keyOf(req)
 	for {
 		p.mu.Lock()
@@ -264,13 +246,13 @@ func (p *Pool) get(ctx context.Context, req *Request) (*clientConn, error) {
 		}
 		e := p.conns[key]
 		if e == nil {
-			e = p.newEntry(req)
+			e = &poolEntry{expected: slices.Clone(req.Expected)}
 			p.conns[key] = e
 		}
 		e.src = req.Source
-		e.conns = slices.DeleteFunc(e.conns, func(c *clientConn) bool { return c.cc.Err() != nil })
+		e.conns = slices.DeleteFunc(e.conns, (*h2Conn).dead)
 		for _, c := range e.conns {
-			if c.cc.Reserve() == nil {
+			if c.reserve() {
 				p.mu.Unlock()
 				return c, nil
 			}
@@ -286,9 +268,10 @@ func (p *Pool) get(ctx context.Context, req *Request) (*clientConn, error) {
 		}
 		done := make(chan struct{})
 		e.dialing = done
+		src := e.src
 		p.mu.Unlock()
 
-		c, err := p.dial(ctx, e, req, key)
+		c, err := p.dial(ctx, src, req.Addr, e.expected)
 
 		p.mu.Lock()
 		e.dialing = nil
@@ -300,37 +283,50 @@ func (p *Pool) get(ctx context.Context, req *Request) (*clientConn, error) {
 			p.mu.Unlock()
 			return nil, err
 		}
+		if p.closed {
+			p.mu.Unlock()
+			_ = c.Close()
+			return nil, errors.New("pool closed")
+		}
 		e.conns = append(e.conns, c)
-		err = c.cc.Reserve()
+		ok := c.reserve()
 		p.mu.Unlock()
-		if err == nil {
+		if ok {
 			return c, nil
 		}
 	}
 }
 
-func (p *Pool) dial(ctx context.Context, e *poolEntry, req *Request, key poolKey) (*clientConn, error) {
-	d := &dialed{}
-	cc, err := e.t.NewClientConn(context.WithValue(ctx, dialedKey{}, d), "https", req.Addr)
+// dial opens a connection: TCP, TLS (whose VerifyConnection checks the
+// server's SPIFFE ID), the HTTP/2 preface, and the server's SETTINGS.
+func (p *Pool) dial(ctx context.Context, src identity.CertSource, addr string, expected []spiffeid.ID) (*h2Conn, error) {
+	tc, err := p.dialTLS(ctx, "tcp", addr, identity.ClientTLSConfig(src, p.Bundle, expected))
 	if err != nil {
-		if d.conn != nil {
-			if cause := connError(d.conn); cause != nil {
-				err = fmt.Errorf("%w (%w)", cause, err)
-			}
-			_ = d.conn.Close()
-		}
 		return nil, err
 	}
-	if d.conn == nil {
-		_ = cc.Close()
-		return nil, errors.New("internal error: connection not dialed through the pool")
-	}
-	peer, err := identity.PeerID(d.conn.ConnectionState())
+	peer, err := identity.PeerID(tc.ConnectionState())
 	if err != nil {
-		_ = cc.Close()
+		_ = tc.Close()
 		return nil, err
 	}
-	return &clientConn{cc: cc, key: key, peer: peer, raw: d.conn, opened: time.Now(), streams: map[*Conn]struct{}{}}, nil
+	c := newH2Conn(tc, true, peer)
+	c.idle = p.IdleTimeout
+	if c.idle <= 0 {
+		c.idle = DefaultIdleTimeout
+	}
+	if err := c.start(0); err != nil {
+		c.fail(err)
+		return nil, err
+	}
+	select {
+	case <-c.readSettings:
+		return c, nil
+	case <-c.done:
+		return nil, c.failure()
+	case <-ctx.Done():
+		c.fail(ctx.Err())
+		return nil, ctx.Err()
+	}
 }
 
 // dialTLS opens the TCP connection and runs the TLS handshake, whose
@@ -371,20 +367,8 @@ func (p *Pool) Close() error {
 	p.mu.Unlock()
 	for _, e := range all {
 		for _, c := range e.conns {
-			_ = c.cc.Close()
+			_ = c.Close()
 		}
 	}
 	return nil
-}
-
-// clientConn is one pooled HTTP/2 connection.
-type clientConn struct {
-	cc     *http.ClientConn
-	raw    *tls.Conn
-	key    poolKey
-	peer   spiffeid.ID
-	opened time.Time
-
-	mu      sync.Mutex
-	streams map[*Conn]struct{}
 }

@@ -6,15 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
-	"net/http"
-	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/meshway/meshway/internal/identity"
 )
@@ -28,26 +23,11 @@ const (
 	DefaultHandshakeTimeout     = 10 * time.Second
 )
 
-// HTTP/2 tuning. Windows larger than the protocol defaults cut
-// window-update round trips on bulk transfers; memory is committed only
-// while data is buffered. Frame sizes are asymmetric on purpose: the client
-// transport holds a scratch buffer of the server's SETTINGS_MAX_FRAME_SIZE
-// for every open stream while it waits for request-body data, so the server
-// advertises the protocol minimum by default (16 KiB, the size of a TLS
-// record anyway); the client accepts larger frames, which costs nothing per
-// idle stream on the server.
-const (
-	defaultServerFrameSize = 16 << 10
-	clientMaxFrameSize     = 256 << 10
-	streamWindowSize       = 4 << 20
-	connWindowSize         = 16 << 20
-)
-
-// Handler serves HBONE streams. ServeHBONE runs on the HTTP/2 stream's own
-// goroutine; the stream's response ends (END_STREAM) when it returns, so a
-// handler should return soon after [Stream.CloseWrite], [Stream.Reject] or
-// [Stream.Close]. It must not leave goroutines using the stream behind. ctx
-// is canceled when the stream ends.
+// Handler serves HBONE streams. ServeHBONE runs on a goroutine of its own
+// per stream; when it returns, the server's direction ends (END_STREAM)
+// and, if the client is still sending, the stream is reset (NO_ERROR). It
+// must not leave goroutines using the stream behind. ctx is canceled when
+// the stream ends (both directions, or a reset) or its connection fails.
 type Handler interface {
 	ServeHBONE(ctx context.Context, s *Stream)
 }
@@ -73,11 +53,9 @@ type Server struct {
 	// REFUSED_STREAM. Zero means 100.
 	MaxConcurrentStreams int
 	// MaxFrameSize is the largest HTTP/2 frame the server accepts
-	// (SETTINGS_MAX_FRAME_SIZE), 16 KiB to 16 MiB. The client transport
-	// holds a buffer of this size for every open stream, idle or not, and
-	// with 16 KiB frames each DATA frame is one full TLS record; 64 KiB
-	// frames measured no faster on loopback (docs/benchmarks.md). Zero
-	// means 16 KiB.
+	// (SETTINGS_MAX_FRAME_SIZE), 16 KiB to 16 MiB; the frame reader keeps
+	// a buffer of that size per connection. Zero means 16 KiB, which is
+	// also the size of a TLS record.
 	MaxFrameSize int
 	// HandshakeTimeout bounds the TLS handshake. Zero means 10 s.
 	HandshakeTimeout time.Duration
@@ -89,17 +67,17 @@ type Server struct {
 	Logf func(format string, args ...any)
 
 	initOnce sync.Once
-	hs       *http.Server
+	conf     *tls.Config
 
-	mu    sync.Mutex
-	conns map[net.Conn]*serverConn
-	down  bool
+	mu          sync.Mutex
+	listeners   map[net.Listener]struct{}
+	handshaking map[net.Conn]struct{}
+	conns       map[*h2Conn]struct{}
+	down        bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
-var ErrServerClosed = http.ErrServerClosed
-
-type connKey struct{}
+var ErrServerClosed = errors.New("hbone: server closed")
 
 func (s *Server) init() {
 	s.initOnce.Do(func() {
@@ -110,62 +88,17 @@ func (s *Server) init() {
 		conf.MinVersion = tls.VersionTLS13
 		conf.MaxVersion = tls.VersionTLS13
 		conf.NextProtos = []string{"h2"}
-		handshake := s.HandshakeTimeout
-		if handshake <= 0 {
-			handshake = DefaultHandshakeTimeout
-		}
-		frame := s.MaxFrameSize
-		if frame <= 0 {
-			frame = defaultServerFrameSize
-		}
-		maxStreams := s.MaxConcurrentStreams
-		if maxStreams <= 0 {
-			maxStreams = DefaultMaxConcurrentStreams
-		}
-		var protos http.Protocols
-		protos.SetHTTP2(true) // and nothing else: no HTTP/1 fallback
-		s.conns = map[net.Conn]*serverConn{}
-		s.hs = &http.Server{
-			Handler:   http.HandlerFunc(s.serveHTTP),
-			TLSConfig: conf,
-			Protocols: &protos,
-			HTTP2: &http.HTTP2Config{
-				MaxConcurrentStreams:          maxStreams,
-				MaxReadFrameSize:              frame,
-				MaxReceiveBufferPerStream:     streamWindowSize,
-				MaxReceiveBufferPerConnection: connWindowSize,
-			},
-			// net/http bounds the TLS handshake by ReadHeaderTimeout; HTTP/2
-			// streams are not affected by it.
-			ReadHeaderTimeout: handshake,
-			IdleTimeout:       s.IdleTimeout,
-			ErrorLog:          log.New(logWriter{s}, "", 0),
-			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				sc := &serverConn{raw: c, opened: time.Now(), streams: map[*Stream]struct{}{}}
-				s.mu.Lock()
-				s.conns[c] = sc
-				s.mu.Unlock()
-				return context.WithValue(ctx, connKey{}, sc)
-			},
-			ConnState: func(c net.Conn, st http.ConnState) {
-				if st == http.StateClosed || st == http.StateHijacked {
-					s.mu.Lock()
-					delete(s.conns, c)
-					s.mu.Unlock()
-				}
-			},
-		}
+		s.conf = conf
+		s.listeners = map[net.Listener]struct{}{}
+		s.handshaking = map[net.Conn]struct{}{}
+		s.conns = map[*h2Conn]struct{}{}
 	})
 }
 
-// logWriter turns net/http's error log into Logf calls.
-type logWriter struct{ s *Server }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	if w.s.Logf != nil {
-		w.s.Logf("hbone: %s", strings.TrimSuffix(string(p), "\n"))
+func (s *Server) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
 	}
-	return len(p), nil
 }
 
 // ListenAndServe listens on addr (e.g. "127.0.0.1:15008") and serves.
@@ -185,23 +118,114 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("hbone: Server needs a Handler and a TLSConfig")
 	}
 	s.init()
-	return s.hs.ServeTLS(lingerListener{ln}, "", "")
+	s.mu.Lock()
+	if s.down {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			down := s.down
+			s.mu.Unlock()
+			if down {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors, for instance: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logf("hbone: accept: %v; retrying in %v", err, backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		go s.serveConn(raw)
+	}
 }
 
-// lingerListener closes connections gracefully. A client whose certificate we
-// reject learns it from our TLS alert only after its side of the TLS 1.3
-// handshake, when it has already sent its HTTP/2 preface; closing a socket with
-// those bytes unread makes the kernel send RST, and the client may see "broken
-// pipe" instead of the alert. So Close shuts down our sending side (the alert and
-// a FIN go out), drains what the peer sent for a moment, and then closes.
-type lingerListener struct{ net.Listener }
-
-func (l lingerListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &lingerConn{TCPConn: tc}, nil
+// serveConn runs the TLS handshake and then the HTTP/2 connection.
+func (s *Server) serveConn(raw net.Conn) {
+	if tc, ok := raw.(*net.TCPConn); ok {
+		raw = &lingerConn{TCPConn: tc}
 	}
-	return c, err
+	s.mu.Lock()
+	if s.down {
+		s.mu.Unlock()
+		_ = raw.Close()
+		return
+	}
+	s.handshaking[raw] = struct{}{}
+	s.mu.Unlock()
+	c, err := s.handshake(raw)
+	s.mu.Lock()
+	delete(s.handshaking, raw)
+	if err == nil && s.down {
+		err = ErrServerClosed
+	}
+	if err == nil {
+		s.conns[c] = struct{}{}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		if !errors.Is(err, ErrServerClosed) {
+			s.logf("hbone: connection from %s: %v", raw.RemoteAddr(), err)
+		}
+		_ = raw.Close()
+		return
+	}
+	if err := c.start(uint32(s.MaxFrameSize)); err != nil {
+		s.logf("hbone: connection from %s (%s): %v", raw.RemoteAddr(), c.peer, err)
+		c.fail(err)
+	}
+}
+
+// handshake authenticates the client and prepares the HTTP/2 connection;
+// the deadline it sets on raw also bounds reading the client's preface.
+func (s *Server) handshake(raw net.Conn) (*h2Conn, error) {
+	timeout := s.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	_ = raw.SetDeadline(time.Now().Add(timeout))
+	tc := tls.Server(raw, s.conf)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	state := tc.ConnectionState()
+	if state.NegotiatedProtocol != "h2" {
+		return nil, fmt.Errorf("client did not negotiate ALPN h2 (got %q)", state.NegotiatedProtocol)
+	}
+	peer, err := identity.PeerID(state)
+	if err != nil {
+		return nil, err
+	}
+	c := newH2Conn(tc, false, peer)
+	c.maxStreams = uint32(s.MaxConcurrentStreams)
+	if c.maxStreams == 0 {
+		c.maxStreams = DefaultMaxConcurrentStreams
+	}
+	c.idle = s.IdleTimeout
+	c.logf = s.Logf
+	c.onStream = func(st *h2Stream) { newStream(st).serve(s.Handler) }
+	c.onClose = func(c *h2Conn) {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}
+	return c, nil
 }
 
 const (
@@ -209,6 +233,13 @@ const (
 	lingerBytes = 256 << 10
 )
 
+// lingerConn closes an accepted connection gracefully. A client whose
+// certificate we reject learns it from our TLS alert only after its side of
+// the TLS 1.3 handshake, when it has already sent its HTTP/2 preface;
+// closing a socket with those bytes unread makes the kernel send RST, and
+// the client may see "broken pipe" instead of the alert (or miss our
+// GOAWAY). So Close shuts down our sending side (the alert and a FIN go
+// out), drains what the peer sent for a moment, and then closes.
 type lingerConn struct {
 	*net.TCPConn
 	once sync.Once
@@ -233,85 +264,52 @@ func (c *lingerConn) Close() error {
 // until their in-flight streams have finished and the connections closed,
 // or ctx ends; then it closes what is left and returns ctx.Err().
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.init()
-	s.mu.Lock()
-	s.down = true
-	s.mu.Unlock()
-	err := s.hs.Shutdown(ctx)
-	if err != nil {
-		_ = s.hs.Close()
+	conns := s.stop()
+	for _, c := range conns {
+		c.shutdown()
 	}
-	return err
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		left := len(s.conns)
+		s.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			_ = s.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
+	for _, c := range s.stop() {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// stop marks the server down, closes its listeners and the connections
+// still in their handshake, and returns the established connections.
+func (s *Server) stop() []*h2Conn {
 	s.init()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.down = true
-	s.mu.Unlock()
-	return s.hs.Close()
-}
-
-// serverConn is one accepted connection.
-type serverConn struct {
-	raw    net.Conn // a *tls.Conn
-	opened time.Time
-
-	peerOnce sync.Once
-	peer     spiffeid.ID
-	peerErr  error
-
-	total atomic.Uint64 // streams served
-
-	mu      sync.Mutex
-	streams map[*Stream]struct{}
-}
-
-// peerID returns the verified client identity, from the first request's
-// TLS state (the same for every stream of the connection).
-func (sc *serverConn) peerID(r *http.Request) (spiffeid.ID, error) {
-	sc.peerOnce.Do(func() {
-		if r.TLS == nil {
-			sc.peerErr = errors.New("no TLS connection state")
-			return
-		}
-		sc.peer, sc.peerErr = identity.PeerID(*r.TLS)
-	})
-	return sc.peer, sc.peerErr
-}
-
-// serveHTTP turns one HTTP/2 request into a Stream.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	sc, _ := r.Context().Value(connKey{}).(*serverConn)
-	if sc == nil || r.ProtoMajor != 2 {
-		http.Error(w, "hbone: HTTP/2 over TLS only", http.StatusHTTPVersionNotSupported)
-		return
+	for ln := range s.listeners {
+		_ = ln.Close()
 	}
-	peer, err := sc.peerID(r)
-	if err != nil {
-		http.Error(w, "hbone: "+err.Error(), http.StatusUnauthorized)
-		return
+	for raw := range s.handshaking {
+		_ = raw.Close()
 	}
-	if r.Method != http.MethodConnect {
-		w.Header().Set("Allow", http.MethodConnect)
-		http.Error(w, fmt.Sprintf("hbone: method %s not allowed; only CONNECT", r.Method), http.StatusMethodNotAllowed)
-		return
+	conns := make([]*h2Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
-	auth, err := ParseAuthority(r.Host)
-	if err != nil {
-		http.Error(w, "hbone: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	st := newStream(sc, peer, w, r, auth)
-	sc.mu.Lock()
-	sc.streams[st] = struct{}{}
-	sc.mu.Unlock()
-	sc.total.Add(1)
-	defer func() {
-		sc.mu.Lock()
-		delete(sc.streams, st)
-		sc.mu.Unlock()
-	}()
-	st.serve(r.Context(), s.Handler)
+	return conns
 }
