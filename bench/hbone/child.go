@@ -22,7 +22,7 @@ import (
 //	mem    → "<heap in use + goroutine stacks, bytes> <open streams/conns>"
 //	quit   → exits
 //
-// It prints "READY <tcp> <tls> <hbone> <hbone-64k-frames>" once listening.
+// It prints "READY <tcp> <tls> <hbone>" once listening.
 
 // open counts streams (HBONE) and connections (TCP, TLS) being served.
 var open atomic.Int64
