@@ -163,6 +163,29 @@ func (st *Stream) Close() error {
 	return nil
 }
 
+// SetReadDeadline makes Read return os.ErrDeadlineExceeded once t has
+// passed (after accepting the stream); the stream stays usable, and a later
+// deadline, or none, lets reads go on. net/http's server relies on this to
+// stop a background read.
+func (st *Stream) SetReadDeadline(t time.Time) error {
+	st.s.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline makes a Write waiting for flow-control window return
+// os.ErrDeadlineExceeded once t has passed.
+func (st *Stream) SetWriteDeadline(t time.Time) error {
+	st.s.wdl.set(t)
+	return nil
+}
+
+// SetDeadline sets both deadlines.
+func (st *Stream) SetDeadline(t time.Time) error {
+	st.s.rdl.set(t)
+	st.s.wdl.set(t)
+	return nil
+}
+
 // Context returns the stream's context, the one the handler was given.
 func (st *Stream) Context() context.Context { return st.s.ctx }
 

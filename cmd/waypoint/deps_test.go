@@ -1,0 +1,32 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies: the waypoint never links the store, translation, the
+// Kubernetes client or meshctl (ARCHITECTURE.md): it gets its configuration
+// pushed or from a file.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	forbidden := []string{
+		"github.com/meshway/meshway/internal/store",
+		"github.com/meshway/meshway/internal/translate",
+		"github.com/meshway/meshway/internal/kube",
+		"github.com/meshway/meshway/internal/cli",
+		"k8s.io/client-go",
+		"sigs.k8s.io/controller-runtime",
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if dep == f || strings.HasPrefix(dep, f+"/") {
+				t.Errorf("cmd/waypoint depends on %s", dep)
+			}
+		}
+	}
+}

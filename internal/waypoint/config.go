@@ -1,0 +1,175 @@
+package waypoint
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/meshway/meshway/internal/authz"
+	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/waypoint/route"
+)
+
+// LoadFile reads and validates a waypoint configuration file (YAML or
+// JSON, the fields of model.Waypoint). Errors name the file and the field.
+func LoadFile(path string) (*model.Waypoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var w model.Waypoint
+	if err := sigsyaml.UnmarshalStrict(data, &w); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := w.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: invalid waypoint configuration:\n%w", path, err)
+	}
+	return &w, nil
+}
+
+// config is a compiled configuration: what the data path reads, never
+// changed once published.
+type config struct {
+	src *model.Waypoint
+	// dests maps an original destination, "ip:port" or "hostname:port",
+	// to what handles it.
+	dests     map[string]*dest
+	workloads map[netip.Addr]*model.Workload
+	clusters  map[string]*cluster
+	authz     *authz.Engine // the waypoint's own policies, for workload traffic
+	version   uint64
+}
+
+// dest is one captured destination.
+type dest struct {
+	name     string // namespace/name of the service or workload
+	protocol model.Protocol
+	table    *route.Table // nil when no route is attached
+	def      *cluster     // where requests no route matches go
+	authz    *authz.Engine
+	ip       netip.Addr // the destination address, for policies (invalid for hostnames)
+	port     uint16
+}
+
+// cluster is a set of endpoints with its load-balancing state.
+type cluster struct {
+	name      string
+	endpoints []*model.Endpoint // healthy ones
+	next      atomic.Uint64     // round robin
+}
+
+// pick returns the next endpoint round robin, or nil if none is healthy.
+func (c *cluster) pick() *model.Endpoint {
+	if len(c.endpoints) == 0 {
+		return nil
+	}
+	return c.endpoints[(c.next.Add(1)-1)%uint64(len(c.endpoints))]
+}
+
+var versions atomic.Uint64
+
+// compile validates w and builds what the data path uses.
+func compile(w *model.Waypoint) (*config, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	c := &config{src: w, dests: map[string]*dest{}, workloads: map[netip.Addr]*model.Workload{}, clusters: map[string]*cluster{}, version: versions.Add(1)}
+	for i := range w.Workloads {
+		for _, a := range w.Workloads[i].Addresses {
+			addr, _ := netip.ParseAddr(a) // validated
+			c.workloads[addr] = &w.Workloads[i]
+		}
+	}
+	for i := range w.Clusters {
+		mc := &w.Clusters[i]
+		cl := &cluster{name: mc.Name}
+		for j := range mc.Endpoints {
+			if !mc.Endpoints[j].Unhealthy {
+				cl.endpoints = append(cl.endpoints, &mc.Endpoints[j])
+			}
+		}
+		c.clusters[mc.Name] = cl
+	}
+	var errs []error
+	waypointAuthz, err := authz.Compile(w.Policies)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("policies: %w", err))
+	}
+	for i := range w.Services {
+		s := &w.Services[i]
+		engine := waypointAuthz
+		if len(s.Policies) > 0 {
+			// One engine per target: Istio evaluates the waypoint's and the
+			// service's policies together (DENY first, then ALLOW).
+			engine, err = authz.Compile(append(slices.Clone(w.Policies), s.Policies...))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("services[%d].policies: %w", i, err))
+			}
+		}
+		for j := range s.Ports {
+			p := &s.Ports[j]
+			d := &dest{name: s.Namespace + "/" + s.Name, protocol: p.Protocol, def: c.clusters[p.Cluster], authz: engine, port: p.Port}
+			if len(p.Routes) > 0 {
+				t, err := route.Compile(p.Routes)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("services[%d].ports[%d].routes: %w", i, j, err))
+					continue
+				}
+				d.table = t
+			}
+			port := strconv.Itoa(int(p.Port))
+			if s.Hostname != "" {
+				c.dests[s.Hostname+":"+port] = d
+			}
+			for _, a := range s.Addresses {
+				addr, _ := netip.ParseAddr(a) // validated
+				da := *d
+				da.ip = addr
+				c.dests[netip.AddrPortFrom(addr, p.Port).String()] = &da
+			}
+		}
+	}
+	c.authz = waypointAuthz
+	return c, errors.Join(errs...)
+}
+
+// lookup returns the destination for an original destination address,
+// or nil if the waypoint does not capture it.
+func (c *config) lookup(addr string) *dest {
+	if d := c.dests[addr]; d != nil {
+		return d
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil
+	}
+	if d := c.dests[ap.String()]; d != nil { // another spelling of the address
+		return d
+	}
+	wl := c.workloads[ap.Addr().Unmap()]
+	if wl == nil {
+		return nil
+	}
+	// Workload-addressed: to the workload itself, on the port asked for.
+	proto := model.ProtocolTCP
+	for _, p := range wl.Ports {
+		if p.Port == ap.Port() {
+			proto = p.Protocol
+		}
+	}
+	ep := &model.Endpoint{Address: ap.String(), Identity: wl.Identity}
+	return &dest{
+		name: wl.Namespace + "/" + wl.Name, protocol: proto,
+		def:   &cluster{name: ap.String(), endpoints: []*model.Endpoint{ep}},
+		authz: c.authz, ip: ap.Addr(), port: ap.Port(),
+	}
+}
+
+// atomicConfig holds the configuration in use.
+type atomicConfig = atomic.Pointer[config]

@@ -1,0 +1,205 @@
+package waypoint
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/meshway/meshway/internal/authz"
+	"github.com/meshway/meshway/internal/model"
+)
+
+// upstream forwards requests to endpoints with one protocol: HTTP/1.1, or
+// HTTP/2 cleartext (h2c) for HTTP2 and gRPC ports.
+type upstream struct {
+	t  *http.Transport
+	rp *httputil.ReverseProxy
+}
+
+// exchange is what the waypoint decided for one request; it travels in the
+// request's context to the transport (which endpoint to dial) and to the
+// response filters.
+type exchange struct {
+	ep       *model.Endpoint // the first try's
+	cl       *cluster        // where retries pick from
+	retry    *model.Retry
+	perTry   time.Duration
+	respMods []*model.HeaderModifier
+}
+
+type exchangeKey struct{}
+
+func (p *Proxy) newUpstream(h2c bool) *upstream {
+	var protos http.Protocols
+	if h2c {
+		protos.SetUnencryptedHTTP2(true)
+	} else {
+		protos.SetHTTP1(true)
+	}
+	u := &upstream{}
+	u.t = &http.Transport{
+		Protocols: &protos,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			x, _ := ctx.Value(exchangeKey{}).(*exchange)
+			if x == nil {
+				return nil, errors.New("internal error: no endpoint chosen")
+			}
+			return p.dial(ctx, x.ep)
+		},
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	u.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+			pr.Out.URL.Scheme = "http"
+			// The connection pool is keyed by this: one per endpoint.
+			pr.Out.URL.Host = x.ep.Address
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:     tries{base: u.t},
+		FlushInterval: -1, // stream: gRPC, server-sent events, long polls
+		ModifyResponse: func(resp *http.Response) error {
+			x, _ := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+			if x != nil {
+				for _, m := range x.respMods {
+					modifyHeader(resp.Header, m)
+				}
+			}
+			return nil
+		},
+		ErrorHandler: upstreamError,
+		ErrorLog:     nil,
+	}
+	return u
+}
+
+// upstreamError answers as Envoy does, so that users (and retry policies)
+// see the messages they know.
+func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		http.Error(w, "upstream request timeout", http.StatusGatewayTimeout)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away: nobody to answer.
+		w.WriteHeader(499)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) || isDialError(err) {
+			http.Error(w, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", http.StatusServiceUnavailable)
+			return
+		}
+		http.Error(w, "upstream connect error or disconnect/reset before headers. reset reason: "+err.Error(), http.StatusServiceUnavailable)
+	}
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// serveHTTP routes one downstream request.
+func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	ic, _ := r.Context().Value(inConnKey{}).(*inConn)
+	cfg := p.cur.Load()
+	if ic == nil || cfg == nil {
+		http.Error(w, "waypoint: no configuration", http.StatusServiceUnavailable)
+		return
+	}
+	d := cfg.lookup(ic.dst)
+	if d == nil {
+		http.Error(w, "waypoint: "+ic.dst+" is no longer a destination of this waypoint", http.StatusServiceUnavailable)
+		return
+	}
+	if d.authz != nil {
+		ar := ic.authzRequest(d)
+		ar.HTTP, ar.Host, ar.Method, ar.Path, ar.Headers = true, r.Host, r.Method, r.URL.RequestURI(), r.Header
+		if dec := d.authz.Evaluate(ar); !dec.Allowed {
+			// Envoy's answer, byte for byte: clients and tests match on it.
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(authz.DeniedStatus)
+			_, _ = io.WriteString(w, authz.DeniedBody)
+			return
+		}
+	}
+	x := &exchange{}
+	cl := d.def
+	var (
+		timeouts model.Timeouts
+		retry    *model.Retry
+	)
+	if d.table != nil {
+		if rule := d.table.Match(r); rule != nil {
+			applyFilters(r, x, rule.Spec.Filters)
+			b, ok := rule.Pick(rand.Uint64())
+			if !ok {
+				http.Error(w, "waypoint: the route's rule has no backend with a weight", http.StatusInternalServerError)
+				return
+			}
+			applyFilters(r, x, b.Filters)
+			cl = cfg.clusters[b.Cluster]
+			timeouts = rule.Spec.Timeouts
+			retry = rule.Spec.Retry
+		}
+	}
+	x.cl, x.retry = cl, retry
+	x.perTry = perTryTimeout(timeouts, retry)
+	x.ep = cl.pick()
+	if x.ep == nil {
+		http.Error(w, errNoEndpoint.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	if t := time.Duration(timeouts.Request); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	up := p.h1
+	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 {
+		up = p.h2c
+	}
+	up.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// perTryTimeout bounds one try: HTTPRoute's timeouts.backendRequest or
+// VirtualService's retries.perTryTimeout, the shorter if both are set.
+func perTryTimeout(t model.Timeouts, r *model.Retry) time.Duration {
+	be := time.Duration(t.BackendRequest)
+	if r != nil && r.PerTryTimeout > 0 && (be == 0 || time.Duration(r.PerTryTimeout) < be) {
+		be = time.Duration(r.PerTryTimeout)
+	}
+	return be
+}
+
+// applyFilters runs request filters now and keeps response filters for
+// the response.
+func applyFilters(r *http.Request, x *exchange, filters []model.Filter) {
+	for i := range filters {
+		f := &filters[i]
+		switch f.Type {
+		case model.FilterRequestHeaderModifier:
+			modifyHeader(r.Header, f.HeaderModifier)
+		case model.FilterResponseHeaderModifier:
+			x.respMods = append(x.respMods, f.HeaderModifier)
+		}
+	}
+}
+
+func modifyHeader(h http.Header, m *model.HeaderModifier) {
+	for _, kv := range m.Set {
+		h.Set(kv.Name, kv.Value)
+	}
+	for _, kv := range m.Add {
+		h.Add(kv.Name, kv.Value)
+	}
+	for _, name := range m.Remove {
+		h.Del(name)
+	}
+}

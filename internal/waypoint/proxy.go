@@ -1,0 +1,307 @@
+package waypoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshway/meshway/internal/authz"
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/model"
+)
+
+// Proxy is a waypoint's data path. Set the fields, Load a configuration,
+// then hand it connections: from HBONE (use it as the hbone.Server's
+// Handler) or from plain TCP listeners mapped to an original destination
+// (ServeListener). A Proxy is safe for concurrent use.
+type Proxy struct {
+	// Pool and Source open HBONE tunnels to endpoints that have a mesh
+	// identity; without them such endpoints are unreachable (503).
+	Pool   *hbone.Pool
+	Source identity.CertSource
+	// Logf, if set, receives errors that concern no single request.
+	Logf func(format string, args ...any)
+
+	initOnce sync.Once
+	cur      atomicConfig
+	http     *http.Server
+	incoming *connQueue
+	h1, h2c  *upstream
+}
+
+// Load validates and compiles w and makes it the configuration new
+// requests use; requests in flight finish with the one they started with.
+// An invalid configuration is refused and the current one stays.
+func (p *Proxy) Load(w *model.Waypoint) error {
+	c, err := compile(w)
+	if err != nil {
+		return fmt.Errorf("waypoint configuration refused (the previous one keeps serving): %w", err)
+	}
+	p.cur.Store(c)
+	return nil
+}
+
+// Config returns the configuration in use, nil before the first Load. Do
+// not modify it.
+func (p *Proxy) Config() *model.Waypoint {
+	if c := p.cur.Load(); c != nil {
+		return c.src
+	}
+	return nil
+}
+
+func (p *Proxy) init() {
+	p.initOnce.Do(func() {
+		p.incoming = newConnQueue()
+		p.h1 = p.newUpstream(false)
+		p.h2c = p.newUpstream(true)
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true) // h2c with prior knowledge, as Istio's HTTP ports accept
+		p.http = &http.Server{
+			Handler:           http.HandlerFunc(p.serveHTTP),
+			Protocols:         &protos,
+			ReadHeaderTimeout: 30 * time.Second,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				if ic, ok := c.(*inConn); ok {
+					return context.WithValue(ctx, inConnKey{}, ic)
+				}
+				return ctx
+			},
+			ErrorLog: nil,
+		}
+		go func() { _ = p.http.Serve(p.incoming) }()
+	})
+}
+
+func (p *Proxy) logf(format string, args ...any) {
+	if p.Logf != nil {
+		p.Logf(format, args...)
+	}
+}
+
+// ServeListener serves the connections accepted on ln as traffic to the
+// original destination origDst ("ip:port" or "hostname:port"), until ln is
+// closed. Meant for tests, benchmarks and ports a node forwards as they are.
+func (p *Proxy) ServeListener(ln net.Listener, origDst string) error {
+	p.init()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go p.serveConn(c, origDst, spiffeid.ID{}, addrOf(c.RemoteAddr()))
+	}
+}
+
+// addrOf returns the IP of a TCP address.
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// ServeHBONE serves one inbound HBONE stream: its :authority is the
+// original destination, its peer certificate the source identity. It
+// implements hbone.Handler.
+func (p *Proxy) ServeHBONE(ctx context.Context, s *hbone.Stream) {
+	p.init()
+	cfg := p.cur.Load()
+	if cfg == nil || cfg.lookup(s.Authority.String()) == nil {
+		_ = s.Reject(http.StatusBadRequest, fmt.Sprintf("waypoint: %s is not a destination this waypoint serves", s.Authority))
+		return
+	}
+	if err := s.Accept(); err != nil {
+		return
+	}
+	// The original client is in the forwarded header; the tunnel's own
+	// source is the client's node.
+	src := addrOf(s.RemoteAddr)
+	if f, err := hbone.ParseForwarded(s.Header.Get("Forwarded")); err == nil && f.For.IsValid() {
+		src = f.For.Addr()
+	}
+	c := &streamConn{Stream: s}
+	done := p.serveConn(c, s.Authority.String(), s.PeerID, src)
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// serveConn hands a connection to the TCP or the HTTP path and returns a
+// channel closed once it is finished with.
+func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP netip.Addr) <-chan struct{} {
+	ic := &inConn{Conn: c, dst: origDst, srcIP: srcIP, done: make(chan struct{})}
+	if !peer.IsZero() {
+		// A workload identity; anything else matches no principal.
+		ic.peer, _ = authz.PeerFromSPIFFE(peer.String())
+	}
+	cfg := p.cur.Load()
+	var d *dest
+	if cfg != nil {
+		d = cfg.lookup(origDst)
+	}
+	switch {
+	case d == nil:
+		p.logf("waypoint: connection from %s to %s: not a destination this waypoint serves", c.RemoteAddr(), origDst)
+		_ = ic.Close()
+	case !d.protocol.IsHTTP():
+		go p.serveTCP(ic, d)
+	default:
+		p.init()
+		if !p.incoming.push(ic) {
+			_ = ic.Close()
+		}
+	}
+	return ic.done
+}
+
+// serveTCP forwards an opaque connection to an endpoint of d's cluster.
+func (p *Proxy) serveTCP(c *inConn, d *dest) {
+	defer func() { _ = c.Close() }()
+	if dec := d.authz.Evaluate(c.authzRequest(d)); !dec.Allowed {
+		p.logf("waypoint: TCP from %s (%s) to %s: %s", c.srcIP, c.peer.Principal, c.dst, dec.Reason)
+		return
+	}
+	ep := d.def.pick()
+	if ep == nil {
+		p.logf("waypoint: TCP to %s (%s): no healthy endpoint in cluster %s", c.dst, d.name, d.def.name)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	up, err := p.dial(ctx, ep)
+	cancel()
+	if err != nil {
+		p.logf("waypoint: TCP to %s (%s): %v", c.dst, d.name, err)
+		return
+	}
+	defer func() { _ = up.Close() }()
+	_, _, _ = hbone.Splice(c, up)
+}
+
+// dial connects to an endpoint: over HBONE when it has an identity.
+func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) {
+	if ep.Identity == "" {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ep.Address)
+	}
+	if p.Pool == nil || p.Source == nil {
+		return nil, fmt.Errorf("endpoint %s has identity %s but the waypoint has no HBONE pool", ep.Address, ep.Identity)
+	}
+	id, err := spiffeid.FromString(ep.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", ep.Address, err)
+	}
+	ap, err := netip.ParseAddrPort(ep.Address)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", ep.Address, err)
+	}
+	return p.Pool.Dial(ctx, hbone.Request{
+		Source:    p.Source,
+		Addr:      net.JoinHostPort(ap.Addr().String(), strconv.Itoa(hbone.DefaultPort)),
+		Authority: ep.Address,
+		Expected:  []spiffeid.ID{id},
+	})
+}
+
+// Close stops serving HTTP connections and closes the upstream pools.
+func (p *Proxy) Close() error {
+	p.init()
+	err := p.http.Close()
+	p.h1.t.CloseIdleConnections()
+	p.h2c.t.CloseIdleConnections()
+	return err
+}
+
+// inConn is a downstream connection with what the waypoint knows of it.
+type inConn struct {
+	net.Conn
+	dst   string             // original destination
+	peer  authz.PeerIdentity // source identity (HBONE), zero for plain TCP
+	srcIP netip.Addr         // the original client's address
+
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+type inConnKey struct{}
+
+// authzRequest is what policies see of the connection (the L4 part).
+func (c *inConn) authzRequest(d *dest) *authz.Request {
+	return &authz.Request{Source: c.peer, SourceIP: c.srcIP, DestinationIP: d.ip, DestinationPort: d.port}
+}
+
+func (c *inConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		// End our direction cleanly first: an HBONE stream then ends with
+		// END_STREAM rather than a reset.
+		if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		err = c.Conn.Close()
+		close(c.done)
+	})
+	return err
+}
+
+// streamConn gives an HBONE stream the net.Conn methods net/http needs.
+type streamConn struct{ *hbone.Stream }
+
+func (c *streamConn) LocalAddr() net.Addr  { return c.Stream.LocalAddr }
+func (c *streamConn) RemoteAddr() net.Addr { return c.Stream.RemoteAddr }
+
+// connQueue is a net.Listener fed by the proxy: every downstream HTTP
+// connection, whatever it came from, is served by one http.Server.
+type connQueue struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return queueAddr{} }
+
+type queueAddr struct{}
+
+func (queueAddr) Network() string { return "waypoint" }
+func (queueAddr) String() string  { return "waypoint" }
+
+var errNoEndpoint = errors.New("no healthy upstream")

@@ -1,0 +1,155 @@
+package waypoint
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/meshway/meshway/internal/model"
+)
+
+// maxReplayBody is the largest request body kept for retries; a request
+// with a larger (or unknown-length) body is tried once.
+const maxReplayBody = 64 << 10
+
+// defaultBackoff is Envoy's base retry interval.
+const defaultBackoff = 25 * time.Millisecond
+
+// tries is the transport that makes the tries of one request: each goes
+// to an endpoint of the chosen cluster (a retry picks again) under the
+// per-try timeout, and a failed one is retried as the route's retry policy
+// says. The ReverseProxy then streams the last try's response.
+type tries struct{ base http.RoundTripper }
+
+func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
+	x, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if x == nil {
+		return nil, errors.New("internal error: no exchange")
+	}
+	attempts := 0
+	if x.retry != nil {
+		attempts = x.retry.Attempts
+	}
+	var body []byte
+	if attempts > 0 && req.Body != nil && req.Body != http.NoBody {
+		if req.ContentLength < 0 || req.ContentLength > maxReplayBody {
+			attempts = 0 // cannot replay it
+		} else {
+			b, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
+			_ = req.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+			body = b
+		}
+	}
+	for try := 0; ; try++ {
+		ep := x.ep
+		if try > 0 {
+			if ep = x.cl.pick(); ep == nil {
+				return nil, errNoEndpoint
+			}
+		}
+		xt := *x // the try's own: its endpoint, the request's response filters
+		xt.ep = ep
+		ctx := context.WithValue(req.Context(), exchangeKey{}, &xt)
+		cancel := context.CancelFunc(func() {})
+		if x.perTry > 0 {
+			ctx, cancel = context.WithTimeout(ctx, x.perTry)
+		}
+		out := req.Clone(ctx)
+		out.URL.Host = ep.Address
+		if body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		resp, err := t.base.RoundTrip(out)
+		if try < attempts && req.Context().Err() == nil && retriable(x.retry, resp, err, ctx) {
+			if resp != nil {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+				_ = resp.Body.Close()
+			}
+			cancel()
+			if !sleep(req.Context(), backoff(x.retry, try)) {
+				return nil, req.Context().Err()
+			}
+			continue
+		}
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil && req.Context().Err() == nil {
+				err = context.DeadlineExceeded // the per-try timeout: 504
+			}
+			return nil, err
+		}
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
+}
+
+// retriable says whether a try's outcome is retried under r.
+func retriable(r *model.Retry, resp *http.Response, err error, tryCtx context.Context) bool {
+	on := r.On
+	if len(on) == 0 {
+		on = []string{"connect-failure", "refused-stream", "retriable-status-codes"}
+	}
+	has := func(c string) bool { return slices.Contains(on, c) }
+	if err != nil {
+		timedOut := tryCtx.Err() != nil
+		switch {
+		case timedOut:
+			return has("5xx") || has("gateway-error") || has("reset")
+		case isDialError(err):
+			return has("connect-failure") || has("5xx") || has("gateway-error") || has("reset")
+		default: // reset or closed before a response
+			return has("reset") || has("5xx") || has("refused-stream")
+		}
+	}
+	code := resp.StatusCode
+	switch {
+	case has("5xx") && code >= 500:
+		return true
+	case has("gateway-error") && (code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout):
+		return true
+	case has("retriable-4xx") && code == http.StatusConflict:
+		return true
+	}
+	return has("retriable-status-codes") && slices.Contains(r.Codes, code)
+}
+
+// backoff is Envoy's: full jitter over base × (2^try), at most 10 × base.
+func backoff(r *model.Retry, try int) time.Duration {
+	base := time.Duration(r.Backoff)
+	if base <= 0 {
+		base = defaultBackoff
+	}
+	limit := min(base<<min(try, 16), 10*base)
+	return time.Duration(rand.Int64N(int64(limit) + 1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// cancelOnClose releases a try's timeout once its response is read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

@@ -1,0 +1,166 @@
+package waypoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Listen maps a plain TCP listener to an original destination.
+type Listen struct {
+	Addr        string // where to listen, e.g. 127.0.0.1:18080
+	OriginalDst string // the destination its traffic is for, ip:port or hostname:port
+}
+
+// Options configure Run.
+type Options struct {
+	// ConfigPath is the configuration file; it is reloaded when it changes
+	// and when Reload receives. Required.
+	ConfigPath string
+	Reload     <-chan os.Signal
+	Listen     []Listen
+	// AdminAddr serves /config_dump; it must be a loopback address. Empty:
+	// no admin server.
+	AdminAddr string
+	// ReadyAddr serves /healthz/ready. Empty: no readiness server.
+	ReadyAddr string
+	Logf      func(format string, args ...any)
+}
+
+// Run runs a waypoint until ctx ends: it loads the configuration (failing
+// if the first one is invalid), opens the listeners and reloads the file
+// when it changes, keeping the previous configuration when a new one is
+// invalid.
+func Run(ctx context.Context, o Options) error {
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if o.ConfigPath == "" {
+		return errors.New("-config is required: the waypoint configuration file")
+	}
+	p := &Proxy{Logf: logf}
+	w, err := LoadFile(o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if err := p.Load(w); err != nil {
+		return fmt.Errorf("%s: %w", o.ConfigPath, err)
+	}
+	defer func() { _ = p.Close() }()
+
+	var servers []*http.Server
+	var listeners []net.Listener
+	defer func() {
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		for _, ln := range listeners {
+			_ = ln.Close()
+		}
+	}()
+	for _, l := range o.Listen {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return fmt.Errorf("-listen %s=%s: %w", l.Addr, l.OriginalDst, err)
+		}
+		listeners = append(listeners, ln)
+		go func() { _ = p.ServeListener(ln, l.OriginalDst) }()
+		logf("listening on %s for %s", ln.Addr(), l.OriginalDst)
+	}
+	if o.AdminAddr != "" {
+		host, _, err := net.SplitHostPort(o.AdminAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("-admin %s: the admin server listens on loopback only (e.g. 127.0.0.1:15000)", o.AdminAddr)
+		}
+		s, err := serve(o.AdminAddr, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			rw.Header().Set("Content-Type", "application/json")
+			enc := json.NewEncoder(rw)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(p.Config())
+		}), "/config_dump")
+		if err != nil {
+			return fmt.Errorf("-admin: %w", err)
+		}
+		servers = append(servers, s)
+	}
+	if o.ReadyAddr != "" {
+		s, err := serve(o.ReadyAddr, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			_, _ = rw.Write([]byte("ready\n"))
+		}), "/healthz/ready")
+		if err != nil {
+			return fmt.Errorf("-ready: %w", err)
+		}
+		servers = append(servers, s)
+	}
+
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", o.ConfigPath, err)
+	}
+	defer func() { _ = watcher.Close() }()
+	// The directory, not the file: editors and config maps replace the
+	// file by renaming another over it.
+	if err := watcher.Add(filepath.Dir(o.ConfigPath)); err != nil {
+		return fmt.Errorf("watching %s: %w", o.ConfigPath, err)
+	}
+	reload := func(why string) {
+		w, err := LoadFile(o.ConfigPath)
+		if err == nil {
+			err = p.Load(w)
+		}
+		if err != nil {
+			logf("reload (%s): %v", why, err)
+			return
+		}
+		logf("reload (%s): configuration loaded", why)
+	}
+	var (
+		debounce *time.Timer
+		mu       sync.Mutex
+	)
+	name := filepath.Clean(o.ConfigPath)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.Reload:
+			reload("signal")
+		case ev := <-watcher.Events:
+			if filepath.Clean(ev.Name) != name {
+				continue
+			}
+			// A write often comes as several events: load once they stop.
+			mu.Lock()
+			if debounce != nil {
+				debounce.Stop()
+			}
+			debounce = time.AfterFunc(50*time.Millisecond, func() { reload("file changed") })
+			mu.Unlock()
+		case err := <-watcher.Errors:
+			logf("watching %s: %v", o.ConfigPath, err)
+		}
+	}
+}
+
+// serve starts an HTTP server for one path.
+func serve(addr string, h http.Handler, path string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	return s, nil
+}
