@@ -133,6 +133,28 @@ type RouteRule struct {
 	Timeouts Timeouts  `json:"timeouts,omitzero"`
 	// Retry, if set, retries failed tries.
 	Retry *Retry `json:"retry,omitempty"`
+	// Fault, if set, injects delays and aborts (VirtualService fault).
+	Fault *Fault `json:"fault,omitempty"`
+}
+
+// Fault injects failures into a share of a rule's requests, as Istio's
+// VirtualService HTTPFaultInjection: the delay first, then the abort.
+type Fault struct {
+	Delay *FaultDelay `json:"delay,omitempty"`
+	Abort *FaultAbort `json:"abort,omitempty"`
+}
+
+// FaultDelay holds Percent of requests for Fixed before forwarding them.
+type FaultDelay struct {
+	Percent float64  `json:"percent"`
+	Fixed   Duration `json:"fixedDelay"`
+}
+
+// FaultAbort answers Percent of requests with HTTPStatus without
+// forwarding them.
+type FaultAbort struct {
+	Percent    float64 `json:"percent"`
+	HTTPStatus int     `json:"httpStatus"`
 }
 
 // Retry says when and how often a failed try is retried: HTTPRoute's
@@ -267,10 +289,65 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // Cluster is a set of endpoints a route sends to, e.g. the endpoints of
-// one service port.
+// one service port (or of one DestinationRule subset of it), with the
+// DestinationRule's traffic policy.
 type Cluster struct {
 	Name      string     `json:"name"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// LoadBalancer picks among healthy endpoints; nil means LEAST_REQUEST,
+	// Istio's default.
+	LoadBalancer *LoadBalancer `json:"loadBalancer,omitempty"`
+	// ConnectionPool limits requests to the cluster; over the limits the
+	// circuit breaker answers 503 at once instead of queueing.
+	ConnectionPool *ConnectionPool `json:"connectionPool,omitempty"`
+	// OutlierDetection ejects endpoints that keep failing.
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+}
+
+// Load-balancing policies, as DestinationRule's loadBalancer.simple, and
+// consistent hashing.
+const (
+	LBRoundRobin     = "ROUND_ROBIN"
+	LBLeastRequest   = "LEAST_REQUEST"
+	LBRandom         = "RANDOM"
+	LBConsistentHash = "CONSISTENT_HASH"
+)
+
+// LoadBalancer is a cluster's load-balancing policy.
+type LoadBalancer struct {
+	Policy string `json:"policy"`
+	// For CONSISTENT_HASH, exactly one key: a header's value, a cookie's,
+	// or the source IP.
+	HashHeader   string `json:"hashHeader,omitempty"`
+	HashCookie   string `json:"hashCookie,omitempty"`
+	HashSourceIP bool   `json:"hashSourceIP,omitempty"`
+}
+
+// ConnectionPool is DestinationRule's connectionPool. Zero fields mean no
+// limit. HTTP/1.1 carries one request per connection at a time, so
+// MaxConnections bounds the requests in flight to HTTP/1.1 clusters, and
+// HTTP1MaxPendingRequests how many more may wait for one; HTTP2MaxRequests
+// bounds the requests in flight to any cluster.
+type ConnectionPool struct {
+	MaxConnections          int `json:"maxConnections,omitempty"`
+	HTTP1MaxPendingRequests int `json:"http1MaxPendingRequests,omitempty"`
+	HTTP2MaxRequests        int `json:"http2MaxRequests,omitempty"`
+	// MaxRetries bounds the retries in flight to the cluster.
+	MaxRetries int `json:"maxRetries,omitempty"`
+}
+
+// OutlierDetection is DestinationRule's outlierDetection: an endpoint
+// that answers Consecutive5xxErrors 5xx (or ConsecutiveGatewayErrors 502,
+// 503 or 504; connection failures count for both) in a row is ejected for
+// BaseEjectionTime times the number of its ejections, but never more than
+// MaxEjectionPercent of the cluster's endpoints at once.
+type OutlierDetection struct {
+	Consecutive5xxErrors     int      `json:"consecutive5xxErrors,omitempty"`
+	ConsecutiveGatewayErrors int      `json:"consecutiveGatewayErrors,omitempty"`
+	Interval                 Duration `json:"interval,omitzero"`
+	BaseEjectionTime         Duration `json:"baseEjectionTime,omitzero"`
+	// MaxEjectionPercent: zero means 10, Envoy's default.
+	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
 }
 
 // Endpoint is one upstream address of a cluster.
@@ -302,6 +379,7 @@ func (w *Waypoint) Validate() error {
 			v.addf("%s.name: cluster %q is defined twice", at, c.Name)
 		}
 		clusters[c.Name] = true
+		v.traffic(at, &c)
 		for j, e := range c.Endpoints {
 			if _, err := netip.ParseAddrPort(e.Address); err != nil {
 				v.addf("%s.endpoints[%d].address: %q is not ip:port", at, j, e.Address)
@@ -456,9 +534,55 @@ func (v *validator) route(at string, r HTTPRoute, cluster func(at, name string))
 				}
 			}
 		}
+		if f := rule.Fault; f != nil {
+			if d := f.Delay; d != nil && (d.Percent < 0 || d.Percent > 100) {
+				v.addf("%s.fault.delay.percent: %v is outside 0-100", rat, d.Percent)
+			}
+			if a := f.Abort; a != nil {
+				if a.Percent < 0 || a.Percent > 100 {
+					v.addf("%s.fault.abort.percent: %v is outside 0-100", rat, a.Percent)
+				}
+				if a.HTTPStatus < 200 || a.HTTPStatus > 599 {
+					v.addf("%s.fault.abort.httpStatus: %d is not an HTTP status 200-599", rat, a.HTTPStatus)
+				}
+			}
+		}
 		if t := rule.Timeouts; t.Request != 0 && t.BackendRequest > t.Request {
 			v.addf("%s.timeouts.backendRequest: %v is longer than timeouts.request %v; it must not be", rat, time.Duration(t.BackendRequest), time.Duration(t.Request))
 		}
+	}
+}
+
+func (v *validator) traffic(at string, c *Cluster) {
+	if lb := c.LoadBalancer; lb != nil {
+		switch lb.Policy {
+		case LBRoundRobin, LBLeastRequest, LBRandom:
+		case LBConsistentHash:
+			keys := 0
+			for _, set := range []bool{lb.HashHeader != "", lb.HashCookie != "", lb.HashSourceIP} {
+				if set {
+					keys++
+				}
+			}
+			if keys != 1 {
+				v.addf("%s.loadBalancer: CONSISTENT_HASH needs exactly one of hashHeader, hashCookie, hashSourceIP", at)
+			}
+		default:
+			v.addf("%s.loadBalancer.policy: unknown %q; use ROUND_ROBIN, LEAST_REQUEST, RANDOM or CONSISTENT_HASH", at, lb.Policy)
+		}
+	}
+	if p := c.ConnectionPool; p != nil {
+		for _, f := range []struct {
+			name string
+			v    int
+		}{{"maxConnections", p.MaxConnections}, {"http1MaxPendingRequests", p.HTTP1MaxPendingRequests}, {"http2MaxRequests", p.HTTP2MaxRequests}, {"maxRetries", p.MaxRetries}} {
+			if f.v < 0 {
+				v.addf("%s.connectionPool.%s: %d must not be negative", at, f.name, f.v)
+			}
+		}
+	}
+	if o := c.OutlierDetection; o != nil && (o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100) {
+		v.addf("%s.outlierDetection.maxEjectionPercent: %d is outside 0-100", at, o.MaxEjectionPercent)
 	}
 }
 

@@ -57,25 +57,11 @@ type dest struct {
 	port     uint16
 }
 
-// cluster is a set of endpoints with its load-balancing state.
-type cluster struct {
-	name      string
-	endpoints []*model.Endpoint // healthy ones
-	next      atomic.Uint64     // round robin
-}
-
-// pick returns the next endpoint round robin, or nil if none is healthy.
-func (c *cluster) pick() *model.Endpoint {
-	if len(c.endpoints) == 0 {
-		return nil
-	}
-	return c.endpoints[(c.next.Add(1)-1)%uint64(len(c.endpoints))]
-}
-
 var versions atomic.Uint64
 
-// compile validates w and builds what the data path uses.
-func compile(w *model.Waypoint) (*config, error) {
+// compile validates w and builds what the data path uses; prev (nil at
+// first) hands its clusters' endpoint state over to the new ones.
+func compile(w *model.Waypoint, prev *config) (*config, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
@@ -88,13 +74,11 @@ func compile(w *model.Waypoint) (*config, error) {
 	}
 	for i := range w.Clusters {
 		mc := &w.Clusters[i]
-		cl := &cluster{name: mc.Name}
-		for j := range mc.Endpoints {
-			if !mc.Endpoints[j].Unhealthy {
-				cl.endpoints = append(cl.endpoints, &mc.Endpoints[j])
-			}
+		var old *cluster
+		if prev != nil {
+			old = prev.clusters[mc.Name]
 		}
-		c.clusters[mc.Name] = cl
+		c.clusters[mc.Name] = newCluster(mc, old)
 	}
 	var errs []error
 	waypointAuthz, err := authz.Compile(w.Policies)
@@ -166,7 +150,7 @@ func (c *config) lookup(addr string) *dest {
 	ep := &model.Endpoint{Address: ap.String(), Identity: wl.Identity}
 	return &dest{
 		name: wl.Namespace + "/" + wl.Name, protocol: proto,
-		def:   &cluster{name: ap.String(), endpoints: []*model.Endpoint{ep}},
+		def:   newCluster(&model.Cluster{Name: ap.String(), Endpoints: []model.Endpoint{*ep}}, nil),
 		authz: c.authz, ip: ap.Addr(), port: ap.Port(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"time"
 
 	"github.com/meshway/meshway/internal/authz"
@@ -25,8 +26,9 @@ type upstream struct {
 // request's context to the transport (which endpoint to dial) and to the
 // response filters.
 type exchange struct {
-	ep       *model.Endpoint // the first try's
-	cl       *cluster        // where retries pick from
+	host     *host    // the try's endpoint
+	cl       *cluster // where retries pick from
+	src      netip.Addr
 	retry    *model.Retry
 	perTry   time.Duration
 	respMods []*model.HeaderModifier
@@ -49,7 +51,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 			if x == nil {
 				return nil, errors.New("internal error: no endpoint chosen")
 			}
-			return p.dial(ctx, x.ep)
+			return p.dial(ctx, x.host.ep)
 		},
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -60,7 +62,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 			x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 			pr.Out.URL.Scheme = "http"
 			// The connection pool is keyed by this: one per endpoint.
-			pr.Out.URL.Host = x.ep.Address
+			pr.Out.URL.Host = x.host.ep.Address
 			pr.Out.Host = pr.In.Host
 		},
 		Transport:     tries{base: u.t},
@@ -146,15 +148,25 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			cl = cfg.clusters[b.Cluster]
 			timeouts = rule.Spec.Timeouts
 			retry = rule.Spec.Retry
+			if f := rule.Spec.Fault; f != nil && !injectFault(w, r, f) {
+				return
+			}
 		}
 	}
-	x.cl, x.retry = cl, retry
+	x.cl, x.retry, x.src = cl, retry, ic.srcIP
 	x.perTry = perTryTimeout(timeouts, retry)
-	x.ep = cl.pick()
-	if x.ep == nil {
+	x.host = cl.pick(r, ic.srcIP, nil)
+	if x.host == nil {
 		http.Error(w, errNoEndpoint.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	release, ok := cl.admit(r.Context())
+	if !ok {
+		// Envoy's circuit-breaker answer (response flag UO).
+		http.Error(w, "upstream connect error or disconnect/reset before headers. reset reason: overflow", http.StatusServiceUnavailable)
+		return
+	}
+	defer release()
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	if t := time.Duration(timeouts.Request); t > 0 {
 		var cancel context.CancelFunc
@@ -166,6 +178,26 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		up = p.h2c
 	}
 	up.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// injectFault delays and/or aborts the request as f says; false when it
+// answered (aborted) the request.
+func injectFault(w http.ResponseWriter, r *http.Request, f *model.Fault) bool {
+	if d := f.Delay; d != nil && rand.Float64()*100 < d.Percent {
+		t := time.NewTimer(time.Duration(d.Fixed))
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		}
+	}
+	if a := f.Abort; a != nil && rand.Float64()*100 < a.Percent {
+		// Envoy's fault filter answer.
+		http.Error(w, "fault filter abort", a.HTTPStatus)
+		return false
+	}
+	return true
 }
 
 // perTryTimeout bounds one try: HTTPRoute's timeouts.backendRequest or

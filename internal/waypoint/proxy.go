@@ -42,7 +42,7 @@ type Proxy struct {
 // requests use; requests in flight finish with the one they started with.
 // An invalid configuration is refused and the current one stays.
 func (p *Proxy) Load(w *model.Waypoint) error {
-	c, err := compile(w)
+	c, err := compile(w, p.cur.Load())
 	if err != nil {
 		return fmt.Errorf("waypoint configuration refused (the previous one keeps serving): %w", err)
 	}
@@ -174,15 +174,18 @@ func (p *Proxy) serveTCP(c *inConn, d *dest) {
 		p.logf("waypoint: TCP from %s (%s) to %s: %s", c.srcIP, c.peer.Principal, c.dst, dec.Reason)
 		return
 	}
-	ep := d.def.pick()
-	if ep == nil {
+	h := d.def.pick(nil, c.srcIP, nil)
+	if h == nil {
 		p.logf("waypoint: TCP to %s (%s): no healthy endpoint in cluster %s", c.dst, d.name, d.def.name)
 		return
 	}
+	h.active.Add(1)
+	defer h.active.Add(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	up, err := p.dial(ctx, ep)
+	up, err := p.dial(ctx, h.ep)
 	cancel()
 	if err != nil {
+		d.def.report(h, 0)
 		p.logf("waypoint: TCP to %s (%s): %v", c.dst, d.name, err)
 		return
 	}

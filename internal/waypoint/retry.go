@@ -48,27 +48,47 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 			body = b
 		}
 	}
+	var tried []*host
+	holding := false // a retry slot of the cluster (maxRetries), held during the retry
+	defer func() {
+		if holding {
+			x.cl.retries.Add(-1)
+		}
+	}()
 	for try := 0; ; try++ {
-		ep := x.ep
+		h := x.host
 		if try > 0 {
-			if ep = x.cl.pick(); ep == nil {
+			if h = x.cl.pick(req, x.src, tried); h == nil {
 				return nil, errNoEndpoint
 			}
 		}
+		tried = append(tried, h)
 		xt := *x // the try's own: its endpoint, the request's response filters
-		xt.ep = ep
+		xt.host = h
 		ctx := context.WithValue(req.Context(), exchangeKey{}, &xt)
 		cancel := context.CancelFunc(func() {})
 		if x.perTry > 0 {
 			ctx, cancel = context.WithTimeout(ctx, x.perTry)
 		}
 		out := req.Clone(ctx)
-		out.URL.Host = ep.Address
+		out.URL.Host = h.ep.Address
 		if body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		h.active.Add(1)
 		resp, err := t.base.RoundTrip(out)
-		if try < attempts && req.Context().Err() == nil && retriable(x.retry, resp, err, ctx) {
+		h.active.Add(-1)
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		x.cl.report(h, status)
+		if holding {
+			x.cl.retries.Add(-1)
+			holding = false
+		}
+		if try < attempts && req.Context().Err() == nil && retriable(x.retry, resp, err, ctx) && x.cl.admitRetry() {
+			holding = true
 			if resp != nil {
 				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				_ = resp.Body.Close()
