@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/meshway/meshway/internal/authz"
@@ -68,6 +69,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 		Transport:     tries{base: u.t},
 		FlushInterval: -1, // stream: gRPC, server-sent events, long polls
 		ModifyResponse: func(resp *http.Response) error {
+			trailersOnly(resp)
 			x, _ := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 			if x != nil {
 				for _, m := range x.respMods {
@@ -80,6 +82,27 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 		ErrorLog:     nil,
 	}
 	return u
+}
+
+// trailersOnly turns a gRPC "trailers-only" response (its status in the
+// one HEADERS frame that ends the stream) into headers plus trailers.
+// The proxy flushes headers as soon as it has them, so the status would
+// otherwise arrive in headers that do not end the stream, where gRPC
+// clients do not look for it.
+func trailersOnly(resp *http.Response) {
+	if resp.Header.Get("Grpc-Status") == "" || len(resp.Trailer) > 0 ||
+		(resp.ContentLength != 0 && resp.Body != http.NoBody) ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+		return
+	}
+	resp.Trailer = http.Header{}
+	for _, k := range []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"} {
+		if v, ok := resp.Header[k]; ok {
+			resp.Trailer[k] = v
+			delete(resp.Header, k)
+		}
+	}
+	resp.ContentLength = -1
 }
 
 // upstreamError answers as Envoy does, so that users (and retry policies)

@@ -106,6 +106,11 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
+		if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+			// An upgraded connection: the proxy needs to write to it too.
+			resp.Body = &cancelOnCloseRW{ReadWriteCloser: rw, cancel: cancel}
+			return resp, nil
+		}
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 		return resp, nil
 	}
@@ -170,6 +175,18 @@ type cancelOnClose struct {
 
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// cancelOnCloseRW is cancelOnClose for an upgraded (101) connection.
+type cancelOnCloseRW struct {
+	io.ReadWriteCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnCloseRW) Close() error {
+	err := c.ReadWriteCloser.Close()
 	c.cancel()
 	return err
 }
