@@ -223,12 +223,56 @@ type GRPCMethod struct {
 const (
 	FilterRequestHeaderModifier  = "RequestHeaderModifier"
 	FilterResponseHeaderModifier = "ResponseHeaderModifier"
+	FilterRequestRedirect        = "RequestRedirect"
+	FilterURLRewrite             = "URLRewrite"
+	FilterRequestMirror          = "RequestMirror"
 )
 
-// Filter changes a request or its response.
+// Filter changes a request or its response. Type says which of the other
+// fields is set.
 type Filter struct {
-	Type           string          `json:"type"`
-	HeaderModifier *HeaderModifier `json:"headerModifier,omitempty"`
+	Type            string           `json:"type"`
+	HeaderModifier  *HeaderModifier  `json:"headerModifier,omitempty"`
+	RequestRedirect *RequestRedirect `json:"requestRedirect,omitempty"`
+	URLRewrite      *URLRewrite      `json:"urlRewrite,omitempty"`
+	RequestMirror   *RequestMirror   `json:"requestMirror,omitempty"`
+}
+
+// Path modifier types, as in the Gateway API.
+const (
+	ReplaceFullPath    = "ReplaceFullPath"
+	ReplacePrefixMatch = "ReplacePrefixMatch"
+)
+
+// PathModifier replaces the whole path, or the prefix the rule's
+// PathPrefix match matched.
+type PathModifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// RequestRedirect answers with a redirect instead of forwarding; unset
+// fields keep the request's.
+type RequestRedirect struct {
+	Scheme   string        `json:"scheme,omitempty"`
+	Hostname string        `json:"hostname,omitempty"`
+	Path     *PathModifier `json:"path,omitempty"`
+	Port     uint16        `json:"port,omitempty"`
+	// StatusCode is 301 or 302 (the default).
+	StatusCode int `json:"statusCode,omitempty"`
+}
+
+// URLRewrite changes the request's host and path before forwarding.
+type URLRewrite struct {
+	Hostname string        `json:"hostname,omitempty"`
+	Path     *PathModifier `json:"path,omitempty"`
+}
+
+// RequestMirror sends a copy of Percent of the requests (all if zero) to
+// Cluster and ignores the answers.
+type RequestMirror struct {
+	Cluster string  `json:"cluster"`
+	Percent float64 `json:"percent,omitempty"`
 }
 
 // HeaderModifier sets, adds and removes headers.
@@ -507,7 +551,7 @@ func (v *validator) route(at string, r HTTPRoute, cluster func(at, name string))
 			v.match(fmt.Sprintf("%s.matches[%d]", rat, j), m)
 		}
 		for j, f := range rule.Filters {
-			v.filter(fmt.Sprintf("%s.filters[%d]", rat, j), f)
+			v.filter(fmt.Sprintf("%s.filters[%d]", rat, j), f, cluster)
 		}
 		for j, b := range rule.Backends {
 			bat := fmt.Sprintf("%s.backends[%d]", rat, j)
@@ -516,7 +560,7 @@ func (v *validator) route(at string, r HTTPRoute, cluster func(at, name string))
 				v.addf("%s.weight: %d is outside 0-1000000", bat, *b.Weight)
 			}
 			for k, f := range b.Filters {
-				v.filter(fmt.Sprintf("%s.filters[%d]", bat, k), f)
+				v.filter(fmt.Sprintf("%s.filters[%d]", bat, k), f, cluster)
 			}
 		}
 		if r := rule.Retry; r != nil {
@@ -625,13 +669,54 @@ func (v *validator) regexp(at, expr string) {
 	}
 }
 
-func (v *validator) filter(at string, f Filter) {
+func (v *validator) filter(at string, f Filter, cluster func(at, name string)) {
+	path := func(at string, p *PathModifier) {
+		if p == nil {
+			return
+		}
+		switch p.Type {
+		case ReplaceFullPath, ReplacePrefixMatch:
+			if !strings.HasPrefix(p.Value, "/") {
+				v.addf("%s.value: %q must start with /", at, p.Value)
+			}
+		default:
+			v.addf("%s.type: unknown %q; use ReplaceFullPath or ReplacePrefixMatch", at, p.Type)
+		}
+	}
 	switch f.Type {
 	case FilterRequestHeaderModifier, FilterResponseHeaderModifier:
 		if f.HeaderModifier == nil {
 			v.addf("%s.headerModifier: required for %s", at, f.Type)
 		}
+	case FilterRequestRedirect:
+		r := f.RequestRedirect
+		if r == nil {
+			v.addf("%s.requestRedirect: required for RequestRedirect", at)
+			return
+		}
+		if r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https" {
+			v.addf("%s.requestRedirect.scheme: %q; use http or https", at, r.Scheme)
+		}
+		if r.StatusCode != 0 && r.StatusCode != 301 && r.StatusCode != 302 {
+			v.addf("%s.requestRedirect.statusCode: %d; use 301 or 302", at, r.StatusCode)
+		}
+		path(at+".requestRedirect.path", r.Path)
+	case FilterURLRewrite:
+		if f.URLRewrite == nil {
+			v.addf("%s.urlRewrite: required for URLRewrite", at)
+			return
+		}
+		path(at+".urlRewrite.path", f.URLRewrite.Path)
+	case FilterRequestMirror:
+		if f.RequestMirror == nil {
+			v.addf("%s.requestMirror: required for RequestMirror", at)
+			return
+		}
+		cluster(at+".requestMirror.cluster", f.RequestMirror.Cluster)
+		if p := f.RequestMirror.Percent; p < 0 || p > 100 {
+			v.addf("%s.requestMirror.percent: %v is outside 0-100", at, p)
+		}
 	default:
-		v.addf("%s.type: unsupported filter %q; supported: RequestHeaderModifier, ResponseHeaderModifier", at, f.Type)
+		v.addf("%s.type: unsupported filter %q; supported: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror", at, f.Type)
 	}
 }

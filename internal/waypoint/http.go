@@ -33,6 +33,7 @@ type exchange struct {
 	retry    *model.Retry
 	perTry   time.Duration
 	respMods []*model.HeaderModifier
+	mirrors  []mirror
 }
 
 type exchangeKey struct{}
@@ -161,13 +162,18 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	)
 	if d.table != nil {
 		if rule := d.table.Match(r); rule != nil {
-			applyFilters(r, x, rule.Spec.Filters)
+			matched := matchedPrefix(rule.Spec, r.URL.Path)
+			if !runFilters(w, r, x, cfg, rule.Spec.Filters, matched) {
+				return
+			}
 			b, ok := rule.Pick(rand.Uint64())
 			if !ok {
 				http.Error(w, "waypoint: the route's rule has no backend with a weight", http.StatusInternalServerError)
 				return
 			}
-			applyFilters(r, x, b.Filters)
+			if !runFilters(w, r, x, cfg, b.Filters, matched) {
+				return
+			}
 			cl = cfg.clusters[b.Cluster]
 			timeouts = rule.Spec.Timeouts
 			retry = rule.Spec.Retry
@@ -190,6 +196,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if len(x.mirrors) > 0 {
+		p.sendMirrors(r, x)
+	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	if t := time.Duration(timeouts.Request); t > 0 {
 		var cancel context.CancelFunc
@@ -231,20 +240,6 @@ func perTryTimeout(t model.Timeouts, r *model.Retry) time.Duration {
 		be = time.Duration(r.PerTryTimeout)
 	}
 	return be
-}
-
-// applyFilters runs request filters now and keeps response filters for
-// the response.
-func applyFilters(r *http.Request, x *exchange, filters []model.Filter) {
-	for i := range filters {
-		f := &filters[i]
-		switch f.Type {
-		case model.FilterRequestHeaderModifier:
-			modifyHeader(r.Header, f.HeaderModifier)
-		case model.FilterResponseHeaderModifier:
-			x.respMods = append(x.respMods, f.HeaderModifier)
-		}
-	}
 }
 
 func modifyHeader(h http.Header, m *model.HeaderModifier) {

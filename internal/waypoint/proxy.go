@@ -36,6 +36,8 @@ type Proxy struct {
 	http     *http.Server
 	incoming *connQueue
 	h1, h2c  *upstream
+	// mirrorSlots bounds the mirrored requests in flight.
+	mirrorSlots chan struct{}
 }
 
 // Load validates and compiles w and makes it the configuration new
@@ -62,6 +64,7 @@ func (p *Proxy) Config() *model.Waypoint {
 func (p *Proxy) init() {
 	p.initOnce.Do(func() {
 		p.incoming = newConnQueue()
+		p.mirrorSlots = make(chan struct{}, maxMirrorsInFlight)
 		p.h1 = p.newUpstream(false)
 		p.h2c = p.newUpstream(true)
 		var protos http.Protocols
