@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +223,77 @@ func TestGuideViewOnlyPolicy(t *testing.T) {
 	}
 	if code, body := send(sleepID, http.MethodPost); code != http.StatusOK {
 		t.Errorf("POST after the policy was removed: %d %q; want 200", code, body)
+	}
+}
+
+// TestRunServesHBONE: Run with -hbone serves tunnels with a certificate
+// from the CA directory; a client of the same CA reaches the service.
+func TestRunServesHBONE(t *testing.T) {
+	b := newBackend(t, "reviews")
+	dir := t.TempDir()
+	path := dir + "/waypoint.yaml"
+	conf := fmt.Sprintf(`name: waypoint
+namespace: default
+services:
+- name: reviews
+  namespace: default
+  addresses: [10.96.0.20]
+  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
+clusters:
+- name: reviews
+  endpoints: [{address: %q}]
+`, b.addr())
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	hboneAddr := ln.Addr().String()
+	ln.Close()
+	caDir := dir + "/ca"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- waypoint.Run(ctx, waypoint.Options{ConfigPath: path, HBONEAddr: hboneAddr, CADir: caDir, Identity: waypointID.String(), Logf: t.Logf})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// The waypoint listens once it has made the CA and its certificate.
+	eventually(t, func() bool {
+		c, err := net.Dial("tcp", hboneAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "the waypoint to listen for HBONE")
+	ca, err := identity.NewCA(caDir, identity.CAOptions{TrustDomain: td}) // loads the waypoint's
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := identity.NewManager(identity.ManagerOptions{Issuer: identity.CAIssuer{CA: ca}, Bundle: identity.NewBundle(ca.TrustDomain(), ca.Bundle().Roots()...)})
+	defer m.Close()
+	pool := &hbone.Pool{Bundle: m.Bundle()}
+	defer pool.Close()
+	var conn *hbone.Conn
+	eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var err error
+		conn, err = pool.Dial(ctx, hbone.Request{Source: source(t, m, sleepID), Addr: hboneAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}})
+		return err == nil
+	}, "the waypoint to accept an HBONE tunnel")
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: reviews:9080\r\n\r\n")
+	resp, rerr := http.ReadResponse(bufio.NewReader(conn), nil)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "reviews" {
+		t.Errorf("through Run's HBONE listener: %d from %q", resp.StatusCode, resp.Header.Get("X-Backend"))
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
 )
 
 // Listen maps a plain TCP listener to an original destination.
@@ -33,6 +36,13 @@ type Options struct {
 	AdminAddr string
 	// ReadyAddr serves /healthz/ready. Empty: no readiness server.
 	ReadyAddr string
+	// HBONEAddr, if set, serves HBONE (e.g. 0.0.0.0:15008) as Identity,
+	// with certificates signed by the CA in CADir (created there if
+	// absent, as meshd's embedded CA does). Upstream endpoints with an
+	// identity are then reached over HBONE too.
+	HBONEAddr string
+	CADir     string
+	Identity  string
 	Logf      func(format string, args ...any)
 }
 
@@ -57,6 +67,14 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("%s: %w", o.ConfigPath, err)
 	}
 	defer func() { _ = p.Close() }()
+	if o.HBONEAddr != "" {
+		srv, stop, err := startHBONE(ctx, p, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		logf("serving HBONE on %s as %s", srv, o.Identity)
+	}
 
 	var servers []*http.Server
 	var listeners []net.Listener
@@ -163,4 +181,44 @@ func serve(addr string, h http.Handler, path string) (*http.Server, error) {
 	s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.Serve(ln) }()
 	return s, nil
+}
+
+// startHBONE sets up the waypoint's identity and serves HBONE; stop
+// closes the server, the pool and the certificate manager.
+func startHBONE(ctx context.Context, p *Proxy, o Options) (addr string, stop func(), err error) {
+	if o.CADir == "" || o.Identity == "" {
+		return "", nil, errors.New("-hbone needs -ca-dir (the mesh CA's directory) and -identity (spiffe://<trust-domain>/ns/<ns>/sa/<sa>)")
+	}
+	id, err := identity.ParseID(o.Identity)
+	if err != nil {
+		return "", nil, fmt.Errorf("-identity: %w", err)
+	}
+	ca, err := identity.NewCA(o.CADir, identity.CAOptions{TrustDomain: id.TrustDomain().Name()})
+	if err != nil {
+		return "", nil, fmt.Errorf("-ca-dir %s: %w", o.CADir, err)
+	}
+	mgr := identity.NewManager(identity.ManagerOptions{
+		Issuer: identity.CAIssuer{CA: ca},
+		Bundle: identity.NewBundle(ca.TrustDomain(), ca.Bundle().Roots()...),
+		Logf:   o.Logf,
+	})
+	src, err := mgr.Source(ctx, id)
+	if err != nil {
+		mgr.Close()
+		return "", nil, fmt.Errorf("certificate for %s: %w", id, err)
+	}
+	p.Pool = &hbone.Pool{Bundle: mgr.Bundle()}
+	p.Source = src
+	srv := &hbone.Server{TLSConfig: identity.ServerTLSConfig(src, mgr.Bundle(), nil), Handler: p, Logf: o.Logf}
+	ln, err := net.Listen("tcp", o.HBONEAddr)
+	if err != nil {
+		mgr.Close()
+		return "", nil, fmt.Errorf("-hbone %s: %w", o.HBONEAddr, err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() {
+		_ = srv.Close()
+		_ = p.Pool.Close()
+		mgr.Close()
+	}, nil
 }
