@@ -42,11 +42,12 @@ testdata: ## Regenerate golden files (testdata/*) from the current code; review 
 	KUBEBUILDER_ASSETS="$$(bash hack/k8s-test-bins.sh)" $(GO) test ./internal/... -run 'Golden|Script|Explain' -update
 
 FUZZTIME ?= 30s
-fuzz: ## Fuzz the manifest loader, the HBONE header parsers and the HBONE server's frame handling, each for FUZZTIME (default 30s).
+fuzz: ## Fuzz the manifest loader, the HBONE header parsers, the HBONE server's frame handling and the traceparent parser, each for FUZZTIME (default 30s).
 	$(GO) test ./internal/manifest -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/hbone -run '^$$' -fuzz '^FuzzParseAuthority$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/hbone -run '^$$' -fuzz '^FuzzParseBaggage$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/hbone -run '^$$' -fuzz '^FuzzServerFrames$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/telemetry -run '^$$' -fuzz '^FuzzParseTraceparent$$' -fuzztime $(FUZZTIME)
 
 demo: build ## Walk through the guide's configuration steps against a temporary store.
 	./scripts/walkthrough.sh

@@ -37,6 +37,7 @@ func main() {
 	flag.Var(&listens, "listen", "plain TCP listener whose traffic goes to an original destination: ADDR=IP:PORT or ADDR=HOSTNAME:PORT (repeatable)")
 	flag.StringVar(&opts.AdminAddr, "admin", "127.0.0.1:15000", "admin address (loopback only): /config_dump")
 	flag.StringVar(&opts.ReadyAddr, "ready", ":15021", "readiness address: /healthz/ready")
+	flag.StringVar(&opts.MetricsAddr, "metrics", ":15020", "Prometheus metrics address: /stats/prometheus (empty: off)")
 	flag.StringVar(&opts.HBONEAddr, "hbone", "", "serve HBONE (mTLS HTTP/2 CONNECT) on this address, e.g. 127.0.0.1:15008")
 	flag.StringVar(&opts.CADir, "ca-dir", "", "with -hbone: the mesh CA's directory (created if absent)")
 	flag.StringVar(&opts.Identity, "identity", "", "with -hbone: the waypoint's SPIFFE ID, spiffe://<trust-domain>/ns/<ns>/sa/<sa>")

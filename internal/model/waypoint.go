@@ -28,6 +28,19 @@ type Waypoint struct {
 	// itself (targetRefs kind Gateway, or GatewayClass istio-waypoint from
 	// the root namespace): they apply to all its traffic.
 	Policies []AuthorizationPolicy `json:"policies,omitempty"`
+	// Telemetry is what Istio's Telemetry resources ask of the waypoint.
+	Telemetry Telemetry `json:"telemetry,omitzero"`
+}
+
+// Telemetry configures the waypoint's access logs and tracing; metrics
+// are always on.
+type Telemetry struct {
+	// AccessLog writes one JSON line per request to standard output.
+	AccessLog bool `json:"accessLog,omitempty"`
+	// TracingPercent is the share of new traces sampled (requests that
+	// arrive with a traceparent keep its decision); nil means 1, Istio's
+	// default.
+	TracingPercent *float64 `json:"tracingPercent,omitempty"`
 }
 
 // Protocol is how the waypoint handles a port's traffic, from the Service
@@ -403,6 +416,10 @@ type Endpoint struct {
 	// the mesh; when empty, over plain TCP (tests, benchmarks).
 	Identity string            `json:"identity,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Workload and Namespace name the endpoint's workload (its Deployment,
+	// say) for telemetry labels.
+	Workload  string `json:"workload,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
 	// Weight is relative to the cluster's other endpoints; 0 means 1.
 	Weight uint32 `json:"weight,omitempty"`
 	// Unhealthy endpoints get no traffic.
@@ -487,6 +504,9 @@ func (w *Waypoint) Validate() error {
 				v.route(fmt.Sprintf("%s.routes[%d]", pat, k), r, cluster)
 			}
 		}
+	}
+	if p := w.Telemetry.TracingPercent; p != nil && (*p < 0 || *p > 100) {
+		v.addf("telemetry.tracingPercent: %v is outside 0-100", *p)
 	}
 	for i := range w.Policies {
 		if err := w.Policies[i].Validate(); err != nil {

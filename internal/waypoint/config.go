@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshway/meshway/internal/authz"
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/telemetry"
 	"github.com/meshway/meshway/internal/waypoint/route"
 )
 
@@ -42,6 +43,7 @@ type config struct {
 	dests     map[string]*dest
 	workloads map[netip.Addr]*model.Workload
 	clusters  map[string]*cluster
+	sampler   telemetry.Sampler
 	authz     *authz.Engine // the waypoint's own policies, for workload traffic
 	version   uint64
 }
@@ -55,6 +57,7 @@ type dest struct {
 	authz    *authz.Engine
 	ip       netip.Addr // the destination address, for policies (invalid for hostnames)
 	port     uint16
+	service  telemetry.Service
 }
 
 var versions atomic.Uint64
@@ -98,7 +101,10 @@ func compile(w *model.Waypoint, prev *config) (*config, error) {
 		}
 		for j := range s.Ports {
 			p := &s.Ports[j]
-			d := &dest{name: s.Namespace + "/" + s.Name, protocol: p.Protocol, def: c.clusters[p.Cluster], authz: engine, port: p.Port}
+			d := &dest{
+				name: s.Namespace + "/" + s.Name, protocol: p.Protocol, def: c.clusters[p.Cluster], authz: engine, port: p.Port,
+				service: telemetry.Service{Host: s.Hostname, Name: s.Name, Namespace: s.Namespace},
+			}
 			if len(p.Routes) > 0 {
 				t, err := route.Compile(p.Routes)
 				if err != nil {
@@ -120,6 +126,11 @@ func compile(w *model.Waypoint, prev *config) (*config, error) {
 		}
 	}
 	c.authz = waypointAuthz
+	tracing := 1.0 // Istio's default sampling percentage
+	if p := w.Telemetry.TracingPercent; p != nil {
+		tracing = *p
+	}
+	c.sampler = telemetry.NewSampler(tracing)
 	return c, errors.Join(errs...)
 }
 

@@ -34,6 +34,7 @@ type exchange struct {
 	perTry   time.Duration
 	respMods []*model.HeaderModifier
 	mirrors  []mirror
+	flags    []string // Envoy response flags, for telemetry
 }
 
 type exchangeKey struct{}
@@ -109,13 +110,24 @@ func trailersOnly(resp *http.Response) {
 // upstreamError answers as Envoy does, so that users (and retry policies)
 // see the messages they know.
 func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	x, _ := r.Context().Value(exchangeKey{}).(*exchange)
+	flag := func(f string) {
+		if x != nil {
+			x.flags = append(x.flags, f)
+		}
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
+		flag(flagTimeout)
 		http.Error(w, "upstream request timeout", http.StatusGatewayTimeout)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away: nobody to answer.
 		w.WriteHeader(499)
+	case errors.Is(err, errNoEndpoint):
+		flag(flagNoHealthy)
+		http.Error(w, errNoEndpoint.Error(), http.StatusServiceUnavailable)
 	default:
+		flag(flagConnectFailure)
 		var ne net.Error
 		if errors.As(err, &ne) || isDialError(err) {
 			http.Error(w, "upstream connect error or disconnect/reset before headers. reset reason: connection failure", http.StatusServiceUnavailable)
@@ -130,7 +142,7 @@ func isDialError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// serveHTTP routes one downstream request.
+// serveHTTP serves one downstream request and records it.
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ic, _ := r.Context().Value(inConnKey{}).(*inConn)
 	cfg := p.cur.Load()
@@ -143,6 +155,25 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "waypoint: "+ic.dst+" is no longer a destination of this waypoint", http.StatusServiceUnavailable)
 		return
 	}
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	var body *countingBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{rc: r.Body}
+		r.Body = body
+	}
+	trace(r, cfg.sampler)
+	x := &exchange{}
+	p.route(rec, r, cfg, ic, d, x)
+	var reqBytes int64
+	if body != nil {
+		reqBytes = body.n
+	}
+	p.observe(cfg, ic, d, x, r, rec, start, reqBytes)
+}
+
+// route authorizes, routes and forwards one request.
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *inConn, d *dest, x *exchange) {
 	if d.authz != nil {
 		ar := ic.authzRequest(d)
 		ar.HTTP, ar.Host, ar.Method, ar.Path, ar.Headers = true, r.Host, r.Method, r.URL.RequestURI(), r.Header
@@ -154,7 +185,6 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	x := &exchange{}
 	cl := d.def
 	var (
 		timeouts model.Timeouts
@@ -177,7 +207,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			cl = cfg.clusters[b.Cluster]
 			timeouts = rule.Spec.Timeouts
 			retry = rule.Spec.Retry
-			if f := rule.Spec.Fault; f != nil && !injectFault(w, r, f) {
+			if f := rule.Spec.Fault; f != nil && !injectFault(w, r, x, f) {
 				return
 			}
 		}
@@ -186,12 +216,13 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	x.perTry = perTryTimeout(timeouts, retry)
 	x.host = cl.pick(r, ic.srcIP, nil)
 	if x.host == nil {
+		x.flags = append(x.flags, flagNoHealthy)
 		http.Error(w, errNoEndpoint.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	release, ok := cl.admit(r.Context())
 	if !ok {
-		// Envoy's circuit-breaker answer (response flag UO).
+		x.flags = append(x.flags, flagOverflow)
 		http.Error(w, "upstream connect error or disconnect/reset before headers. reset reason: overflow", http.StatusServiceUnavailable)
 		return
 	}
@@ -214,8 +245,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // injectFault delays and/or aborts the request as f says; false when it
 // answered (aborted) the request.
-func injectFault(w http.ResponseWriter, r *http.Request, f *model.Fault) bool {
+func injectFault(w http.ResponseWriter, r *http.Request, x *exchange, f *model.Fault) bool {
 	if d := f.Delay; d != nil && rand.Float64()*100 < d.Percent {
+		x.flags = append(x.flags, flagFaultDelay)
 		t := time.NewTimer(time.Duration(d.Fixed))
 		select {
 		case <-t.C:
@@ -225,6 +257,7 @@ func injectFault(w http.ResponseWriter, r *http.Request, f *model.Fault) bool {
 		}
 	}
 	if a := f.Abort; a != nil && rand.Float64()*100 < a.Percent {
+		x.flags = append(x.flags, flagFaultAbort)
 		// Envoy's fault filter answer.
 		http.Error(w, "fault filter abort", a.HTTPStatus)
 		return false

@@ -17,6 +17,7 @@ import (
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/telemetry"
 )
 
 // Proxy is a waypoint's data path. Set the fields, Load a configuration,
@@ -30,6 +31,11 @@ type Proxy struct {
 	Source identity.CertSource
 	// Logf, if set, receives errors that concern no single request.
 	Logf func(format string, args ...any)
+	// Metrics, if set, records Istio's standard metrics.
+	Metrics *telemetry.Metrics
+	// AccessLog, if set, receives an entry per request when the
+	// configuration's telemetry asks for access logs.
+	AccessLog *telemetry.AccessLogger
 
 	initOnce sync.Once
 	cur      atomicConfig
@@ -102,7 +108,7 @@ func (p *Proxy) ServeListener(ln net.Listener, origDst string) error {
 		if err != nil {
 			return err
 		}
-		go p.serveConn(c, origDst, spiffeid.ID{}, addrOf(c.RemoteAddr()))
+		go p.serveConn(c, origDst, spiffeid.ID{}, addrOf(c.RemoteAddr()), "")
 	}
 }
 
@@ -135,7 +141,7 @@ func (p *Proxy) ServeHBONE(ctx context.Context, s *hbone.Stream) {
 		src = f.For.Addr()
 	}
 	c := &streamConn{Stream: s}
-	done := p.serveConn(c, s.Authority.String(), s.PeerID, src)
+	done := p.serveConn(c, s.Authority.String(), s.PeerID, src, s.Header.Get("Baggage"))
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -144,11 +150,19 @@ func (p *Proxy) ServeHBONE(ctx context.Context, s *hbone.Stream) {
 
 // serveConn hands a connection to the TCP or the HTTP path and returns a
 // channel closed once it is finished with.
-func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP netip.Addr) <-chan struct{} {
+func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP netip.Addr, baggage string) <-chan struct{} {
 	ic := &inConn{Conn: c, dst: origDst, srcIP: srcIP, done: make(chan struct{})}
+	principal := ""
 	if !peer.IsZero() {
 		// A workload identity; anything else matches no principal.
 		ic.peer, _ = authz.PeerFromSPIFFE(peer.String())
+		principal = peer.String()
+	}
+	if p.Metrics != nil || p.AccessLog != nil {
+		ic.src = sourceWorkload(principal, baggage)
+		if ic.src.Namespace == "" {
+			ic.src.Namespace = ic.peer.Namespace
+		}
 	}
 	cfg := p.cur.Load()
 	var d *dest
@@ -184,16 +198,32 @@ func (p *Proxy) serveTCP(c *inConn, d *dest) {
 	}
 	h.active.Add(1)
 	defer h.active.Add(-1)
+	info := &telemetry.TCPInfo{Source: c.src, Destination: destinationWorkload(h.ep), Service: d.service, ConnectionSecurityPolicy: telemetry.SecurityNone}
+	if c.src.Principal != "" {
+		info.ConnectionSecurityPolicy = telemetry.SecurityMutualTLS
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	up, err := p.dial(ctx, h.ep)
 	cancel()
 	if err != nil {
 		d.def.report(h, 0)
 		p.logf("waypoint: TCP to %s (%s): %v", c.dst, d.name, err)
+		if p.Metrics != nil {
+			info.ResponseFlags = flagConnectFailure
+			p.Metrics.ObserveTCPOpen(info)
+			p.Metrics.ObserveTCPClose(info, 0, 0)
+		}
 		return
 	}
 	defer func() { _ = up.Close() }()
-	_, _, _ = hbone.Splice(c, up)
+	if p.Metrics != nil {
+		p.Metrics.ObserveTCPOpen(info)
+	}
+	toUp, fromUp, _ := hbone.Splice(c, up)
+	if p.Metrics != nil {
+		// sent: to the downstream; received: from it, as Istio counts.
+		p.Metrics.ObserveTCPClose(info, fromUp, toUp)
+	}
 }
 
 // dial connects to an endpoint: over HBONE when it has an identity.
@@ -236,6 +266,7 @@ type inConn struct {
 	dst   string             // original destination
 	peer  authz.PeerIdentity // source identity (HBONE), zero for plain TCP
 	srcIP netip.Addr         // the original client's address
+	src   telemetry.Workload // the source as metrics label it
 
 	closeOnce sync.Once
 	done      chan struct{}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/telemetry"
 )
 
 // Listen maps a plain TCP listener to an original destination.
@@ -36,6 +38,12 @@ type Options struct {
 	AdminAddr string
 	// ReadyAddr serves /healthz/ready. Empty: no readiness server.
 	ReadyAddr string
+	// MetricsAddr serves Prometheus metrics at /stats/prometheus. Empty:
+	// metrics are not collected.
+	MetricsAddr string
+	// AccessLog receives the access log (JSON lines) when the
+	// configuration asks for it; nil means standard output.
+	AccessLog io.Writer
 	// HBONEAddr, if set, serves HBONE (e.g. 0.0.0.0:15008) as Identity,
 	// with certificates signed by the CA in CADir (created there if
 	// absent, as meshd's embedded CA does). Upstream endpoints with an
@@ -59,6 +67,15 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("-config is required: the waypoint configuration file")
 	}
 	p := &Proxy{Logf: logf}
+	if o.MetricsAddr != "" {
+		p.Metrics = telemetry.NewMetrics(telemetry.ReporterWaypoint)
+	}
+	logOut := o.AccessLog
+	if logOut == nil {
+		logOut = os.Stdout
+	}
+	p.AccessLog = telemetry.NewAccessLogger(logOut, telemetry.AccessLogOptions{})
+	defer func() { _ = p.AccessLog.Close() }()
 	w, err := LoadFile(o.ConfigPath)
 	if err != nil {
 		return err
@@ -108,6 +125,13 @@ func Run(ctx context.Context, o Options) error {
 		}), "/config_dump")
 		if err != nil {
 			return fmt.Errorf("-admin: %w", err)
+		}
+		servers = append(servers, s)
+	}
+	if o.MetricsAddr != "" {
+		s, err := serve(o.MetricsAddr, p.Metrics.Handler(), "/stats/prometheus")
+		if err != nil {
+			return fmt.Errorf("-metrics: %w", err)
 		}
 		servers = append(servers, s)
 	}

@@ -1,0 +1,176 @@
+package waypoint
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/telemetry"
+)
+
+// Envoy's response flags, as Istio's metrics and access logs carry them.
+const (
+	flagOverflow       = "UO" // circuit breaker
+	flagNoHealthy      = "UH"
+	flagConnectFailure = "UF"
+	flagTimeout        = "UT"
+	flagFaultAbort     = "FI"
+	flagFaultDelay     = "DI"
+	flagRateLimited    = "RL"
+)
+
+// sourceWorkload is the peer's metadata: its identity from the HBONE
+// certificate, the rest from the baggage Istio's ztunnel sends
+// (k8s.namespace.name, k8s.<kind>.name, service.name, service.version,
+// k8s.cluster.name).
+func sourceWorkload(principal string, baggage string) telemetry.Workload {
+	w := telemetry.Workload{Principal: principal}
+	b, err := hbone.ParseBaggage(baggage)
+	if err != nil {
+		return w
+	}
+	for _, m := range b {
+		switch {
+		case m.Key == "k8s.namespace.name":
+			w.Namespace = m.Value
+		case m.Key == "k8s.cluster.name":
+			w.Cluster = m.Value
+		case m.Key == "service.name":
+			w.App, w.CanonicalService = m.Value, m.Value
+		case m.Key == "service.version":
+			w.Version, w.CanonicalRevision = m.Value, m.Value
+		case strings.HasPrefix(m.Key, "k8s.") && strings.HasSuffix(m.Key, ".name") && w.Name == "":
+			w.Name = m.Value // k8s.deployment.name, k8s.statefulset.name, ...
+		}
+	}
+	return w
+}
+
+// destinationWorkload is an endpoint's metadata.
+func destinationWorkload(ep *model.Endpoint) telemetry.Workload {
+	if ep == nil {
+		return telemetry.Workload{}
+	}
+	return telemetry.Workload{
+		Name: ep.Workload, Namespace: ep.Namespace, Principal: ep.Identity,
+		App: ep.Labels["app"], Version: ep.Labels["version"],
+		CanonicalService:  ep.Labels["service.istio.io/canonical-name"],
+		CanonicalRevision: ep.Labels["service.istio.io/canonical-revision"],
+	}
+}
+
+// recorder is the downstream ResponseWriter, counting what is sent.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || r.status == http.StatusSwitchingProtocols || code >= 200 && r.status < 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Flush passes flushes on (streaming, gRPC).
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (hijacking for
+// upgrades, deadlines).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// trace continues the request's trace (or starts one, sampled as
+// configured) and sets the traceparent the upstream gets.
+func trace(r *http.Request, sampler telemetry.Sampler) {
+	var sc telemetry.SpanContext
+	if parent, err := telemetry.ParseTraceparent(r.Header.Get(telemetry.TraceparentHeader)); err == nil {
+		sc = telemetry.NewChild(parent) // the caller's sampling decision stands
+	} else {
+		sc = telemetry.NewRoot(false)
+		if sampler.Sample(sc.TraceID) {
+			sc.Flags |= telemetry.FlagSampled
+		}
+	}
+	r.Header.Set(telemetry.TraceparentHeader, sc.Traceparent())
+}
+
+// observe records one finished request in the metrics and access log.
+func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.Request, rec *recorder, start time.Time, reqBytes int64) {
+	if p.Metrics == nil && (p.AccessLog == nil || !cfg.src.Telemetry.AccessLog) {
+		return
+	}
+	var ep *model.Endpoint
+	if x != nil && x.host != nil {
+		ep = x.host.ep
+	}
+	flags := ""
+	if x != nil {
+		flags = strings.Join(x.flags, ",")
+	}
+	security := telemetry.SecurityNone
+	if ic.src.Principal != "" {
+		security = telemetry.SecurityMutualTLS
+	}
+	proto := telemetry.ProtocolHTTP
+	grpcStatus := ""
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		proto = telemetry.ProtocolGRPC
+		grpcStatus = rec.Header().Get("Grpc-Status")
+	}
+	elapsed := time.Since(start)
+	if p.Metrics != nil {
+		p.Metrics.ObserveRequest(&telemetry.RequestInfo{
+			Source: ic.src, Destination: destinationWorkload(ep), Service: d.service,
+			Protocol: proto, ResponseCode: rec.status, GRPCStatus: grpcStatus, ResponseFlags: flags,
+			ConnectionSecurityPolicy: security, Duration: elapsed,
+			RequestBytes: reqBytes, ResponseBytes: rec.bytes,
+		})
+	}
+	if p.AccessLog != nil && cfg.src.Telemetry.AccessLog {
+		e := &telemetry.AccessLogEntry{
+			StartTime: start, Method: r.Method, Path: r.URL.RequestURI(), Protocol: r.Proto,
+			ResponseCode: rec.status, ResponseFlags: flags, BytesReceived: reqBytes, BytesSent: rec.bytes,
+			Duration: elapsed, XForwardedFor: r.Header.Get("X-Forwarded-For"), UserAgent: r.UserAgent(),
+			RequestID: r.Header.Get("X-Request-Id"), Authority: r.Host,
+			DownstreamRemoteAddress: ic.RemoteAddr().String(), DownstreamLocalAddress: ic.dst,
+		}
+		if ep != nil {
+			e.UpstreamHost = ep.Address
+			e.UpstreamCluster = x.cl.name
+		}
+		p.AccessLog.Log(e)
+	}
+}
+
+// countingBody counts the request body bytes read.
+type countingBody struct {
+	rc interface {
+		Read([]byte) (int, error)
+		Close() error
+	}
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
