@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -30,6 +31,9 @@ type Waypoint struct {
 	Policies []AuthorizationPolicy `json:"policies,omitempty"`
 	// Telemetry is what Istio's Telemetry resources ask of the waypoint.
 	Telemetry Telemetry `json:"telemetry,omitzero"`
+	// RateLimits are the LocalRateLimitPolicies that target the waypoint
+	// itself; each service gets its own buckets under them.
+	RateLimits []LocalRateLimit `json:"rateLimits,omitempty"`
 }
 
 // Telemetry configures the waypoint's access logs and tracing; metrics
@@ -71,6 +75,9 @@ type Service struct {
 	// Policies are the AuthorizationPolicies that target this service;
 	// they apply together with the waypoint's own.
 	Policies []AuthorizationPolicy `json:"policies,omitempty"`
+	// RateLimits are the LocalRateLimitPolicies that target this service;
+	// they apply together with the waypoint's own.
+	RateLimits []LocalRateLimit `json:"rateLimits,omitempty"`
 }
 
 // ServicePort is one port of a service and what happens to its traffic.
@@ -513,7 +520,17 @@ func (w *Waypoint) Validate() error {
 			v.addf("policies[%d] (%s/%s): %w", i, w.Policies[i].Namespace, w.Policies[i].Name, err)
 		}
 	}
+	for i := range w.RateLimits {
+		if err := w.RateLimits[i].Validate(); err != nil {
+			v.addf("rateLimits[%d]: %w", i, err)
+		}
+	}
 	for i := range w.Services {
+		for j := range w.Services[i].RateLimits {
+			if err := w.Services[i].RateLimits[j].Validate(); err != nil {
+				v.addf("services[%d].rateLimits[%d]: %w", i, j, err)
+			}
+		}
 		for j := range w.Services[i].Policies {
 			p := &w.Services[i].Policies[j]
 			if err := p.Validate(); err != nil {
@@ -717,7 +734,7 @@ func (v *validator) filter(at string, f Filter, cluster func(at, name string)) {
 		if r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https" {
 			v.addf("%s.requestRedirect.scheme: %q; use http or https", at, r.Scheme)
 		}
-		if r.StatusCode != 0 && r.StatusCode != 301 && r.StatusCode != 302 {
+		if r.StatusCode != 0 && r.StatusCode != http.StatusMovedPermanently && r.StatusCode != http.StatusFound {
 			v.addf("%s.requestRedirect.statusCode: %d; use 301 or 302", at, r.StatusCode)
 		}
 		path(at+".requestRedirect.path", r.Path)

@@ -14,6 +14,7 @@ import (
 	"github.com/meshway/meshway/internal/authz"
 	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/telemetry"
+	"github.com/meshway/meshway/internal/waypoint/ratelimit"
 	"github.com/meshway/meshway/internal/waypoint/route"
 )
 
@@ -44,7 +45,9 @@ type config struct {
 	workloads map[netip.Addr]*model.Workload
 	clusters  map[string]*cluster
 	sampler   telemetry.Sampler
-	authz     *authz.Engine // the waypoint's own policies, for workload traffic
+	limiters  map[string]*ratelimit.Limiter // by service namespace/name
+	wlLimiter *ratelimit.Limiter            // the waypoint's own limits, for workload traffic
+	authz     *authz.Engine                 // the waypoint's own policies, for workload traffic
 	version   uint64
 }
 
@@ -58,6 +61,7 @@ type dest struct {
 	ip       netip.Addr // the destination address, for policies (invalid for hostnames)
 	port     uint16
 	service  telemetry.Service
+	limiter  *ratelimit.Limiter // nil: no rate limit
 }
 
 var versions atomic.Uint64
@@ -68,7 +72,7 @@ func compile(w *model.Waypoint, prev *config) (*config, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	c := &config{src: w, dests: map[string]*dest{}, workloads: map[netip.Addr]*model.Workload{}, clusters: map[string]*cluster{}, version: versions.Add(1)}
+	c := &config{src: w, dests: map[string]*dest{}, workloads: map[netip.Addr]*model.Workload{}, clusters: map[string]*cluster{}, limiters: map[string]*ratelimit.Limiter{}, version: versions.Add(1)}
 	for i := range w.Workloads {
 		for _, a := range w.Workloads[i].Addresses {
 			addr, _ := netip.ParseAddr(a) // validated
@@ -88,8 +92,31 @@ func compile(w *model.Waypoint, prev *config) (*config, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("policies: %w", err))
 	}
+	waypointLimits, err := ratelimit.Compile(w.RateLimits)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("rateLimits: %w", err))
+	}
+	if prev != nil && prev.wlLimiter != nil && waypointLimits != nil {
+		waypointLimits.Inherit(prev.wlLimiter)
+	}
+	c.wlLimiter = waypointLimits
 	for i := range w.Services {
 		s := &w.Services[i]
+		limiter := waypointLimits
+		if len(s.RateLimits) > 0 || len(w.RateLimits) > 0 {
+			// Each service its own buckets, as Envoy Gateway limits per route.
+			limiter, err = ratelimit.Compile(append(slices.Clone(w.RateLimits), s.RateLimits...))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("services[%d].rateLimits: %w", i, err))
+			}
+			if prev != nil {
+				// A push must not refill every bucket.
+				if old := prev.limiters[s.Namespace+"/"+s.Name]; old != nil && limiter != nil {
+					limiter.Inherit(old)
+				}
+			}
+			c.limiters[s.Namespace+"/"+s.Name] = limiter
+		}
 		engine := waypointAuthz
 		if len(s.Policies) > 0 {
 			// One engine per target: Istio evaluates the waypoint's and the
@@ -103,6 +130,7 @@ func compile(w *model.Waypoint, prev *config) (*config, error) {
 			p := &s.Ports[j]
 			d := &dest{
 				name: s.Namespace + "/" + s.Name, protocol: p.Protocol, def: c.clusters[p.Cluster], authz: engine, port: p.Port,
+				limiter: limiter,
 				service: telemetry.Service{Host: s.Hostname, Name: s.Name, Namespace: s.Namespace},
 			}
 			if len(p.Routes) > 0 {
@@ -162,7 +190,7 @@ func (c *config) lookup(addr string) *dest {
 	return &dest{
 		name: wl.Namespace + "/" + wl.Name, protocol: proto,
 		def:   newCluster(&model.Cluster{Name: ap.String(), Endpoints: []model.Endpoint{*ep}}, nil),
-		authz: c.authz, ip: ap.Addr(), port: ap.Port(),
+		authz: c.authz, ip: ap.Addr(), port: ap.Port(), limiter: c.wlLimiter,
 	}
 }
 

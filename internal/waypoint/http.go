@@ -14,6 +14,8 @@ import (
 
 	"github.com/meshway/meshway/internal/authz"
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/waypoint/ratelimit"
+	"github.com/meshway/meshway/internal/waypoint/route"
 )
 
 // upstream forwards requests to endpoints with one protocol: HTTP/1.1, or
@@ -190,26 +192,31 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		timeouts model.Timeouts
 		retry    *model.Retry
 	)
+	var rule *route.Rule
 	if d.table != nil {
-		if rule := d.table.Match(r); rule != nil {
-			matched := matchedPrefix(rule.Spec, r.URL.Path)
-			if !runFilters(w, r, x, cfg, rule.Spec.Filters, matched) {
-				return
-			}
-			b, ok := rule.Pick(rand.Uint64())
-			if !ok {
-				http.Error(w, "waypoint: the route's rule has no backend with a weight", http.StatusInternalServerError)
-				return
-			}
-			if !runFilters(w, r, x, cfg, b.Filters, matched) {
-				return
-			}
-			cl = cfg.clusters[b.Cluster]
-			timeouts = rule.Spec.Timeouts
-			retry = rule.Spec.Retry
-			if f := rule.Spec.Fault; f != nil && !injectFault(w, r, x, f) {
-				return
-			}
+		rule = d.table.Match(r)
+	}
+	if d.limiter != nil && !p.allow(w, r, ic, d, rule, x) {
+		return
+	}
+	if rule != nil {
+		matched := matchedPrefix(rule.Spec, r.URL.Path)
+		if !runFilters(w, r, x, cfg, rule.Spec.Filters, matched) {
+			return
+		}
+		b, ok := rule.Pick(rand.Uint64())
+		if !ok {
+			http.Error(w, "waypoint: the route's rule has no backend with a weight", http.StatusInternalServerError)
+			return
+		}
+		if !runFilters(w, r, x, cfg, b.Filters, matched) {
+			return
+		}
+		cl = cfg.clusters[b.Cluster]
+		timeouts = rule.Spec.Timeouts
+		retry = rule.Spec.Retry
+		if f := rule.Spec.Fault; f != nil && !injectFault(w, r, x, f) {
+			return
 		}
 	}
 	x.cl, x.retry, x.src = cl, retry, ic.srcIP
@@ -241,6 +248,24 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		up = p.h2c
 	}
 	up.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// allow applies the local rate limits: false when it answered 429.
+func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, ic *inConn, d *dest, rule *route.Rule, x *exchange) bool {
+	rq := ratelimit.Request{Headers: r.Header, Host: r.Host, SourceIP: ic.srcIP, SourcePrincipal: ic.peer.Principal}
+	if rule != nil {
+		rq.RouteKind, rq.RouteNamespace, rq.RouteName, rq.RouteRule = rule.Route.Kind, rule.Route.Namespace, rule.Route.Name, rule.Spec.Name
+	}
+	dec := d.limiter.Allow(&rq, time.Now())
+	if dec.Allowed {
+		return true
+	}
+	x.flags = append(x.flags, flagRateLimited)
+	dec.SetHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(ratelimit.DeniedStatus)
+	_, _ = io.WriteString(w, ratelimit.DeniedBody)
+	return false
 }
 
 // injectFault delays and/or aborts the request as f says; false when it
