@@ -63,6 +63,25 @@ func serveHBONE(t *testing.T, srv *hbone.Server, addr string) string {
 	return ln.Addr().String()
 }
 
+// serveNode serves srv on port 15008 of the first free loopback address
+// from 127.0.0.2 up (the waypoint dials endpoints' nodes at podIP:15008)
+// and returns that address.
+func serveNode(t *testing.T, srv *hbone.Server) string {
+	t.Helper()
+	for i := 2; i < 64; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		ln, err := net.Listen("tcp", ip+":15008")
+		if err != nil {
+			continue // taken by another test or benchmark
+		}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close() })
+		return ip
+	}
+	t.Fatal("no free 127.0.0.x:15008 for the endpoint's HBONE node")
+	return ""
+}
+
 // serveWaypoint loads w into proxy and serves it over HBONE as waypointID
 // on loopback; it returns the address.
 func serveWaypoint(t *testing.T, m *identity.Manager, proxy *waypoint.Proxy, w *model.Waypoint) string {
@@ -86,7 +105,7 @@ func TestHBONEBothSides(t *testing.T) {
 	v2 := newBackend(t, "reviews-v2")
 	_, v2Port, _ := net.SplitHostPort(v2.addr())
 
-	// The endpoint's node: HBONE on 127.0.0.2:15008, forwarding each
+	// The endpoint's node: HBONE on 127.0.0.N:15008, forwarding each
 	// tunnel to the pod (the backend on 127.0.0.1).
 	peers := make(chan spiffeid.ID, 10)
 	authorities := make(chan string, 10)
@@ -105,7 +124,7 @@ func TestHBONEBothSides(t *testing.T) {
 		}),
 		Logf: t.Logf,
 	}
-	serveHBONE(t, node, "127.0.0.2:15008")
+	nodeIP := serveNode(t, node)
 
 	pool := &hbone.Pool{Bundle: m.Bundle()}
 	t.Cleanup(func() { pool.Close() })
@@ -115,7 +134,7 @@ func TestHBONEBothSides(t *testing.T) {
 		Backends: []model.Backend{{Cluster: "reviews-v2"}},
 	}}}},
 		model.Cluster{Name: "reviews"},
-		model.Cluster{Name: "reviews-v2", Endpoints: []model.Endpoint{{Address: "127.0.0.2:" + v2Port, Identity: reviewsID.String()}}},
+		model.Cluster{Name: "reviews-v2", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + v2Port, Identity: reviewsID.String()}}},
 	)
 	wpAddr := serveWaypoint(t, m, proxy, w)
 
@@ -146,8 +165,8 @@ func TestHBONEBothSides(t *testing.T) {
 	if got := <-peers; got != waypointID {
 		t.Errorf("the endpoint's node saw peer %s; want the waypoint's identity %s", got, waypointID)
 	}
-	if got := <-authorities; got != "127.0.0.2:"+v2Port {
-		t.Errorf("upstream :authority %s; want podIP:targetPort 127.0.0.2:%s", got, v2Port)
+	if got := <-authorities; got != nodeIP+":"+v2Port {
+		t.Errorf("upstream :authority %s; want podIP:targetPort %s:%s", got, nodeIP, v2Port)
 	}
 
 	// A destination the waypoint does not serve is refused at the CONNECT.

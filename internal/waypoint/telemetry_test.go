@@ -100,15 +100,20 @@ func TestTelemetry(t *testing.T) {
 		t.Errorf("upstream traceparent %q: want the caller's trace id and sampling, a new span id", tp)
 	}
 
-	rec := httptest.NewRecorder()
-	proxy.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats/prometheus", nil))
-	scrape := rec.Body.String()
-	var line string
-	for _, l := range strings.Split(scrape, "\n") {
-		if strings.HasPrefix(l, "istio_requests_total{") {
-			line = l
+	// The request is recorded once its response has gone out: the client
+	// may scrape first.
+	var scrape, line string
+	eventually(t, func() bool {
+		rec := httptest.NewRecorder()
+		proxy.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats/prometheus", nil))
+		scrape = rec.Body.String()
+		for _, l := range strings.Split(scrape, "\n") {
+			if strings.HasPrefix(l, "istio_requests_total{") {
+				line = l
+			}
 		}
-	}
+		return line != "" && strings.Contains(scrape, "istio_response_bytes_sum{")
+	}, "the request to be counted")
 	for _, want := range []string{
 		`reporter="waypoint"`, `response_code="201"`, `request_protocol="http"`,
 		`source_principal="spiffe://cluster.local/ns/default/sa/sleep"`, `source_workload="sleep"`,
@@ -125,6 +130,7 @@ func TestTelemetry(t *testing.T) {
 		t.Error("no request duration or size histograms in the scrape")
 	}
 
+	eventually(t, func() bool { return strings.Contains(logs.String(), "\n") }, "the access log line")
 	proxy.AccessLog.Close()
 	var entry map[string]any
 	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &entry); err != nil {
