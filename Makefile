@@ -57,10 +57,13 @@ ci: lint test demo ## What CI runs.
 clean: ## Remove build output.
 	rm -rf $(BIN)
 
-.PHONY: gen bench-hbone
+.PHONY: gen bench-hbone bench-waypoint
 
 gen: ## Regenerate protobuf code in api/meshpb (installs protoc and the pinned plugins if missing).
 	./hack/gen.sh
 
 bench-hbone: ## Benchmark raw TCP vs TLS 1.3 vs HBONE on loopback and print a table (~1-2 min).
 	$(GO) run ./bench/hbone
+
+bench-waypoint: ## Benchmark the waypoint against nginx and HAProxy (installs them if missing) and print a table (~2-3 min).
+	bash hack/bench-waypoint-deps.sh && $(GO) run ./bench/waypoint

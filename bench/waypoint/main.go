@@ -1,0 +1,334 @@
+// Command waypoint benchmarks the waypoint proxy against nginx and HAProxy
+// on this machine: one backend (a net/http server answering 1 KiB bodies,
+// in a child process), reached directly, through nginx, through HAProxy,
+// through the waypoint (all plain HTTP/1.1 keep-alive on 127.0.0.1), and
+// through the waypoint with HBONE on both sides, by the same load
+// generator, at a fixed 1,000 requests/s (open loop) and at maximum
+// throughput (closed loop). It prints one markdown table with the issue's
+// targets and whether they are met.
+//
+// Run it with `make bench-waypoint`, which installs nginx and HAProxy
+// first (hack/bench-waypoint-deps.sh), on a quiet machine. Flags shorten
+// or lengthen the runs; see -help.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
+)
+
+const trustDomain = "cluster.local"
+
+var (
+	clientID   = identity.MustWorkloadID(trustDomain, "default", "sleep")
+	waypointID = identity.MustWorkloadID(trustDomain, "default", "waypoint")
+	backendID  = identity.MustWorkloadID(trustDomain, "default", "reviews")
+)
+
+type config struct {
+	rate                int
+	duration, maxDur    time.Duration
+	warmup              time.Duration
+	rateConns, maxConns int
+	targets             []string
+	cpuProfile          string
+	waypointBin         string
+}
+
+func main() {
+	var co childOpts
+	flag.StringVar(&co.mode, "child", "", "internal: run as the backend or the waypoint child")
+	flag.StringVar(&co.caDir, "ca", "", "internal: the child's CA directory (HBONE)")
+	flag.StringVar(&co.config, "config", "", "internal: the waypoint child's configuration file")
+	flag.StringVar(&co.node, "node", "", "internal: where the backend's node serves HBONE")
+	var cfg config
+	var targetList string
+	flag.IntVar(&cfg.rate, "rate", 1000, "requests per second of the fixed-rate run")
+	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of the fixed-rate run, per target")
+	flag.DurationVar(&cfg.maxDur, "max-duration", 10*time.Second, "length of the maximum-throughput run, per target")
+	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each run, per target (results discarded)")
+	flag.IntVar(&cfg.rateConns, "rate-conns", 16, "keep-alive connections the fixed-rate run spreads its requests over")
+	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
+	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline)")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
+	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
+	flag.Parse()
+	if co.mode != "" {
+		if err := runChild(co); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg.targets = []string{"direct"}
+	for t := range strings.SplitSeq(targetList, ",") {
+		t = strings.TrimSpace(t)
+		if !slices.ContainsFunc(targets, func(x target) bool { return x.key == t }) {
+			fmt.Fprintf(os.Stderr, "bench: unknown target %q\n", t)
+			os.Exit(2)
+		}
+		if !slices.Contains(cfg.targets, t) {
+			cfg.targets = append(cfg.targets, t)
+		}
+	}
+	if cfg.rate <= 0 || cfg.rateConns <= 0 || cfg.maxConns <= 0 || cfg.duration <= 0 || cfg.maxDur <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rate, -rate-conns, -conns, -duration and -max-duration must be positive")
+		os.Exit(2)
+	}
+	if cfg.cpuProfile != "" {
+		abs, err := filepath.Abs(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		cfg.cpuProfile = abs
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bench holds what every target shares.
+type bench struct {
+	cfg         config
+	cpus        int
+	tmp         string
+	procs       *procs
+	caDir       string
+	backend     string // the backend's address
+	node        string // its node's HBONE address
+	clientSrc   identity.CertSource
+	clientPool  *hbone.Pool
+	waypointBin string
+}
+
+func run(ctx context.Context, cfg config) error {
+	tmp, err := os.MkdirTemp("", "meshway-bench-waypoint-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+	b := &bench{cfg: cfg, cpus: runtime.NumCPU(), tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
+	defer b.procs.stopAll()
+
+	if slices.Contains(cfg.targets, "waypoint") && cfg.cpuProfile == "" {
+		b.waypointBin = cfg.waypointBin
+		if b.waypointBin == "" {
+			fmt.Fprintln(os.Stderr, "bench: building cmd/waypoint")
+			if b.waypointBin, err = buildWaypoint(b); err != nil {
+				return err
+			}
+		}
+	}
+	ca, err := identity.NewCA(b.caDir, identity.CAOptions{TrustDomain: trustDomain})
+	if err != nil {
+		return err
+	}
+	mgr := identity.NewManager(identity.ManagerOptions{Issuer: identity.CAIssuer{CA: ca}, Bundle: ca.Bundle()})
+	defer mgr.Close()
+	if b.clientSrc, err = mgr.Source(ctx, clientID); err != nil {
+		return err
+	}
+	b.clientPool = &hbone.Pool{Bundle: ca.Bundle()}
+	defer func() { _ = b.clientPool.Close() }()
+	if err := b.startBackend(); err != nil {
+		return err
+	}
+
+	load := loadAverage()
+	var results []*targetResult
+	for _, t := range targets {
+		if !slices.Contains(cfg.targets, t.key) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s\n", t.name)
+		r, err := b.measure(ctx, t)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		results = append(results, r)
+	}
+	printHeader(load, b)
+	printTable(os.Stdout, cfg, b.node, results)
+	return nil
+}
+
+// measure starts a target, runs the fixed-rate and maximum-throughput
+// loads against it, and stops it.
+func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
+	r, err := t.start(ctx, b)
+	if r != nil && r.proc != nil {
+		defer r.proc.stop()
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &targetResult{key: t.key, name: t.name, proxied: r.proc != nil, note: r.note}
+	conns := make([]*httpConn, 0, max(b.cfg.rateConns, b.cfg.maxConns))
+	defer func() {
+		for _, c := range conns {
+			c.shut()
+		}
+	}()
+	for range cap(conns) {
+		c, err := newHTTPConn(ctx, r.dial)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	cpu := func() time.Duration {
+		if r.proc == nil {
+			return 0
+		}
+		return cpuOf(r.proc.cmd.Process.Pid)
+	}
+	rss := func() uint64 {
+		if r.proc == nil {
+			return 0
+		}
+		return peakRSS(r.proc.cmd.Process.Pid)
+	}
+	fail := func(what string, err error) error {
+		if r.proc != nil {
+			select {
+			case <-r.proc.exited:
+				return r.proc.failed(fmt.Errorf("%s: %w", what, err))
+			default:
+			}
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+
+	// profiled runs fn with the waypoint child's CPU profile going to the
+	// file for phase, when -cpuprofile asks for one.
+	profiled := func(phase string, fn func() error) error {
+		path := b.profilePath(t.key, phase)
+		if path == "" || !r.child {
+			return fn()
+		}
+		if err := r.proc.expectOK("prof " + path); err != nil {
+			return fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		if err := fn(); err != nil {
+			return err
+		}
+		if err := r.proc.expectOK("stopprof"); err != nil {
+			return fmt.Errorf("writing the CPU profile: %w", err)
+		}
+		res.profiles = append(res.profiles, path)
+		return nil
+	}
+
+	rc := conns[:b.cfg.rateConns]
+	if b.cfg.warmup > 0 {
+		if _, err := fixedRate(ctx, rc, b.cfg.rate, b.cfg.warmup); err != nil {
+			return nil, fail("warm-up", err)
+		}
+	}
+	err = profiled("rate", func() error {
+		c0 := cpu()
+		var err error
+		if res.fixed, err = fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration); err != nil {
+			return err
+		}
+		res.fixed.proxyCPU = cpu() - c0
+		return nil
+	})
+	if err != nil {
+		return nil, fail("fixed rate", err)
+	}
+	res.rssFixed = rss()
+
+	mc := conns[:b.cfg.maxConns]
+	if b.cfg.warmup > 0 {
+		if _, err := maxRate(ctx, mc, b.cfg.warmup); err != nil {
+			return nil, fail("warm-up", err)
+		}
+	}
+	err = profiled("max", func() error {
+		c0 := cpu()
+		var err error
+		if res.max, err = maxRate(ctx, mc, b.cfg.maxDur); err != nil {
+			return err
+		}
+		res.max.proxyCPU = cpu() - c0
+		return nil
+	})
+	if err != nil {
+		return nil, fail("maximum throughput", err)
+	}
+	res.rssMax = rss()
+	return res, nil
+}
+
+// profilePath is where the waypoint target key writes its CPU profile of
+// phase ("rate" or "max"), or "" for none: -cpuprofile FILE is the plain
+// waypoint at maximum throughput; "-hbone" and "-rate" go before FILE's
+// extension for the others.
+func (b *bench) profilePath(key, phase string) string {
+	p := b.cfg.cpuProfile
+	if p == "" || (key != "waypoint" && key != "waypoint-hbone") {
+		return ""
+	}
+	ext := filepath.Ext(p)
+	base := strings.TrimSuffix(p, ext)
+	if key == "waypoint-hbone" {
+		base += "-hbone"
+	}
+	if phase == "rate" {
+		base += "-rate"
+	}
+	return base + ext
+}
+
+func loadAverage() string {
+	la, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(la))[:3], " ")
+}
+
+func printHeader(load string, b *bench) {
+	host, _ := os.Hostname()
+	fmt.Printf("# Waypoint benchmark\n\n")
+	fmt.Printf("- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("- machine: %s, %d CPUs, %s\n", host, runtime.NumCPU(), cpuModel())
+	fmt.Printf("- go: %s %s/%s; peers: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, versions())
+	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
+	fmt.Printf("- all on loopback; HTTP/1.1 keep-alive; 1 KiB responses from a Go net/http backend in a child process;\n")
+	fmt.Printf("  nginx worker_processes auto (%d), HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d); access logs off\n", b.cpus, b.cpus, b.cpus)
+	fmt.Printf("- runs per target: %s warm-up, %s at %d req/s over %d connections (open loop), %s warm-up, %s at maximum\n",
+		b.cfg.warmup, b.cfg.duration, b.cfg.rate, b.cfg.rateConns, b.cfg.warmup, b.cfg.maxDur)
+	fmt.Printf("  throughput over %d connections (closed loop)\n\n", b.cfg.maxConns)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Targets from the issue, for the waypoint.
+const (
+	targetCPUPer1000   = 0.1  // CPU-seconds per 1,000 requests at 1,000 req/s (0.1 vCPU)
+	targetRSS          = 30e6 // bytes, peak RSS at 1,000 req/s
+	targetThroughput   = 0.70 // of nginx's maximum throughput
+	targetP99OverNginx = 200 * time.Microsecond
+)
+
+// targetResult is one column.
+type targetResult struct {
+	key, name        string
+	proxied          bool
+	fixed, max       *runStats
+	rssFixed, rssMax uint64 // bytes, summed VmHWM of the proxy's processes
+	profiles         []string
+	note             string
+}
+
+// cpuPer1000 is the proxy's CPU-seconds per 1,000 requests answered.
+func cpuPer1000(s *runStats) float64 {
+	if len(s.lat) == 0 {
+		return 0
+	}
+	return s.proxyCPU.Seconds() / (float64(len(s.lat)) / 1000)
+}
+
+func genPer1000(s *runStats) float64 {
+	if len(s.lat) == 0 {
+		return 0
+	}
+	return s.genCPU.Seconds() / (float64(len(s.lat)) / 1000)
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
+
+func signedUS(d time.Duration) string {
+	return fmt.Sprintf("%+.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+func mb(b uint64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
+	find := func(key string) *targetResult {
+		for _, r := range rs {
+			if r.key == key {
+				return r
+			}
+		}
+		return nil
+	}
+	direct, nginx := find("direct"), find("nginx")
+	wps := []*targetResult{find("waypoint"), find("waypoint-hbone")}
+
+	// row prints one line: the cell of each target, the target and the
+	// result.
+	row := func(what string, cell func(r *targetResult) string, tgt, result string) {
+		cells := make([]string, len(rs))
+		for i, r := range rs {
+			cells[i] = cell(r)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", what, strings.Join(cells, " | "), tgt, result)
+	}
+	proxyOnly := func(f func(r *targetResult) string) func(r *targetResult) string {
+		return func(r *targetResult) string {
+			if !r.proxied {
+				return "—"
+			}
+			return f(r)
+		}
+	}
+	// judge gives the verdict for each waypoint column present.
+	judge := func(f func(r *targetResult) (bool, string)) string {
+		var parts []string
+		for _, r := range wps {
+			if r == nil {
+				continue
+			}
+			ok, detail := f(r)
+			label := ""
+			if r.key == "waypoint-hbone" {
+				label = "HBONE "
+			}
+			parts = append(parts, fmt.Sprintf("%s%s (%s)", label, verdict(ok), detail))
+		}
+		if len(parts) == 0 {
+			return "—"
+		}
+		return strings.Join(parts, "; ")
+	}
+	added := func(p float64) func(r *targetResult) string {
+		return proxyOnly(func(r *targetResult) string { return signedUS(pct(r.fixed.lat, p) - pct(direct.fixed.lat, p)) })
+	}
+
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.name
+	}
+	fmt.Fprintf(w, "| measurement | %s | target | result |\n", strings.Join(names, " | "))
+	fmt.Fprintf(w, "|---|%s---|---|\n", strings.Repeat("---|", len(rs)))
+
+	rate := thousands(cfg.rate)
+	row(fmt.Sprintf("latency at %s req/s, p50 / p90 / p99", rate), func(r *targetResult) string {
+		return fmt.Sprintf("%s / %s / %s µs", us(pct(r.fixed.lat, 50)), us(pct(r.fixed.lat, 90)), us(pct(r.fixed.lat, 99)))
+	}, "—", "—")
+	row(fmt.Sprintf("added latency at %s req/s (proxy − direct), p50", rate), added(50), "—", "—")
+	row("added latency, p90", added(90), "—", "—")
+	p99Result := "—"
+	if nginx != nil {
+		nginxAdded := pct(nginx.fixed.lat, 99) - pct(direct.fixed.lat, 99)
+		p99Result = judge(func(r *targetResult) (bool, string) {
+			over := pct(r.fixed.lat, 99) - pct(direct.fixed.lat, 99) - nginxAdded
+			return over <= targetP99OverNginx, signedUS(over) + " vs nginx"
+		})
+	}
+	row("added latency, p99", added(99), fmt.Sprintf("waypoint ≤ nginx + %s µs", us(targetP99OverNginx)), p99Result)
+
+	tpResult := "—"
+	if nginx != nil {
+		tpResult = judge(func(r *targetResult) (bool, string) {
+			ratio := r.max.rate() / nginx.max.rate()
+			return ratio >= targetThroughput, fmt.Sprintf("%.0f%% of nginx", ratio*100)
+		})
+	}
+	row(fmt.Sprintf("maximum throughput, %d connections", cfg.maxConns), func(r *targetResult) string {
+		return thousands(int(r.max.rate())) + " req/s"
+	}, fmt.Sprintf("waypoint ≥ %.0f%% of nginx", targetThroughput*100), tpResult)
+	row("latency at maximum throughput, p50 / p99", func(r *targetResult) string {
+		return fmt.Sprintf("%s / %s µs", us(pct(r.max.lat, 50)), us(pct(r.max.lat, 99)))
+	}, "—", "—")
+
+	row(fmt.Sprintf("proxy CPU per 1,000 requests at %s req/s", rate), proxyOnly(func(r *targetResult) string {
+		return fmt.Sprintf("%.3f s", cpuPer1000(r.fixed))
+	}), fmt.Sprintf("waypoint ≤ %.1f s (%.1f vCPU)", targetCPUPer1000, targetCPUPer1000), judge(func(r *targetResult) (bool, string) {
+		c := cpuPer1000(r.fixed)
+		return c <= targetCPUPer1000, fmt.Sprintf("%.3f s", c)
+	}))
+	row("proxy CPU per 1,000 requests at maximum throughput", proxyOnly(func(r *targetResult) string {
+		return fmt.Sprintf("%.3f s", cpuPer1000(r.max))
+	}), "—", "—")
+	row(fmt.Sprintf("proxy peak RSS after the %s req/s run", rate), proxyOnly(func(r *targetResult) string { return mb(r.rssFixed) }),
+		fmt.Sprintf("waypoint ≤ %.0f MB", targetRSS/1e6), judge(func(r *targetResult) (bool, string) {
+			return float64(r.rssFixed) <= targetRSS, mb(r.rssFixed)
+		}))
+	row("proxy peak RSS after the maximum-throughput run", proxyOnly(func(r *targetResult) string { return mb(r.rssMax) }), "—", "—")
+	row(fmt.Sprintf("requests answered / errors, %s req/s run; max run", rate), func(r *targetResult) string {
+		return fmt.Sprintf("%s / %d; %s / %d", thousands(len(r.fixed.lat)), r.fixed.errs, thousands(len(r.max.lat)), r.max.errs)
+	}, "no errors", verdict(noErrors(rs)))
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Notes: latency at the fixed rate runs from each request's scheduled send time (request i is due at")
+	fmt.Fprintf(w, "start + i/%d s, sent on the next free one of %d keep-alive connections) to the last byte of its\n", cfg.rate, cfg.rateConns)
+	fmt.Fprintln(w, "response, so a stall delays and counts every request behind it (no coordinated omission); sends")
+	fmt.Fprintln(w, "leave from an OS thread sleeping with nanosleep (timer slack 1 ns). Added latency = the target's")
+	fmt.Fprintln(w, "percentile − direct's. Maximum throughput = responses / wall time, each connection sending its next")
+	fmt.Fprintln(w, "request as soon as the previous response ended. Proxy CPU = utime + stime from /proc/PID/stat of the")
+	fmt.Fprintln(w, "proxy's processes (nginx: master and workers; HAProxy: its one process of 2 threads; waypoint: its")
+	fmt.Fprintln(w, "process), before and after the measured run, / (responses / 1,000). Peak RSS = VmHWM from")
+	fmt.Fprintln(w, "/proc/PID/status summed over those processes, since they started (warm-ups included; pages nginx's")
+	fmt.Fprintln(w, "master and workers share count once per process); MB = 10^6 bytes.")
+	fmt.Fprintln(w, "The load generator, the backend and the proxy share the machine's CPUs, as do other processes.")
+	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
+	fmt.Fprintln(w, "connection) to the waypoint's hbone.Server and speaks HTTP/1.1 in them; the waypoint reaches the")
+	fmt.Fprintln(w, "backend over HBONE through the backend node's hbone.Server (in the backend's process), which splices to")
+	fmt.Fprintln(w, "the backend; its added latency includes both tunnels' ends outside the waypoint, its CPU and RSS only")
+	fmt.Fprintln(w, "the waypoint's process. The waypoint routes with one HTTPRoute rule to a one-endpoint cluster.")
+	var gen []string
+	for _, r := range rs {
+		gen = append(gen, fmt.Sprintf("%s %.3f / %.3f s", r.name, genPer1000(r.fixed), genPer1000(r.max)))
+	}
+	fmt.Fprintf(w, "Load generator's own CPU per 1,000 requests (getrusage of the bench process), %s req/s / maximum: %s.\n", rate, strings.Join(gen, ", "))
+	var late []string
+	for _, r := range rs {
+		late = append(late, fmt.Sprintf("%s %s / %s", r.name, us(pct(r.fixed.late, 50)), us(pct(r.fixed.late, 99))))
+	}
+	fmt.Fprintf(w, "How late sends left their schedule at %s req/s, p50 / p99 µs (counted in the latencies): %s.\n", rate, strings.Join(late, ", "))
+	if node != nodeAddr && find("waypoint-hbone") != nil {
+		fmt.Fprintf(w, "The backend's node could not listen on %s (taken): it listened on %s and the waypoint's pool dialled that instead.\n", nodeAddr, node)
+	}
+	for _, r := range rs {
+		if r.note != "" {
+			fmt.Fprintf(w, "%s: %s.\n", r.name, r.note)
+		}
+		if len(r.profiles) > 0 {
+			fmt.Fprintf(w, "%s: CPU profiles (fixed rate, maximum throughput; profiling on): %s.\n", r.name, strings.Join(r.profiles, ", "))
+		}
+		if n := r.fixed.reconnects + r.max.reconnects; n > 0 {
+			fmt.Fprintf(w, "%s: the server closed %d connections (Connection: close); the generator reconnected, counting the time.\n", r.name, n)
+		}
+		for _, s := range []*runStats{r.fixed, r.max} {
+			if s.firstErr != nil {
+				fmt.Fprintf(w, "%s: first error: %v.\n", r.name, s.firstErr)
+				break
+			}
+		}
+	}
+}
+
+func noErrors(rs []*targetResult) bool {
+	for _, r := range rs {
+		if r.fixed.errs > 0 || r.max.errs > 0 {
+			return false
+		}
+	}
+	return true
+}
