@@ -63,14 +63,24 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		tried = append(tried, h)
-		xt := *x // the try's own: its endpoint, the request's response filters
-		xt.host = h
-		ctx := context.WithValue(req.Context(), exchangeKey{}, &xt)
-		cancel := context.CancelFunc(func() {})
+		// The first try goes as the proxy made the request: its context
+		// already names x.host for the dialer. Later tries (and per-try
+		// timeouts) need a context of their own; the request is the
+		// ReverseProxy's copy, so a shallow copy of it is ours to change.
+		ctx := req.Context()
+		if try > 0 {
+			xt := *x // the try's own endpoint, the request's response filters
+			xt.host = h
+			ctx = context.WithValue(ctx, exchangeKey{}, &xt)
+		}
+		var cancel context.CancelFunc
 		if x.perTry > 0 {
 			ctx, cancel = context.WithTimeout(ctx, x.perTry)
 		}
-		out := req.Clone(ctx)
+		out := req
+		if ctx != req.Context() || body != nil {
+			out = req.WithContext(ctx)
+		}
 		out.URL.Host = h.ep.Address
 		if body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
@@ -93,18 +103,25 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 				_ = resp.Body.Close()
 			}
-			cancel()
+			if cancel != nil {
+				cancel()
+			}
 			if !sleep(req.Context(), backoff(x.retry, try)) {
 				return nil, req.Context().Err()
 			}
 			continue
 		}
 		if err != nil {
-			cancel()
+			if cancel != nil {
+				cancel()
+			}
 			if ctx.Err() != nil && req.Context().Err() == nil {
 				err = context.DeadlineExceeded // the per-try timeout: 504
 			}
 			return nil, err
+		}
+		if cancel == nil {
+			return resp, nil
 		}
 		if rw, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 			// An upgraded connection: the proxy needs to write to it too.
