@@ -51,5 +51,7 @@
 // [ParseTraceparent] and [SpanContext.Traceparent] read and write the
 // traceparent header, [NewRoot] and [NewChild] make span contexts, and
 // [Sampler] decides from the trace id alone, so every proxy on a trace decides
-// alike. No tracing SDK is involved yet.
+// alike. [Tracer] exports one span per proxied request over OTLP/HTTP with
+// the OpenTelemetry SDK, deciding sampling before the SDK is involved so
+// that unsampled requests stay cheap.
 package telemetry
