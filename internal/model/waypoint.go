@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -45,6 +46,10 @@ type Telemetry struct {
 	// arrive with a traceparent keep its decision); nil means 1, Istio's
 	// default.
 	TracingPercent *float64 `json:"tracingPercent,omitempty"`
+	// TracingEndpoint is the OTLP/HTTP collector spans are sent to
+	// (host:port, plain HTTP, as an in-mesh collector is reached); empty:
+	// traces are continued but no spans are exported.
+	TracingEndpoint string `json:"tracingEndpoint,omitempty"`
 }
 
 // Protocol is how the waypoint handles a port's traffic, from the Service
@@ -514,6 +519,11 @@ func (w *Waypoint) Validate() error {
 	}
 	if p := w.Telemetry.TracingPercent; p != nil && (*p < 0 || *p > 100) {
 		v.addf("telemetry.tracingPercent: %v is outside 0-100", *p)
+	}
+	if e := w.Telemetry.TracingEndpoint; e != "" {
+		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
+			v.addf("telemetry.tracingEndpoint: %q is not host:port (the OTLP/HTTP collector, e.g. otel-collector.observability:4318)", e)
+		}
 	}
 	for i := range w.Policies {
 		if err := w.Policies[i].Validate(); err != nil {

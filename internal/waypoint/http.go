@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshway/meshway/internal/authz"
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/telemetry"
 	"github.com/meshway/meshway/internal/waypoint/ratelimit"
 	"github.com/meshway/meshway/internal/waypoint/route"
 )
@@ -177,14 +178,32 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		body = &countingBody{rc: r.Body}
 		r.Body = body
 	}
-	trace(r, cfg.sampler)
 	x := &exchange{}
+	var span *telemetry.Span
+	if tf := p.tracer.Load(); tf != nil {
+		parent, _ := telemetry.ParseTraceparent(r.Header.Get(telemetry.TraceparentHeader))
+		span = tf.t.Start(parent, r.Host+r.URL.Path, start)
+		r.Header.Set(telemetry.TraceparentHeader, span.Context().Traceparent())
+	} else {
+		trace(r, cfg.sampler)
+	}
 	p.route(rec, r, cfg, ic, d, x)
 	var reqBytes int64
 	if body != nil {
 		reqBytes = body.n
 	}
 	p.observe(cfg, ic, d, x, r, rec, start, reqBytes)
+	if span != nil {
+		a := &telemetry.SpanAttributes{
+			Method: r.Method, URL: r.URL.RequestURI(), Authority: r.Host, Protocol: r.Proto, UserAgent: r.UserAgent(),
+			RequestID: r.Header.Get("X-Request-Id"), PeerAddress: ic.RemoteAddr().String(), StatusCode: rec.status,
+			RequestSize: reqBytes, ResponseSize: rec.bytes, ResponseFlags: strings.Join(x.flags, ","),
+		}
+		if x.host != nil {
+			a.UpstreamCluster, a.UpstreamAddress = x.cl.name, x.host.ep.Address
+		}
+		span.End(a, time.Now())
+	}
 }
 
 // route authorizes, routes and forwards one request.

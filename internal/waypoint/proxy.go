@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -44,6 +45,16 @@ type Proxy struct {
 	h1, h2c  *upstream
 	// mirrorSlots bounds the mirrored requests in flight.
 	mirrorSlots chan struct{}
+
+	tmu    sync.Mutex // guards tracer changes
+	tracer atomic.Pointer[tracerFor]
+}
+
+// tracerFor is the span exporter of one tracing configuration.
+type tracerFor struct {
+	endpoint string
+	percent  float64
+	t        *telemetry.Tracer
 }
 
 // Load validates and compiles w and makes it the configuration new
@@ -55,7 +66,42 @@ func (p *Proxy) Load(w *model.Waypoint) error {
 		return fmt.Errorf("waypoint configuration refused (the previous one keeps serving): %w", err)
 	}
 	p.cur.Store(c)
+	p.setTracer(w)
 	return nil
+}
+
+// setTracer starts a span exporter when the configuration names a
+// collector (or another one), and stops the previous one.
+func (p *Proxy) setTracer(w *model.Waypoint) {
+	p.tmu.Lock()
+	defer p.tmu.Unlock()
+	percent := 1.0
+	if w.Telemetry.TracingPercent != nil {
+		percent = *w.Telemetry.TracingPercent
+	}
+	old := p.tracer.Load()
+	if old != nil && old.endpoint == w.Telemetry.TracingEndpoint && old.percent == percent {
+		return
+	}
+	var next *tracerFor
+	if e := w.Telemetry.TracingEndpoint; e != "" {
+		t, err := telemetry.NewTracer(telemetry.TracerOptions{
+			Endpoint: e, Insecure: true, ServiceName: w.Name + "." + w.Namespace, SamplePercent: percent,
+		})
+		if err != nil {
+			p.logf("waypoint: tracing to %s: %v", e, err)
+		} else {
+			next = &tracerFor{endpoint: e, percent: percent, t: t}
+		}
+	}
+	p.tracer.Store(next)
+	if old != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = old.t.Shutdown(ctx)
+		}()
+	}
 }
 
 // Config returns the configuration in use, nil before the first Load. Do
@@ -258,6 +304,11 @@ func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) 
 func (p *Proxy) Close() error {
 	p.init()
 	err := p.http.Close()
+	if tf := p.tracer.Swap(nil); tf != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tf.t.Shutdown(ctx)
+	}
 	p.h1.t.CloseIdleConnections()
 	p.h2c.t.CloseIdleConnections()
 	return err
