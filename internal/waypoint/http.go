@@ -24,6 +24,7 @@ import (
 // HTTP/2 cleartext (h2c) for HTTP2 and gRPC ports.
 type upstream struct {
 	t  *http.Transport
+	h1 *h1Transport // HTTP/1.1: requests on the caller's goroutine; nil for h2c
 	rp *httputil.ReverseProxy
 }
 
@@ -64,6 +65,20 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	var base http.RoundTripper = u.t
+	if !h2c {
+		u.h1 = &h1Transport{
+			dial: func(ctx context.Context, _ string) (net.Conn, error) {
+				x, _ := ctx.Value(exchangeKey{}).(*exchange)
+				if x == nil {
+					return nil, errors.New("internal error: no endpoint chosen")
+				}
+				return p.dial(ctx, x.host.ep)
+			},
+			fallback: u.t,
+		}
+		base = u.h1
+	}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			x := pr.In.Context().Value(exchangeKey{}).(*exchange)
@@ -72,7 +87,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 			pr.Out.URL.Host = x.host.ep.Address
 			pr.Out.Host = pr.In.Host
 		},
-		Transport: tries{base: u.t},
+		Transport: tries{base: base},
 		// FlushInterval 0: ReverseProxy flushes at once anyway for
 		// responses of unknown length (gRPC, streams) and event streams;
 		// -1 would cost a goroutine and a separate header write per

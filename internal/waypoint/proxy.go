@@ -310,6 +310,7 @@ func (p *Proxy) Close() error {
 		_ = tf.t.Shutdown(ctx)
 	}
 	p.h1.t.CloseIdleConnections()
+	p.h1.h1.CloseIdleConnections()
 	p.h2c.t.CloseIdleConnections()
 	return err
 }

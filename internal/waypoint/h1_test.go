@@ -1,0 +1,82 @@
+package waypoint_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshway/meshway/internal/model"
+)
+
+// TestUpstreamKeepAlive: sequential requests reuse one upstream
+// connection; a HEAD and a 204 (no body to read) keep it too; a response
+// the client abandons mid-stream closes its connection without hanging the
+// proxy.
+func TestUpstreamKeepAlive(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/endless":
+			for {
+				if _, err := w.Write(make([]byte, 16<<10)); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+			}
+		default:
+			io.WriteString(w, strings.Repeat("x", 4096))
+		}
+	}))
+	defer srv.Close()
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}}
+	_, proxy := startProxy(t, reviewsConfig(nil, cl), reviewsVIP)
+	c := client(t)
+	for i := range 30 {
+		path := "/"
+		switch i % 3 {
+		case 1:
+			path = "/empty"
+		case 2:
+			if resp, _ := get(t, c, proxy, http.MethodHead, "/", nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("HEAD: %d", resp.StatusCode)
+			}
+			continue
+		}
+		if resp, _ := get(t, c, proxy, http.MethodGet, path, nil); resp.StatusCode/100 != 2 {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	n := len(conns)
+	mu.Unlock()
+	if n != 1 {
+		t.Errorf("30 sequential requests used %d upstream connections; want 1, kept alive", n)
+	}
+
+	// A client that reads a little of an endless response and hangs up.
+	nc, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(nc, "GET /endless HTTP/1.1\r\nHost: reviews:9080\r\n\r\n")
+	if _, err := io.ReadFull(nc, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	// The proxy goes on serving.
+	if resp, _ := get(t, c, proxy, http.MethodGet, "/", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("after an abandoned stream: %d", resp.StatusCode)
+	}
+}
