@@ -74,6 +74,9 @@ type Server struct {
 	handshaking map[net.Conn]struct{}
 	conns       map[*h2Conn]struct{}
 	down        bool
+	// wg counts the goroutines setting up accepted connections: Close and
+	// Shutdown wait for them, so nothing logs after they return.
+	wg sync.WaitGroup
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -152,7 +155,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		go s.serveConn(raw)
+		// Added under mu, after checking down: Close's Wait then never
+		// races an Add.
+		s.mu.Lock()
+		if s.down {
+			s.mu.Unlock()
+			_ = raw.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(raw)
+		}()
 	}
 }
 
@@ -172,8 +188,8 @@ func (s *Server) serveConn(raw net.Conn) {
 	c, err := s.handshake(raw)
 	s.mu.Lock()
 	delete(s.handshaking, raw)
-	if err == nil && s.down {
-		err = ErrServerClosed
+	if s.down {
+		err = errors.Join(ErrServerClosed, err) // whatever failed, the server is closing
 	}
 	if err == nil {
 		s.conns[c] = struct{}{}
@@ -184,10 +200,18 @@ func (s *Server) serveConn(raw net.Conn) {
 			s.logf("hbone: connection from %s: %v", raw.RemoteAddr(), err)
 		}
 		_ = raw.Close()
+		if c != nil {
+			_ = c.raw.Close()
+		}
 		return
 	}
 	if err := c.start(uint32(s.MaxFrameSize)); err != nil {
-		s.logf("hbone: connection from %s (%s): %v", raw.RemoteAddr(), c.peer, err)
+		s.mu.Lock()
+		down := s.down
+		s.mu.Unlock()
+		if !down {
+			s.logf("hbone: connection from %s (%s): %v", raw.RemoteAddr(), c.peer, err)
+		}
 		c.fail(err)
 	}
 }
@@ -268,6 +292,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.shutdown()
 	}
+	s.wg.Wait() // connections still in their handshake were closed by stop
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -291,6 +316,7 @@ func (s *Server) Close() error {
 	for _, c := range s.stop() {
 		_ = c.Close()
 	}
+	s.wg.Wait()
 	return nil
 }
 
