@@ -145,6 +145,7 @@ service account). Flags win over environment variables; see meshctl version.`,
 		newLabelCmd(a),
 		newDeleteCmd(a),
 		newVersionCmd(a),
+		newTranslateCmd(a),
 	)
 	return root
 }

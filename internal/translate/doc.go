@@ -3,8 +3,12 @@
 // I/O, no clients, no clocks; every function is a deterministic function of
 // its arguments, so the control plane and meshctl can run the same code.
 //
-// Today it owns waypoint binding (which waypoint, if any, carries traffic
+// It owns waypoint binding (which waypoint, if any, carries traffic
 // addressed to a Service, ServiceEntry, Pod or WorkloadEntry, with the
-// istio.io/WaypointBound condition Istio would report) and the
-// human-readable explanations of those decisions behind `meshctl explain`.
+// istio.io/WaypointBound condition Istio would report), the human-readable
+// explanations of those decisions behind `meshctl explain`, and
+// [WaypointConfigs]: each waypoint's configuration (model.Waypoint) from
+// the services bound to it, their endpoints, HTTPRoutes, GRPCRoutes,
+// VirtualServices, DestinationRules, AuthorizationPolicies, Telemetry and
+// LocalRateLimitPolicies, with warnings for what does not apply.
 package translate

@@ -1,0 +1,521 @@
+package translate
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/meshway/meshway/internal/model"
+)
+
+const gatewayGroup = "gateway.networking.k8s.io"
+
+// routes attaches HTTPRoutes, GRPCRoutes and VirtualServices to the ports of
+// the waypoint's services.
+func (b *wpBuild) routes() {
+	for i := range b.out.Services {
+		svc := &b.out.Services[i]
+		s := b.t.services[Ref{svc.Namespace, svc.Name}]
+		for j := range svc.Ports {
+			p := &svc.Ports[j]
+			var routes []model.HTTPRoute
+			routes = append(routes, b.httpRoutes(s, p)...)
+			routes = append(routes, b.grpcRoutes(s, p)...)
+			routes = append(routes, b.virtualServices(s, p)...)
+			slices.SortStableFunc(routes, func(x, y model.HTTPRoute) int {
+				return olderFirst(x.Created, x.Namespace+"/"+x.Name, y.Created, y.Namespace+"/"+y.Name)
+			})
+			p.Routes = routes
+		}
+	}
+}
+
+// parentApplies reports whether parent ref pr of a route in namespace routeNs
+// attaches the route to port p of Service s on this waypoint: a Service
+// parent naming s (and the port's number or name, if set), or the waypoint's
+// Gateway (every port of the services whose hostname matches the route's
+// hostnames, if any).
+func (b *wpBuild) parentApplies(kind, routeNs, routeName string, pr gwv1.ParentReference, hostnames []gwv1.Hostname, s *corev1.Service, p *model.ServicePort) bool {
+	group, k := gatewayGroup, "Gateway"
+	if pr.Group != nil {
+		group = string(*pr.Group)
+	}
+	if pr.Kind != nil {
+		k = string(*pr.Kind)
+	}
+	ns := routeNs
+	if pr.Namespace != nil {
+		ns = string(*pr.Namespace)
+	}
+	switch {
+	case (group == "" || group == "core") && k == "Service":
+		if string(pr.Name) != s.Name || ns != s.Namespace {
+			return false
+		}
+		if routeNs != s.Namespace {
+			b.t.warnf(kind, routeNs, routeName, "parent Service %s/%s is in another namespace: consumer routes are not supported by waypoints; the route is ignored", ns, pr.Name)
+			return false
+		}
+		return (pr.Port == nil || *pr.Port == int32(p.Port)) && (pr.SectionName == nil || string(*pr.SectionName) == p.Name)
+	case group == gatewayGroup && k == "Gateway":
+		if string(pr.Name) != b.w.Ref.Name || ns != b.w.Ref.Namespace {
+			return false
+		}
+		host := b.t.hostname(s.Namespace, s.Name)
+		if len(hostnames) > 0 && !slices.ContainsFunc(hostnames, func(h gwv1.Hostname) bool {
+			return string(h) == host || wildcardMatch(string(h), host)
+		}) {
+			return false
+		}
+		if !b.w.AllowedRoutes.allows(b.w.Ref.Namespace, routeNs, b.t.binder.namespaceLabels(routeNs)) {
+			b.t.warnf(kind, routeNs, routeName, "waypoint %s does not allow routes from namespace %s (listener allowedRoutes); the route is ignored", b.w.Ref, routeNs)
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// attaches reports whether any parent of a route attaches it to the port,
+// recording the parents that did; a route for a TCP port is dropped with a
+// warning.
+func (b *wpBuild) attaches(kind string, obj routeMeta, parents []gwv1.ParentReference, hostnames []gwv1.Hostname, s *corev1.Service, p *model.ServicePort) bool {
+	applies := false
+	for i, pr := range parents {
+		if b.parentApplies(kind, obj.ns, obj.name, pr, hostnames, s, p) {
+			b.t.attached[fmt.Sprintf("%s %s/%s %d", kind, obj.ns, obj.name, i)] = true
+			applies = true
+		}
+	}
+	if applies && !p.Protocol.IsHTTP() {
+		b.t.warnf(kind, obj.ns, obj.name, "port %d of Service %s/%s is %s, not HTTP: the route is dropped there (name the port http-..., or set appProtocol)", p.Port, s.Namespace, s.Name, p.Protocol)
+		return false
+	}
+	return applies
+}
+
+type routeMeta struct {
+	kind, ns, name string
+	created        time.Time
+}
+
+func (m routeMeta) warnf(t *translator, format string, args ...any) {
+	t.warnf(m.kind, m.ns, m.name, format, args...)
+}
+
+func (b *wpBuild) httpRoutes(s *corev1.Service, p *model.ServicePort) []model.HTTPRoute {
+	var out []model.HTTPRoute
+	for _, r := range b.t.in.HTTPRoutes {
+		if r == nil {
+			continue
+		}
+		m := routeMeta{"HTTPRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
+		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, s, p) {
+			continue
+		}
+		route := model.HTTPRoute{Kind: model.KindHTTPRoute, Name: r.Name, Namespace: r.Namespace, Created: m.created}
+		for i, rule := range r.Spec.Rules {
+			route.Rules = append(route.Rules, b.httpRule(m, i, rule))
+		}
+		if b.checkRoute(m, route) {
+			out = append(out, route)
+		}
+	}
+	return out
+}
+
+func (b *wpBuild) httpRule(m routeMeta, i int, rule gwv1.HTTPRouteRule) model.RouteRule {
+	at := fmt.Sprintf("rules[%d]", i)
+	r := model.RouteRule{Name: sectionName(rule.Name)}
+	for _, match := range rule.Matches {
+		r.Matches = append(r.Matches, httpMatch(match))
+	}
+	filters, ok := b.httpFilters(m, at, rule.Filters)
+	r.Filters = filters
+	if t := rule.Timeouts; t != nil {
+		r.Timeouts.Request = b.gwDuration(m, at+".timeouts.request", t.Request)
+		r.Timeouts.BackendRequest = b.gwDuration(m, at+".timeouts.backendRequest", t.BackendRequest)
+	}
+	if rt := rule.Retry; rt != nil {
+		retry := &model.Retry{Attempts: 2, Backoff: b.gwDuration(m, at+".retry.backoff", rt.Backoff)}
+		if rt.Attempts != nil {
+			retry.Attempts = *rt.Attempts
+		}
+		for _, c := range rt.Codes {
+			retry.Codes = append(retry.Codes, int(c))
+		}
+		r.Retry = retry
+	}
+	if !ok {
+		// The Gateway API: a rule whose filters cannot be honoured answers 500.
+		return r
+	}
+	for j, br := range rule.BackendRefs {
+		be := model.Backend{Cluster: b.backendCluster(m, fmt.Sprintf("%s.backendRefs[%d]", at, j), br.BackendObjectReference), Weight: br.Weight}
+		fs, ok := b.httpFilters(m, fmt.Sprintf("%s.backendRefs[%d]", at, j), br.Filters)
+		if !ok {
+			be.Cluster = b.blackHole()
+		}
+		be.Filters = fs
+		r.Backends = append(r.Backends, be)
+	}
+	return r
+}
+
+func sectionName(n *gwv1.SectionName) string {
+	if n == nil {
+		return ""
+	}
+	return string(*n)
+}
+
+func httpMatch(m gwv1.HTTPRouteMatch) model.RouteMatch {
+	var out model.RouteMatch
+	if p := m.Path; p != nil {
+		pm := &model.PathMatch{Type: model.MatchPathPrefix, Value: "/"}
+		if p.Type != nil {
+			pm.Type = string(*p.Type)
+		}
+		if p.Value != nil {
+			pm.Value = *p.Value
+		}
+		out.Path = pm
+	}
+	for _, h := range m.Headers {
+		out.Headers = append(out.Headers, model.ValueMatch{Type: matchType((*string)(h.Type)), Name: string(h.Name), Value: h.Value})
+	}
+	for _, q := range m.QueryParams {
+		out.QueryParams = append(out.QueryParams, model.ValueMatch{Type: matchType((*string)(q.Type)), Name: string(q.Name), Value: q.Value})
+	}
+	if m.Method != nil {
+		out.Method = string(*m.Method)
+	}
+	return out
+}
+
+// matchType returns the Gateway API match type, "" (Exact) when unset.
+func matchType(t *string) string {
+	if t == nil || *t == model.MatchExact {
+		return ""
+	}
+	return *t
+}
+
+// gwDuration parses a Gateway API duration; "0s" (or unset) means none.
+func (b *wpBuild) gwDuration(m routeMeta, at string, d *gwv1.Duration) model.Duration {
+	if d == nil {
+		return 0
+	}
+	v, err := time.ParseDuration(string(*d))
+	if err != nil || v < 0 {
+		m.warnf(b.t, "%s: %q is not a duration; ignored", at, *d)
+		return 0
+	}
+	return model.Duration(v)
+}
+
+// httpFilters converts filters; false when one is not supported.
+func (b *wpBuild) httpFilters(m routeMeta, at string, filters []gwv1.HTTPRouteFilter) ([]model.Filter, bool) {
+	var out []model.Filter
+	for i, f := range filters {
+		fat := fmt.Sprintf("%s.filters[%d]", at, i)
+		switch f.Type {
+		case gwv1.HTTPRouteFilterRequestHeaderModifier:
+			out = append(out, model.Filter{Type: model.FilterRequestHeaderModifier, HeaderModifier: headerModifier(f.RequestHeaderModifier)})
+		case gwv1.HTTPRouteFilterResponseHeaderModifier:
+			out = append(out, model.Filter{Type: model.FilterResponseHeaderModifier, HeaderModifier: headerModifier(f.ResponseHeaderModifier)})
+		case gwv1.HTTPRouteFilterRequestRedirect:
+			out = append(out, model.Filter{Type: model.FilterRequestRedirect, RequestRedirect: redirect(f.RequestRedirect)})
+		case gwv1.HTTPRouteFilterURLRewrite:
+			rw := &model.URLRewrite{}
+			if u := f.URLRewrite; u != nil {
+				if u.Hostname != nil {
+					rw.Hostname = string(*u.Hostname)
+				}
+				rw.Path = pathModifier(u.Path)
+			}
+			out = append(out, model.Filter{Type: model.FilterURLRewrite, URLRewrite: rw})
+		case gwv1.HTTPRouteFilterRequestMirror:
+			out = append(out, b.mirror(m, fat, f.RequestMirror))
+		default:
+			m.warnf(b.t, "%s: filter %s is not supported; the rule answers 500, as the Gateway API asks", fat, f.Type)
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func (b *wpBuild) mirror(m routeMeta, at string, f *gwv1.HTTPRequestMirrorFilter) model.Filter {
+	if f == nil {
+		m.warnf(b.t, "%s: requestMirror is required for RequestMirror", at)
+		return model.Filter{Type: model.FilterRequestMirror, RequestMirror: &model.RequestMirror{Cluster: b.blackHole()}}
+	}
+	rm := &model.RequestMirror{Cluster: b.backendCluster(m, at+".requestMirror.backendRef", f.BackendRef)}
+	switch {
+	case f.Percent != nil:
+		rm.Percent = float64(*f.Percent)
+	case f.Fraction != nil:
+		den := int32(100)
+		if f.Fraction.Denominator != nil && *f.Fraction.Denominator > 0 {
+			den = *f.Fraction.Denominator
+		}
+		rm.Percent = min(100, max(0, 100*float64(f.Fraction.Numerator)/float64(den)))
+	}
+	return model.Filter{Type: model.FilterRequestMirror, RequestMirror: rm}
+}
+
+func headerModifier(f *gwv1.HTTPHeaderFilter) *model.HeaderModifier {
+	hm := &model.HeaderModifier{}
+	if f == nil {
+		return hm
+	}
+	for _, h := range f.Set {
+		hm.Set = append(hm.Set, model.Header{Name: string(h.Name), Value: h.Value})
+	}
+	for _, h := range f.Add {
+		hm.Add = append(hm.Add, model.Header{Name: string(h.Name), Value: h.Value})
+	}
+	hm.Remove = slices.Clone(f.Remove)
+	return hm
+}
+
+func redirect(f *gwv1.HTTPRequestRedirectFilter) *model.RequestRedirect {
+	r := &model.RequestRedirect{}
+	if f == nil {
+		return r
+	}
+	if f.Scheme != nil {
+		r.Scheme = *f.Scheme
+	}
+	if f.Hostname != nil {
+		r.Hostname = string(*f.Hostname)
+	}
+	if f.Port != nil && *f.Port > 0 && *f.Port <= 65535 {
+		r.Port = uint16(*f.Port)
+	}
+	if f.StatusCode != nil {
+		r.StatusCode = *f.StatusCode
+	}
+	r.Path = pathModifier(f.Path)
+	return r
+}
+
+func pathModifier(p *gwv1.HTTPPathModifier) *model.PathModifier {
+	if p == nil {
+		return nil
+	}
+	switch p.Type {
+	case gwv1.FullPathHTTPPathModifier:
+		return &model.PathModifier{Type: model.ReplaceFullPath, Value: valueOf(p.ReplaceFullPath)}
+	case gwv1.PrefixMatchHTTPPathModifier:
+		return &model.PathModifier{Type: model.ReplacePrefixMatch, Value: valueOf(p.ReplacePrefixMatch)}
+	}
+	return &model.PathModifier{Type: string(p.Type)}
+}
+
+func valueOf[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// backendCluster resolves a Gateway API backend reference to a cluster:
+// a Service port in the route's namespace. Anything else (another kind, a
+// missing Service or port, another namespace without a ReferenceGrant, which
+// meshway does not read yet) goes to BlackHoleCluster with a warning.
+func (b *wpBuild) backendCluster(m routeMeta, at string, ref gwv1.BackendObjectReference) string {
+	group, kind := "", "Service"
+	if ref.Group != nil {
+		group = string(*ref.Group)
+	}
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	ns := m.ns
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	switch {
+	case group != "" && group != "core" || kind != "Service":
+		m.warnf(b.t, "%s: backend kind %s (group %q) is not supported; use a Service", at, kind, group)
+	case ns != m.ns:
+		m.warnf(b.t, "%s: Service %s/%s is in another namespace, which needs a ReferenceGrant; meshway does not read ReferenceGrants yet", at, ns, ref.Name)
+	case ref.Port == nil:
+		m.warnf(b.t, "%s: port is required for a Service backend", at)
+	default:
+		s, ok := b.t.services[Ref{ns, string(ref.Name)}]
+		if !ok {
+			m.warnf(b.t, "%s: Service %s/%s not found", at, ns, ref.Name)
+			break
+		}
+		if !hasPort(s, *ref.Port) {
+			m.warnf(b.t, "%s: Service %s/%s has no port %d", at, ns, ref.Name, *ref.Port)
+			break
+		}
+		return b.cluster(s, *ref.Port, "")
+	}
+	return b.blackHole()
+}
+
+func hasPort(s *corev1.Service, port int32) bool {
+	for _, p := range s.Spec.Ports {
+		if p.Port == port {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRoute validates a converted route against the waypoint's clusters,
+// warning and returning false when the proxy would refuse it.
+func (b *wpBuild) checkRoute(m routeMeta, r model.HTTPRoute) bool {
+	probe := model.Waypoint{Name: "probe", Namespace: "probe", Services: []model.Service{{
+		Name: "probe", Namespace: "probe", Hostname: "probe",
+		Ports: []model.ServicePort{{Port: 1, Protocol: model.ProtocolHTTP, Cluster: "probe", Routes: []model.HTTPRoute{r}}},
+	}}, Clusters: []model.Cluster{{Name: "probe"}}}
+	for _, c := range b.clusters {
+		probe.Clusters = append(probe.Clusters, model.Cluster{Name: c.Name})
+	}
+	slices.SortFunc(probe.Clusters, func(x, y model.Cluster) int { return strings.Compare(x.Name, y.Name) })
+	if err := probe.Validate(); err != nil {
+		msg := strings.ReplaceAll(err.Error(), "services[0].ports[0].routes[0].", "")
+		m.warnf(b.t, "dropped: %s", strings.ReplaceAll(msg, "\n", "; "))
+		return false
+	}
+	return true
+}
+
+func (b *wpBuild) grpcRoutes(s *corev1.Service, p *model.ServicePort) []model.HTTPRoute {
+	var out []model.HTTPRoute
+	for _, r := range b.t.in.GRPCRoutes {
+		if r == nil {
+			continue
+		}
+		m := routeMeta{"GRPCRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
+		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, s, p) {
+			continue
+		}
+		route := model.HTTPRoute{Kind: model.KindGRPCRoute, Name: r.Name, Namespace: r.Namespace, Created: m.created}
+		for i, rule := range r.Spec.Rules {
+			route.Rules = append(route.Rules, b.grpcRule(m, i, rule))
+		}
+		if b.checkRoute(m, route) {
+			out = append(out, route)
+		}
+	}
+	return out
+}
+
+func (b *wpBuild) grpcRule(m routeMeta, i int, rule gwv1.GRPCRouteRule) model.RouteRule {
+	at := fmt.Sprintf("rules[%d]", i)
+	r := model.RouteRule{Name: sectionName(rule.Name)}
+	for j, match := range rule.Matches {
+		rm := model.RouteMatch{}
+		if mm := match.Method; mm != nil {
+			if mm.Type != nil && *mm.Type != gwv1.GRPCMethodMatchExact {
+				m.warnf(b.t, "%s.matches[%d].method: type %s is not supported (only Exact); the rule answers 500", at, j, *mm.Type)
+				return r
+			}
+			rm.GRPC = &model.GRPCMethod{Service: valueOf(mm.Service), Method: valueOf(mm.Method)}
+		}
+		for _, h := range match.Headers {
+			rm.Headers = append(rm.Headers, model.ValueMatch{Type: matchType((*string)(h.Type)), Name: string(h.Name), Value: h.Value})
+		}
+		r.Matches = append(r.Matches, rm)
+	}
+	filters, ok := b.grpcFilters(m, at, rule.Filters)
+	r.Filters = filters
+	if !ok {
+		return r
+	}
+	for j, br := range rule.BackendRefs {
+		bat := fmt.Sprintf("%s.backendRefs[%d]", at, j)
+		be := model.Backend{Cluster: b.backendCluster(m, bat, br.BackendObjectReference), Weight: br.Weight}
+		fs, ok := b.grpcFilters(m, bat, br.Filters)
+		if !ok {
+			be.Cluster = b.blackHole()
+		}
+		be.Filters = fs
+		r.Backends = append(r.Backends, be)
+	}
+	return r
+}
+
+func (b *wpBuild) grpcFilters(m routeMeta, at string, filters []gwv1.GRPCRouteFilter) ([]model.Filter, bool) {
+	var out []model.Filter
+	for i, f := range filters {
+		switch f.Type {
+		case gwv1.GRPCRouteFilterRequestHeaderModifier:
+			out = append(out, model.Filter{Type: model.FilterRequestHeaderModifier, HeaderModifier: headerModifier(f.RequestHeaderModifier)})
+		case gwv1.GRPCRouteFilterResponseHeaderModifier:
+			out = append(out, model.Filter{Type: model.FilterResponseHeaderModifier, HeaderModifier: headerModifier(f.ResponseHeaderModifier)})
+		case gwv1.GRPCRouteFilterRequestMirror:
+			out = append(out, b.mirror(m, fmt.Sprintf("%s.filters[%d]", at, i), f.RequestMirror))
+		default:
+			m.warnf(b.t, "%s.filters[%d]: filter %s is not supported; the rule answers 500, as the Gateway API asks", at, i, f.Type)
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// warnUnattached warns about route parents that named a Service or Gateway
+// no waypoint took the route for, with Istio's message where it has one.
+func (t *translator) warnUnattached() {
+	type route struct {
+		kind, ns, name string
+		parents        []gwv1.ParentReference
+	}
+	var routes []route
+	for _, r := range t.in.HTTPRoutes {
+		if r != nil {
+			routes = append(routes, route{"HTTPRoute", r.Namespace, r.Name, r.Spec.ParentRefs})
+		}
+	}
+	for _, r := range t.in.GRPCRoutes {
+		if r != nil {
+			routes = append(routes, route{"GRPCRoute", r.Namespace, r.Name, r.Spec.ParentRefs})
+		}
+	}
+	for _, r := range routes {
+		for i, pr := range r.parents {
+			if t.attached[fmt.Sprintf("%s %s/%s %d", r.kind, r.ns, r.name, i)] {
+				continue
+			}
+			group, kind := gatewayGroup, "Gateway"
+			if pr.Group != nil {
+				group = string(*pr.Group)
+			}
+			if pr.Kind != nil {
+				kind = string(*pr.Kind)
+			}
+			ref := Ref{cmp.Or(string(valueOf(pr.Namespace)), r.ns), string(pr.Name)}
+			at := fmt.Sprintf("parentRefs[%d]", i)
+			switch {
+			case (group == "" || group == "core") && kind == "Service":
+				s, ok := t.services[ref]
+				switch _, bound := t.bound[ref]; {
+				case !ok:
+					t.warnf(r.kind, r.ns, r.name, "%s: Service %s not found", at, ref)
+				case !bound:
+					t.warnf(r.kind, r.ns, r.name, "%s: istio.io/use-waypoint label missing from parent and parent namespace; in ambient mode, route will not be respected", at)
+				case pr.Port != nil && !hasPort(s, *pr.Port):
+					t.warnf(r.kind, r.ns, r.name, "%s: Service %s has no port %d", at, ref, *pr.Port)
+				}
+			case group == gatewayGroup && kind == "Gateway":
+				if _, ok := t.binder.Waypoint(ref); !ok {
+					t.warnf(r.kind, r.ns, r.name, "%s: Gateway %s is not a ready waypoint", at, ref)
+				}
+			case group == "networking.istio.io" && kind == "ServiceEntry":
+				t.warnf(r.kind, r.ns, r.name, "%s: ServiceEntry parents are not supported by meshway waypoints yet; ignored", at)
+			}
+		}
+	}
+}
