@@ -85,9 +85,8 @@ func (a *app) runTranslate(out, errOut io.Writer, f *fileOptions, only string) e
 	return nil
 }
 
-// translateInputs reads the manifests of -f like apply (and
-// LocalRateLimitPolicies, which the manifest decoder does not know yet),
-// defaulting namespaces to -n.
+// translateInputs reads the manifests of -f like apply, defaulting
+// namespaces to -n.
 func (a *app) translateInputs(f *fileOptions) (translate.ConfigInputs, error) {
 	var in translate.ConfigInputs
 	if len(f.files) == 0 {
@@ -100,11 +99,7 @@ func (a *app) translateInputs(f *fileOptions) (translate.ConfigInputs, error) {
 			return in, err
 		}
 		for _, src := range sources {
-			rest, policies, err := translate.SplitLocalRateLimitPolicies(src.name, src.data)
-			if err != nil {
-				return in, err
-			}
-			docs, err := manifest.Decode(src.name, bytes.NewReader(rest))
+			docs, err := manifest.Decode(src.name, bytes.NewReader(src.data))
 			if err != nil {
 				return in, err
 			}
@@ -121,13 +116,6 @@ func (a *app) translateInputs(f *fileOptions) (translate.ConfigInputs, error) {
 				}
 				manifest.ApplyDefaults(d.Object)
 				in.Add(d.Object)
-				n++
-			}
-			for _, p := range policies {
-				if p.Namespace == "" {
-					p.Namespace = a.ns()
-				}
-				in.Add(p)
 				n++
 			}
 		}

@@ -13,13 +13,16 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/gentype"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	ratelimitv1alpha1 "github.com/meshway/meshway/api/ratelimit/v1alpha1"
 	"github.com/meshway/meshway/internal/manifest"
 )
 
@@ -147,6 +150,10 @@ func resources(cfg *rest.Config) (map[*manifest.Kind]*resource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the Istio client: %w", err)
 	}
+	rl, err := ratelimitClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 	c, g := core.CoreV1(), gw.GatewayV1()
 	n, sec, tel := istio.NetworkingV1(), istio.SecurityV1(), istio.TelemetryV1()
 	all := []*resource{
@@ -182,6 +189,7 @@ func resources(cfg *rest.Config) (map[*manifest.Kind]*resource, error) {
 		typed(manifest.Telemetry, func(ns string) typedClient[*istiotelemetryv1.Telemetry, *istiotelemetryv1.TelemetryList] {
 			return tel.Telemetries(ns)
 		}),
+		typed(manifest.LocalRateLimitPolicy, rl),
 	}
 	out := make(map[*manifest.Kind]*resource, len(all))
 	for _, r := range all {
@@ -193,4 +201,33 @@ func resources(cfg *rest.Config) (map[*manifest.Kind]*resource, error) {
 		}
 	}
 	return out, nil
+}
+
+// ratelimitClient is the typed client of meshway's own LocalRateLimitPolicy:
+// client-go's generic typed client over a REST client for its group, as
+// generated clientsets are built.
+func ratelimitClient(cfg *rest.Config) (func(ns string) typedClient[*ratelimitv1alpha1.LocalRateLimitPolicy, *ratelimitv1alpha1.LocalRateLimitPolicyList], error) {
+	scheme := runtime.NewScheme()
+	if err := ratelimitv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &ratelimitv1alpha1.SchemeGroupVersion
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	rc, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("building the %s client: %w", ratelimitv1alpha1.GroupName, err)
+	}
+	codec := runtime.NewParameterCodec(scheme)
+	return func(ns string) typedClient[*ratelimitv1alpha1.LocalRateLimitPolicy, *ratelimitv1alpha1.LocalRateLimitPolicyList] {
+		return gentype.NewClientWithList(ratelimitv1alpha1.Resource, rc, codec, ns,
+			func() *ratelimitv1alpha1.LocalRateLimitPolicy { return &ratelimitv1alpha1.LocalRateLimitPolicy{} },
+			func() *ratelimitv1alpha1.LocalRateLimitPolicyList {
+				return &ratelimitv1alpha1.LocalRateLimitPolicyList{}
+			})
+	}, nil
 }

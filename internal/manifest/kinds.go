@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	ratelimitv1alpha1 "github.com/meshway/meshway/api/ratelimit/v1alpha1"
 )
 
 // Object is a Kubernetes-style object: the upstream Go types all satisfy it.
@@ -121,6 +123,9 @@ var (
 	VirtualService      = kind[istionetworkingv1.VirtualService](networkingGroup, "v1", "VirtualService", "virtualservices", true, []string{"vs"}, "v1beta1", "v1alpha3")
 	AuthorizationPolicy = kind[istiosecurityv1.AuthorizationPolicy](securityGroup, "v1", "AuthorizationPolicy", "authorizationpolicies", true, []string{"ap"}, "v1beta1")
 	Telemetry           = kind[istiotelemetryv1.Telemetry](telemetryGroup, "v1", "Telemetry", "telemetries", true, []string{"telemetry"}, "v1alpha1")
+	// LocalRateLimitPolicy is meshway's own: Istio has no rate limiting on
+	// waypoints.
+	LocalRateLimitPolicy = kind[ratelimitv1alpha1.LocalRateLimitPolicy](ratelimitv1alpha1.GroupName, ratelimitv1alpha1.Version, "LocalRateLimitPolicy", "localratelimitpolicies", true, []string{"lrlp"})
 )
 
 // All lists every kind meshway reads.
@@ -128,7 +133,7 @@ var All = []*Kind{
 	Namespace, Service, Pod, ServiceAccount, ConfigMap, Deployment,
 	GatewayClass, Gateway, HTTPRoute, GRPCRoute,
 	ServiceEntry, WorkloadEntry, DestinationRule, VirtualService,
-	AuthorizationPolicy, Telemetry,
+	AuthorizationPolicy, Telemetry, LocalRateLimitPolicy,
 }
 
 var (

@@ -55,20 +55,13 @@ func addManifests(t *testing.T, in *ConfigInputs, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rest, policies, err := SplitLocalRateLimitPolicies(path, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := manifest.Decode(path, bytes.NewReader(rest))
+	docs, err := manifest.Decode(path, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range docs {
 		manifest.ApplyDefaults(d.Object)
 		in.Add(d.Object)
-	}
-	for _, p := range policies {
-		in.Add(p)
 	}
 }
 
@@ -180,29 +173,5 @@ func TestPortProtocol(t *testing.T) {
 		if got := portProtocol(c.app, c.name); got != c.want {
 			t.Errorf("portProtocol(%v, %q) = %s, want %s", valueOf(c.app), c.name, got, c.want)
 		}
-	}
-}
-
-func TestSplitLocalRateLimitPolicies(t *testing.T) {
-	in := "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n" +
-		"apiVersion: ratelimit.meshway.io/v1alpha1\nkind: LocalRateLimitPolicy\nmetadata: {name: p, namespace: a}\n" +
-		"spec:\n  targetRefs: [{group: '', kind: Service, name: s}]\n  rules: [{limit: {requests: 1, unit: Second}}]\n---\n" +
-		"apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n"
-	rest, ps, err := SplitLocalRateLimitPolicies("in", []byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ps) != 1 || ps[0].Name != "p" || ps[0].Spec.Rules[0].Limit.Requests != 1 {
-		t.Fatalf("policies: %+v", ps)
-	}
-	if strings.Count(string(rest), "\n") != strings.Count(in, "\n") || strings.Contains(string(rest), "LocalRateLimitPolicy") {
-		t.Fatalf("rest:\n%s", rest)
-	}
-	docs, err := manifest.Decode("in", bytes.NewReader(rest))
-	if err != nil || len(docs) != 2 || docs[1].Index != 3 || docs[1].Line != 12 {
-		t.Fatalf("decoding the rest: %v %+v", err, docs)
-	}
-	if _, _, err := SplitLocalRateLimitPolicies("in", []byte("apiVersion: ratelimit.meshway.io/v1alpha1\nkind: LocalRateLimitPolicy\nspec: {typo: 1}\n")); err == nil || !strings.Contains(err.Error(), "typo") {
-		t.Fatalf("unknown field not reported: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package v1alpha1
+package v1alpha1_test
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshway/meshway/api/ratelimit/v1alpha1"
 	"github.com/meshway/meshway/internal/kube/kubetest"
 )
 
@@ -51,9 +52,9 @@ func TestAgainstAPIServer(t *testing.T) {
 		}
 		return out
 	}
-	get := func(name string) LocalRateLimitPolicy {
+	get := func(name string) v1alpha1.LocalRateLimitPolicy {
 		t.Helper()
-		var p LocalRateLimitPolicy
+		var p v1alpha1.LocalRateLimitPolicy
 		if err := json.Unmarshal([]byte(must("", "get", "localratelimitpolicy", name, "-o", "json")), &p); err != nil {
 			t.Fatal(err)
 		}
@@ -61,10 +62,10 @@ func TestAgainstAPIServer(t *testing.T) {
 	}
 
 	must("", "apply", "-f", "crd.yaml")
-	must("", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+Resource+"."+GroupName)
+	must("", "wait", "--for=condition=Established", "--timeout=60s", "crd/"+v1alpha1.Resource+"."+v1alpha1.GroupName)
 
 	// The example is accepted as written.
-	must("", "apply", "-f", examplePath)
+	must("", "apply", "-f", "../../../examples/ratelimit/reviews-ratelimit.yaml")
 	p := get("reviews-per-client")
 	if p.Generation != 1 || len(p.Spec.Rules) != 2 || *p.Spec.Rules[0].Burst != 20 {
 		t.Fatalf("example stored as generation %d with %d rules", p.Generation, len(p.Spec.Rules))
@@ -104,10 +105,10 @@ spec:
 `, "apply", "-f", "-")
 	d := get("defaults")
 	sel := d.Spec.Rules[0].ClientSelectors[0]
-	if sel.Headers[0].Type == nil || *sel.Headers[0].Type != HeaderMatchExact ||
-		sel.SourceCIDR.Type == nil || *sel.SourceCIDR.Type != SourceMatchExact ||
-		sel.SourcePrincipal.Type == nil || *sel.SourcePrincipal.Type != SourceMatchExact ||
-		d.Spec.Rules[0].Route.Kind == nil || *d.Spec.Rules[0].Route.Kind != RouteKindHTTPRoute {
+	if sel.Headers[0].Type == nil || *sel.Headers[0].Type != v1alpha1.HeaderMatchExact ||
+		sel.SourceCIDR.Type == nil || *sel.SourceCIDR.Type != v1alpha1.SourceMatchExact ||
+		sel.SourcePrincipal.Type == nil || *sel.SourcePrincipal.Type != v1alpha1.SourceMatchExact ||
+		d.Spec.Rules[0].Route.Kind == nil || *d.Spec.Rules[0].Route.Kind != v1alpha1.RouteKindHTTPRoute {
 		t.Fatalf("defaults not applied: %+v", d.Spec.Rules[0])
 	}
 

@@ -220,8 +220,9 @@ func (e *Env) Stop() error {
 	return err
 }
 
-// crdPaths finds the CRD manifests in the module cache: Gateway API's standard
-// channel and Istio's generated CRDs, at the versions go.mod pins.
+// crdPaths finds the CRD manifests: Gateway API's standard channel and
+// Istio's generated CRDs in the module cache, at the versions go.mod pins,
+// and meshway's own.
 func crdPaths() ([]string, error) {
 	gw, err := moduleDir("sigs.k8s.io/gateway-api")
 	if err != nil {
@@ -231,9 +232,14 @@ func crdPaths() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	own, err := moduleDir("github.com/meshway/meshway")
+	if err != nil {
+		return nil, err
+	}
 	return []string{
 		filepath.Join(gw, "config", "crd", "standard"),
 		filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml"),
+		filepath.Join(own, "api", "ratelimit", "v1alpha1", "crd.yaml"),
 	}, nil
 }
 
