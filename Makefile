@@ -39,7 +39,7 @@ lint: $(GOLANGCI) ## gofmt, go vet and golangci-lint (built once from hack/tools
 	$(GOLANGCI) run ./...
 
 testdata: ## Regenerate golden files (testdata/*) from the current code; review the diff.
-	KUBEBUILDER_ASSETS="$$(bash hack/k8s-test-bins.sh)" $(GO) test ./internal/cli/ ./internal/translate/ -run 'Golden|Script|Explain' -update
+	KUBEBUILDER_ASSETS="$$(bash hack/k8s-test-bins.sh)" $(GO) test ./internal/cli/ ./internal/translate/ ./internal/deploy/ -run 'Golden|Script|Explain' -update
 
 # Fuzzing budgets are counts by default, not durations: with a duration, Go 1.26's fuzzing
 # coordinator can fail a run with "context deadline exceeded" at the deadline when a worker is
