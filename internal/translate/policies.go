@@ -24,6 +24,9 @@ type target struct{ group, kind, name string }
 func (t target) isGateway() bool { return t.group == gatewayGroup && t.kind == "Gateway" }
 func (t target) isClass() bool   { return t.group == gatewayGroup && t.kind == "GatewayClass" }
 func (t target) isService() bool { return (t.group == "" || t.group == "core") && t.kind == "Service" }
+func (t target) isServiceEntry() bool {
+	return t.group == istioNetworkingGroup && t.kind == "ServiceEntry"
+}
 
 func istioTargets(single *typev1beta1.PolicyTargetReference, refs []*typev1beta1.PolicyTargetReference) []target {
 	var out []target
@@ -48,6 +51,12 @@ func (b *wpBuild) attachment(ns string, targets []target) (waypoint bool, servic
 		case tg.isService():
 			if i, ok := b.services[Ref{ns, tg.name}]; ok && !slices.Contains(services, i) {
 				services = append(services, i)
+			}
+		case tg.isServiceEntry():
+			for _, i := range b.seServices[Ref{ns, tg.name}] {
+				if !slices.Contains(services, i) {
+					services = append(services, i)
+				}
 			}
 		}
 	}
@@ -269,8 +278,14 @@ func (t *translator) warnPolicyTargets() {
 				} else if _, ok := t.bound[ref]; !ok {
 					t.warnf(kind, ns, name, "targetRefs[%d]: Service %s is not bound to a waypoint; the policy does not apply", i, ref)
 				}
+			case tg.isServiceEntry():
+				if _, ok := t.seByRef[ref]; !ok {
+					t.warnf(kind, ns, name, "targetRefs[%d]: ServiceEntry %s not found", i, ref)
+				} else if _, ok := t.seBound[ref]; !ok {
+					t.warnf(kind, ns, name, "targetRefs[%d]: ServiceEntry %s is not bound to a waypoint; the policy does not apply", i, ref)
+				}
 			default:
-				t.warnf(kind, ns, name, "targetRefs[%d]: kind %s (group %q) is not supported by meshway waypoints; use Gateway or Service", i, tg.kind, tg.group)
+				t.warnf(kind, ns, name, "targetRefs[%d]: kind %s (group %q) is not supported by meshway waypoints; use Gateway, Service or ServiceEntry", i, tg.kind, tg.group)
 			}
 		}
 	}

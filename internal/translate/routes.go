@@ -20,13 +20,13 @@ const gatewayGroup = "gateway.networking.k8s.io"
 func (b *wpBuild) routes() {
 	for i := range b.out.Services {
 		svc := &b.out.Services[i]
-		s := b.t.services[Ref{svc.Namespace, svc.Name}]
+		tg := b.targets[i]
 		for j := range svc.Ports {
 			p := &svc.Ports[j]
 			var routes []model.HTTPRoute
-			routes = append(routes, b.httpRoutes(s, p)...)
-			routes = append(routes, b.grpcRoutes(s, p)...)
-			routes = append(routes, b.virtualServices(s, p)...)
+			routes = append(routes, b.httpRoutes(tg, p)...)
+			routes = append(routes, b.grpcRoutes(tg, p)...)
+			routes = append(routes, b.virtualServices(tg, p)...)
 			slices.SortStableFunc(routes, func(x, y model.HTTPRoute) int {
 				return olderFirst(x.Created, x.Namespace+"/"+x.Name, y.Created, y.Namespace+"/"+y.Name)
 			})
@@ -35,12 +35,30 @@ func (b *wpBuild) routes() {
 	}
 }
 
+// routeTarget is what a captured service was built from: a Service, or one
+// host of a ServiceEntry.
+type routeTarget struct {
+	kind, ns, name string
+	// host is the captured service's hostname.
+	host string
+}
+
+func (tg routeTarget) String() string { return tg.kind + " " + tg.ns + "/" + tg.name }
+
+// protocolHint says how to make the target's port HTTP.
+func (tg routeTarget) protocolHint() string {
+	if tg.kind == "ServiceEntry" {
+		return "set the port's protocol to HTTP, HTTP2 or GRPC"
+	}
+	return "name the port http-..., or set appProtocol"
+}
+
 // parentApplies reports whether parent ref pr of a route in namespace routeNs
-// attaches the route to port p of Service s on this waypoint: a Service
-// parent naming s (and the port's number or name, if set), or the waypoint's
-// Gateway (every port of the services whose hostname matches the route's
-// hostnames, if any).
-func (b *wpBuild) parentApplies(kind, routeNs, routeName string, pr gwv1.ParentReference, hostnames []gwv1.Hostname, s *corev1.Service, p *model.ServicePort) bool {
+// attaches the route to port p of target tg on this waypoint: a Service (or
+// ServiceEntry) parent naming tg (and the port's number or name, if set), or
+// the waypoint's Gateway (every port of the services whose hostname matches
+// the route's hostnames, if any).
+func (b *wpBuild) parentApplies(kind, routeNs, routeName string, pr gwv1.ParentReference, hostnames []gwv1.Hostname, tg routeTarget, p *model.ServicePort) bool {
 	group, k := gatewayGroup, "Gateway"
 	if pr.Group != nil {
 		group = string(*pr.Group)
@@ -53,12 +71,12 @@ func (b *wpBuild) parentApplies(kind, routeNs, routeName string, pr gwv1.ParentR
 		ns = string(*pr.Namespace)
 	}
 	switch {
-	case (group == "" || group == "core") && k == "Service":
-		if string(pr.Name) != s.Name || ns != s.Namespace {
+	case (group == "" || group == "core") && k == "Service", group == istioNetworkingGroup && k == "ServiceEntry":
+		if k != tg.kind || string(pr.Name) != tg.name || ns != tg.ns {
 			return false
 		}
-		if routeNs != s.Namespace {
-			b.t.warnf(kind, routeNs, routeName, "parent Service %s/%s is in another namespace: consumer routes are not supported by waypoints; the route is ignored", ns, pr.Name)
+		if routeNs != tg.ns {
+			b.t.warnf(kind, routeNs, routeName, "parent %s %s/%s is in another namespace: consumer routes are not supported by waypoints; the route is ignored", k, ns, pr.Name)
 			return false
 		}
 		return (pr.Port == nil || *pr.Port == int32(p.Port)) && (pr.SectionName == nil || string(*pr.SectionName) == p.Name)
@@ -66,9 +84,8 @@ func (b *wpBuild) parentApplies(kind, routeNs, routeName string, pr gwv1.ParentR
 		if string(pr.Name) != b.w.Ref.Name || ns != b.w.Ref.Namespace {
 			return false
 		}
-		host := b.t.hostname(s.Namespace, s.Name)
 		if len(hostnames) > 0 && !slices.ContainsFunc(hostnames, func(h gwv1.Hostname) bool {
-			return string(h) == host || wildcardMatch(string(h), host)
+			return string(h) == tg.host || wildcardMatch(string(h), tg.host)
 		}) {
 			return false
 		}
@@ -84,16 +101,16 @@ func (b *wpBuild) parentApplies(kind, routeNs, routeName string, pr gwv1.ParentR
 // attaches reports whether any parent of a route attaches it to the port,
 // recording the parents that did; a route for a TCP port is dropped with a
 // warning.
-func (b *wpBuild) attaches(kind string, obj routeMeta, parents []gwv1.ParentReference, hostnames []gwv1.Hostname, s *corev1.Service, p *model.ServicePort) bool {
+func (b *wpBuild) attaches(kind string, obj routeMeta, parents []gwv1.ParentReference, hostnames []gwv1.Hostname, tg routeTarget, p *model.ServicePort) bool {
 	applies := false
 	for i, pr := range parents {
-		if b.parentApplies(kind, obj.ns, obj.name, pr, hostnames, s, p) {
+		if b.parentApplies(kind, obj.ns, obj.name, pr, hostnames, tg, p) {
 			b.t.attached[fmt.Sprintf("%s %s/%s %d", kind, obj.ns, obj.name, i)] = true
 			applies = true
 		}
 	}
 	if applies && !p.Protocol.IsHTTP() {
-		b.t.warnf(kind, obj.ns, obj.name, "port %d of Service %s/%s is %s, not HTTP: the route is dropped there (name the port http-..., or set appProtocol)", p.Port, s.Namespace, s.Name, p.Protocol)
+		b.t.warnf(kind, obj.ns, obj.name, "port %d of %s is %s, not HTTP: the route is dropped there (%s)", p.Port, tg, p.Protocol, tg.protocolHint())
 		return false
 	}
 	return applies
@@ -108,14 +125,14 @@ func (m routeMeta) warnf(t *translator, format string, args ...any) {
 	t.warnf(m.kind, m.ns, m.name, format, args...)
 }
 
-func (b *wpBuild) httpRoutes(s *corev1.Service, p *model.ServicePort) []model.HTTPRoute {
+func (b *wpBuild) httpRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	var out []model.HTTPRoute
 	for _, r := range b.t.in.HTTPRoutes {
 		if r == nil {
 			continue
 		}
 		m := routeMeta{"HTTPRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
-		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, s, p) {
+		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, tg, p) {
 			continue
 		}
 		route := model.HTTPRoute{Kind: model.KindHTTPRoute, Name: r.Name, Namespace: r.Namespace, Created: m.created}
@@ -392,14 +409,14 @@ func (b *wpBuild) checkRoute(m routeMeta, r model.HTTPRoute) bool {
 	return true
 }
 
-func (b *wpBuild) grpcRoutes(s *corev1.Service, p *model.ServicePort) []model.HTTPRoute {
+func (b *wpBuild) grpcRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	var out []model.HTTPRoute
 	for _, r := range b.t.in.GRPCRoutes {
 		if r == nil {
 			continue
 		}
 		m := routeMeta{"GRPCRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
-		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, s, p) {
+		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, tg, p) {
 			continue
 		}
 		route := model.HTTPRoute{Kind: model.KindGRPCRoute, Name: r.Name, Namespace: r.Namespace, Created: m.created}
@@ -513,8 +530,16 @@ func (t *translator) warnUnattached() {
 				if _, ok := t.binder.Waypoint(ref); !ok {
 					t.warnf(r.kind, r.ns, r.name, "%s: Gateway %s is not a ready waypoint", at, ref)
 				}
-			case group == "networking.istio.io" && kind == "ServiceEntry":
-				t.warnf(r.kind, r.ns, r.name, "%s: ServiceEntry parents are not supported by meshway waypoints yet; ignored", at)
+			case group == istioNetworkingGroup && kind == "ServiceEntry":
+				se, ok := t.seByRef[ref]
+				switch _, bound := t.seBound[ref]; {
+				case !ok:
+					t.warnf(r.kind, r.ns, r.name, "%s: ServiceEntry %s not found", at, ref)
+				case !bound:
+					t.warnf(r.kind, r.ns, r.name, "%s: istio.io/use-waypoint label missing from parent and parent namespace; in ambient mode, route will not be respected", at)
+				case pr.Port != nil && !seHasPort(se, *pr.Port):
+					t.warnf(r.kind, r.ns, r.name, "%s: ServiceEntry %s has no port %d", at, ref, *pr.Port)
+				}
 			}
 		}
 	}

@@ -10,7 +10,6 @@ import (
 
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshway/meshway/internal/model"
 )
@@ -18,11 +17,11 @@ import (
 // virtualServices converts the VirtualServices that apply to port p of s:
 // those in the service's or the waypoint's namespace (as in Istio), for the
 // mesh gateway, whose hosts name the service.
-func (b *wpBuild) virtualServices(s *corev1.Service, p *model.ServicePort) []model.HTTPRoute {
-	host := b.t.hostname(s.Namespace, s.Name)
+func (b *wpBuild) virtualServices(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
+	host := tg.host
 	var out []model.HTTPRoute
 	for _, vs := range b.t.in.VirtualServices {
-		if vs == nil || vs.Namespace != s.Namespace && vs.Namespace != b.w.Ref.Namespace {
+		if vs == nil || vs.Namespace != tg.ns && vs.Namespace != b.w.Ref.Namespace {
 			continue
 		}
 		if gws := vs.Spec.GetGateways(); len(gws) > 0 && !slices.Contains(gws, "mesh") {
@@ -42,7 +41,7 @@ func (b *wpBuild) virtualServices(s *corev1.Service, p *model.ServicePort) []mod
 			continue
 		}
 		if !p.Protocol.IsHTTP() {
-			m.warnf(b.t, "port %d of Service %s/%s is %s, not HTTP: the http routes are dropped there (name the port http-..., or set appProtocol)", p.Port, s.Namespace, s.Name, p.Protocol)
+			m.warnf(b.t, "port %d of %s is %s, not HTTP: the http routes are dropped there (%s)", p.Port, tg, p.Protocol, tg.protocolHint())
 			continue
 		}
 		route := model.HTTPRoute{Kind: model.KindVirtualService, Name: vs.Name, Namespace: vs.Namespace, Created: m.created}

@@ -120,8 +120,12 @@ const BlackHoleCluster = "BlackHoleCluster"
 //   - Telemetry TracingEndpoint needs meshConfig extension providers, which
 //     meshway does not read: it is left empty (traces are continued, no spans
 //     exported).
-//   - ServiceEntries are not captured yet; routes and policies naming them
-//     get a warning.
+//   - ServiceEntries bound to the waypoint are captured as one service per
+//     host (see serviceEntries in serviceentry.go); their endpoints are the
+//     inline endpoints with an IP address, or the pods and WorkloadEntries
+//     their workloadSelector selects. meshway resolves no DNS names, so
+//     entries with resolution DNS (or endpoints written as hostnames) have
+//     no endpoints it can reach, and get a warning.
 func WaypointConfigs(in ConfigInputs) ([]*model.Waypoint, []Warning) {
 	t := newTranslator(in)
 	var out []*model.Waypoint
@@ -143,8 +147,13 @@ type translator struct {
 	services      map[Ref]*corev1.Service
 	podsByNs      map[string][]*corev1.Pod
 	// bound maps each Service to the waypoint its traffic goes through.
-	bound    map[Ref]Ref
-	warnings map[Warning]bool
+	bound map[Ref]Ref
+	// serviceEntries are the ServiceEntries sorted by namespace/name,
+	// seByRef indexes them and seBound maps each to its waypoint.
+	serviceEntries []*networkingv1.ServiceEntry
+	seByRef        map[Ref]*networkingv1.ServiceEntry
+	seBound        map[Ref]Ref
+	warnings       map[Warning]bool
 	// attached records route parents (route key, parent index) that applied
 	// to some waypoint, to warn about the others.
 	attached map[string]bool
@@ -160,6 +169,8 @@ func newTranslator(in ConfigInputs) *translator {
 		services:      map[Ref]*corev1.Service{},
 		podsByNs:      map[string][]*corev1.Pod{},
 		bound:         map[Ref]Ref{},
+		seByRef:       map[Ref]*networkingv1.ServiceEntry{},
+		seBound:       map[Ref]Ref{},
 		warnings:      map[Warning]bool{},
 		attached:      map[string]bool{},
 	}
@@ -184,6 +195,7 @@ func newTranslator(in ConfigInputs) *translator {
 			t.bound[Ref{s.Namespace, s.Name}] = *d.Waypoint
 		}
 	}
+	t.indexServiceEntries()
 	return t
 }
 
@@ -256,17 +268,22 @@ type wpBuild struct {
 	w        Waypoint
 	out      *model.Waypoint
 	clusters map[string]*model.Cluster
-	// services indexes out.Services by Ref.
-	services map[Ref]int
+	// services indexes out.Services built from Services by Ref, and
+	// seServices those built from ServiceEntries (one per host).
+	services   map[Ref]int
+	seServices map[Ref][]int
+	// targets[i] is what out.Services[i] was built from.
+	targets []routeTarget
 }
 
 func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 	b := &wpBuild{
-		t:        t,
-		w:        w,
-		out:      &model.Waypoint{Name: w.Ref.Name, Namespace: w.Ref.Namespace},
-		clusters: map[string]*model.Cluster{},
-		services: map[Ref]int{},
+		t:          t,
+		w:          w,
+		out:        &model.Waypoint{Name: w.Ref.Name, Namespace: w.Ref.Namespace},
+		clusters:   map[string]*model.Cluster{},
+		services:   map[Ref]int{},
+		seServices: map[Ref][]int{},
 	}
 	for _, s := range t.sortedServices() {
 		ref := Ref{s.Namespace, s.Name}
@@ -276,8 +293,10 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 		if svc, ok := b.service(s); ok {
 			b.services[ref] = len(b.out.Services)
 			b.out.Services = append(b.out.Services, svc)
+			b.targets = append(b.targets, routeTarget{"Service", s.Namespace, s.Name, svc.Hostname})
 		}
 	}
+	b.serviceEntries()
 	b.workloads()
 	b.routes()
 	b.policies()
