@@ -89,6 +89,15 @@ func TestAgainstAPIServer(t *testing.T) {
 		t.Fatalf("after a status change: generation %d, %d ancestors; want 2, 1", p.Generation, len(p.Status.Ancestors))
 	}
 
+	// A ServiceEntry is a target too.
+	must(`apiVersion: ratelimit.meshway.io/v1alpha1
+kind: LocalRateLimitPolicy
+metadata: {name: external, namespace: default}
+spec:
+  targetRefs: [{group: networking.istio.io, kind: ServiceEntry, name: httpbin-ext}]
+  rules: [{limit: {requests: 5, unit: Second}}]
+`, "apply", "-f", "-")
+
 	// Defaults: types Exact, route kind HTTPRoute.
 	must(`apiVersion: ratelimit.meshway.io/v1alpha1
 kind: LocalRateLimitPolicy
@@ -122,7 +131,7 @@ spec:
 	const limit = "    limit: {requests: 1, unit: Second}\n"
 	for _, c := range []struct{ name, spec, want string }{
 		{"target kind", "  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]\n  rules: [{limit: {requests: 1, unit: Second}}]\n",
-			"targetRefs must name a Gateway (group gateway.networking.k8s.io) or a Service"},
+			"targetRefs must name a Gateway (group gateway.networking.k8s.io), a Service"},
 		{"target sectionName", "  targetRefs: [{group: \"\", kind: Service, name: reviews, sectionName: http}]\n  rules: [{limit: {requests: 1, unit: Second}}]\n",
 			"without sectionName"},
 		{"target twice", "  targetRefs: [{group: \"\", kind: Service, name: a}, {group: \"\", kind: Service, name: a}]\n  rules: [{limit: {requests: 1, unit: Second}}]\n",

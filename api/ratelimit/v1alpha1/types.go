@@ -45,14 +45,14 @@ type LocalRateLimitPolicySpec struct {
 	// TargetRefs are what the policy applies to, in the policy's namespace:
 	// a waypoint Gateway (group gateway.networking.k8s.io, kind Gateway),
 	// whose every service's traffic it limits, each service with its own
-	// buckets; or a Service (group "", kind Service) served by a waypoint.
-	// sectionName is not supported yet. Like an Istio AuthorizationPolicy's
-	// targetRefs.
+	// buckets; or a Service (group "", kind Service) or ServiceEntry (group
+	// networking.istio.io) served by a waypoint. sectionName is not
+	// supported yet. Like an Istio AuthorizationPolicy's targetRefs.
 	//
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:XValidation:message="targetRefs must name a Gateway (group gateway.networking.k8s.io) or a Service (group \"\"), without sectionName",rule="self.all(r, ((r.group == 'gateway.networking.k8s.io' && r.kind == 'Gateway') || (r.group == '' && r.kind == 'Service')) && !has(r.sectionName))"
+	// +kubebuilder:validation:XValidation:message="targetRefs must name a Gateway (group gateway.networking.k8s.io), a Service (group \"\") or a ServiceEntry (group networking.istio.io), without sectionName",rule="self.all(r, ((r.group == 'gateway.networking.k8s.io' && r.kind == 'Gateway') || (r.group == '' && r.kind == 'Service') || (r.group == 'networking.istio.io' && r.kind == 'ServiceEntry')) && !has(r.sectionName))"
 	// +kubebuilder:validation:XValidation:message="targetRefs must be unique",rule="self.all(r1, self.exists_one(r2, r1.group == r2.group && r1.kind == r2.kind && r1.name == r2.name))"
 	TargetRefs []gwv1.LocalPolicyTargetReferenceWithSectionName `json:"targetRefs"`
 
