@@ -1,7 +1,6 @@
 package hbone
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -185,9 +184,6 @@ func (st *Stream) SetDeadline(t time.Time) error {
 	st.s.wdl.set(t)
 	return nil
 }
-
-// Context returns the stream's context, the one the handler was given.
-func (st *Stream) Context() context.Context { return st.s.ctx }
 
 // StreamInfo describes an open stream, for admin pages.
 type StreamInfo struct {

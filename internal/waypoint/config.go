@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	sigsyaml "sigs.k8s.io/yaml"
@@ -48,7 +49,10 @@ type config struct {
 	limiters  map[string]*ratelimit.Limiter // by service namespace/name
 	wlLimiter *ratelimit.Limiter            // the waypoint's own limits, for workload traffic
 	authz     *authz.Engine                 // the waypoint's own policies, for workload traffic
-	version   uint64
+	// wlDests caches the destinations of workload-addressed traffic
+	// ("ip:port" → *dest), made on first use: a request must not rebuild
+	// its destination, nor its cluster's load-balancing and outlier state.
+	wlDests sync.Map
 }
 
 // dest is one captured destination.
@@ -64,15 +68,13 @@ type dest struct {
 	limiter  *ratelimit.Limiter // nil: no rate limit
 }
 
-var versions atomic.Uint64
-
 // compile validates w and builds what the data path uses; prev (nil at
 // first) hands its clusters' endpoint state over to the new ones.
 func compile(w *model.Waypoint, prev *config) (*config, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	c := &config{src: w, dests: map[string]*dest{}, workloads: map[netip.Addr]*model.Workload{}, clusters: map[string]*cluster{}, limiters: map[string]*ratelimit.Limiter{}, version: versions.Add(1)}
+	c := &config{src: w, dests: map[string]*dest{}, workloads: map[netip.Addr]*model.Workload{}, clusters: map[string]*cluster{}, limiters: map[string]*ratelimit.Limiter{}}
 	for i := range w.Workloads {
 		for _, a := range w.Workloads[i].Addresses {
 			addr, _ := netip.ParseAddr(a) // validated
@@ -179,6 +181,10 @@ func (c *config) lookup(addr string) *dest {
 	if wl == nil {
 		return nil
 	}
+	key := ap.String()
+	if d, ok := c.wlDests.Load(key); ok {
+		return d.(*dest)
+	}
 	// Workload-addressed: to the workload itself, on the port asked for.
 	proto := model.ProtocolTCP
 	for _, p := range wl.Ports {
@@ -186,12 +192,13 @@ func (c *config) lookup(addr string) *dest {
 			proto = p.Protocol
 		}
 	}
-	ep := &model.Endpoint{Address: ap.String(), Identity: wl.Identity}
-	return &dest{
+	d := &dest{
 		name: wl.Namespace + "/" + wl.Name, protocol: proto,
-		def:   newCluster(&model.Cluster{Name: ap.String(), Endpoints: []model.Endpoint{*ep}}, nil),
+		def:   newCluster(&model.Cluster{Name: key, Endpoints: []model.Endpoint{{Address: key, Identity: wl.Identity}}}, nil),
 		authz: c.authz, ip: ap.Addr(), port: ap.Port(), limiter: c.wlLimiter,
 	}
+	actual, _ := c.wlDests.LoadOrStore(key, d)
+	return actual.(*dest)
 }
 
 // atomicConfig holds the configuration in use.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -523,3 +524,24 @@ func eventually(t *testing.T, cond func() bool, what string) {
 }
 
 var _ = errors.New
+
+// TestWorkloadAddressed: traffic to a captured workload's own address
+// (any port) goes to that workload, on the port asked for.
+func TestWorkloadAddressed(t *testing.T) {
+	b := newBackend(t, "ratings-pod")
+	_, port, _ := net.SplitHostPort(b.addr())
+	p, _ := strconv.Atoi(port)
+	w := &model.Waypoint{
+		Name: "waypoint", Namespace: "default",
+		Workloads: []model.Workload{{Name: "ratings", Namespace: "default", Addresses: []string{"127.0.0.1"},
+			Ports: []model.WorkloadPort{{Port: uint16(p), Protocol: model.ProtocolHTTP}}}},
+	}
+	_, proxy := startProxy(t, w, b.addr()) // the original destination is the pod itself
+	c := client(t)
+	for i := range 3 {
+		resp, body := get(t, c, proxy, http.MethodGet, "/ratings/1", nil)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "ratings-pod GET /ratings/1") {
+			t.Fatalf("request %d to the workload's address: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
