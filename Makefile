@@ -61,10 +61,22 @@ ci: lint test demo ## What CI runs.
 clean: ## Remove build output.
 	rm -rf $(BIN)
 
-.PHONY: gen bench-hbone bench-waypoint
+.PHONY: gen gen-check bench-hbone bench-waypoint
 
 gen: ## Regenerate protobuf code in api/meshpb (installs protoc and the pinned plugins if missing).
 	./hack/gen.sh
+
+# Untracked files count too: a new .proto whose generated code was never added
+# would otherwise pass.
+gen-check: ## Regenerate api/meshpb and fail if the committed generated code differs (stale or missing).
+	./hack/gen.sh
+	@changed="$$(git diff --name-only -- api/meshpb; git ls-files --others --exclude-standard -- api/meshpb)"; \
+	if [ -n "$$changed" ]; then \
+		echo "gen-check: after regenerating, these files under api/meshpb differ from git (changed or untracked):"; \
+		echo "$$changed" | sed 's/^/  /'; \
+		echo "gen-check: run make gen and commit the result"; \
+		exit 1; \
+	fi
 
 bench-hbone: ## Benchmark raw TCP vs TLS 1.3 vs HBONE on loopback and print a table (~1-2 min).
 	$(GO) run ./bench/hbone
