@@ -146,6 +146,7 @@ service account). Flags win over environment variables; see meshctl version.`,
 		newDeleteCmd(a),
 		newVersionCmd(a),
 		newTranslateCmd(a),
+		newProxyStatusCmd(a),
 	)
 	return root
 }

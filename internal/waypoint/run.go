@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/push"
 	"github.com/meshway/meshway/internal/telemetry"
 )
 
@@ -29,9 +31,14 @@ type Listen struct {
 // Options configure Run.
 type Options struct {
 	// ConfigPath is the configuration file; it is reloaded when it changes
-	// and when Reload receives. Required.
+	// and when Reload receives. ConfigPath or XDSAddress is required.
 	ConfigPath string
 	Reload     <-chan os.Signal
+	// XDSAddress is the control plane's xDS address (host:port); the
+	// waypoint subscribes there to the configuration of the Gateway XDSNode
+	// names.
+	XDSAddress string
+	XDSNode    push.NodeInfo
 	Listen     []Listen
 	// AdminAddr serves /config_dump; it must be a loopback address. Empty:
 	// no admin server.
@@ -54,17 +61,23 @@ type Options struct {
 	Logf      func(format string, args ...any)
 }
 
-// Run runs a waypoint until ctx ends: it loads the configuration (failing
-// if the first one is invalid), opens the listeners and reloads the file
-// when it changes, keeping the previous configuration when a new one is
-// invalid.
+// Run runs a waypoint until ctx ends. With a configuration file it loads
+// it (failing if the first one is invalid), opens the listeners and reloads
+// the file when it changes. With an xDS address it starts its health,
+// metrics and admin servers, waits for the control plane's first
+// configuration, then opens the listeners; it is ready from then on. Either
+// way an invalid new configuration is refused and the previous one keeps
+// serving.
 func Run(ctx context.Context, o Options) error {
 	logf := o.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if o.ConfigPath == "" {
-		return errors.New("-config is required: the waypoint configuration file")
+	switch {
+	case o.ConfigPath == "" && o.XDSAddress == "":
+		return errors.New("a configuration source is required: -config FILE, or -xds-address HOST:PORT (the control plane)")
+	case o.ConfigPath != "" && o.XDSAddress != "":
+		return errors.New("-config and -xds-address both given: choose one configuration source")
 	}
 	p := &Proxy{Logf: logf}
 	if o.MetricsAddr != "" {
@@ -76,42 +89,23 @@ func Run(ctx context.Context, o Options) error {
 	}
 	p.AccessLog = telemetry.NewAccessLogger(logOut, telemetry.AccessLogOptions{})
 	defer func() { _ = p.AccessLog.Close() }()
-	w, err := LoadFile(o.ConfigPath)
-	if err != nil {
-		return err
-	}
-	if err := p.Load(w); err != nil {
-		return fmt.Errorf("%s: %w", o.ConfigPath, err)
-	}
-	defer func() { _ = p.Close() }()
-	if o.HBONEAddr != "" {
-		srv, stop, err := startHBONE(ctx, p, o)
+	if o.ConfigPath != "" {
+		w, err := LoadFile(o.ConfigPath)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		logf("serving HBONE on %s as %s", srv, o.Identity)
+		if err := p.Load(w); err != nil {
+			return fmt.Errorf("%s: %w", o.ConfigPath, err)
+		}
 	}
+	defer func() { _ = p.Close() }()
 
 	var servers []*http.Server
-	var listeners []net.Listener
 	defer func() {
 		for _, s := range servers {
 			_ = s.Close()
 		}
-		for _, ln := range listeners {
-			_ = ln.Close()
-		}
 	}()
-	for _, l := range o.Listen {
-		ln, err := net.Listen("tcp", l.Addr)
-		if err != nil {
-			return fmt.Errorf("-listen %s=%s: %w", l.Addr, l.OriginalDst, err)
-		}
-		listeners = append(listeners, ln)
-		go func() { _ = p.ServeListener(ln, l.OriginalDst) }()
-		logf("listening on %s for %s", ln.Addr(), l.OriginalDst)
-	}
 	if o.AdminAddr != "" {
 		host, _, err := net.SplitHostPort(o.AdminAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
@@ -135,8 +129,13 @@ func Run(ctx context.Context, o Options) error {
 		}
 		servers = append(servers, s)
 	}
+	var listening atomic.Bool
 	if o.ReadyAddr != "" {
 		s, err := serve(o.ReadyAddr, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+			if !listening.Load() {
+				http.Error(rw, "waiting for the first configuration from the control plane", http.StatusServiceUnavailable)
+				return
+			}
 			_, _ = rw.Write([]byte("ready\n"))
 		}), "/healthz/ready")
 		if err != nil {
@@ -145,6 +144,56 @@ func Run(ctx context.Context, o Options) error {
 		servers = append(servers, s)
 	}
 
+	var xdsDone chan struct{}
+	if o.XDSAddress != "" {
+		loaded, wait, err := startXDS(ctx, p, o, logf)
+		if err != nil {
+			return err
+		}
+		xdsDone = wait
+		defer func() { <-xdsDone }()
+		logf("waiting for the configuration of waypoint %s/%s from %s", o.XDSNode.Namespace, o.XDSNode.Name, o.XDSAddress)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-loaded:
+		}
+	}
+
+	if o.HBONEAddr != "" {
+		srv, stop, err := startHBONE(ctx, p, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		logf("serving HBONE on %s as %s", srv, o.Identity)
+	}
+	var listeners []net.Listener
+	defer func() {
+		for _, ln := range listeners {
+			_ = ln.Close()
+		}
+	}()
+	for _, l := range o.Listen {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			return fmt.Errorf("-listen %s=%s: %w", l.Addr, l.OriginalDst, err)
+		}
+		listeners = append(listeners, ln)
+		go func() { _ = p.ServeListener(ln, l.OriginalDst) }()
+		logf("listening on %s for %s", ln.Addr(), l.OriginalDst)
+	}
+	listening.Store(true)
+	if o.ConfigPath == "" {
+		<-ctx.Done()
+		return nil
+	}
+	return watchFile(ctx, p, o, logf)
+}
+
+// watchFile reloads the configuration file when it changes or Reload
+// receives, until ctx ends.
+func watchFile(ctx context.Context, p *Proxy, o Options, logf func(string, ...any)) error {
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", o.ConfigPath, err)

@@ -1,0 +1,52 @@
+// Command meshd is meshway's control plane: it watches the config store (a
+// directory, or a Kubernetes cluster), pushes every waypoint its
+// configuration over xDS, deploys the waypoints' workloads and writes status.
+// See `meshd -help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.storeDir, "store", "", "the embedded store's directory (default $MESHWAY_STORE, else ~/.meshway/store, unless a cluster is selected)")
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "use the cluster of this kubeconfig")
+	flag.StringVar(&o.kubeContext, "context", "", "kubeconfig context")
+	flag.StringVar(&o.xdsAddr, "xds-address", "127.0.0.1:15010", "serve xDS (plaintext gRPC) here; in a pod: :15010")
+	flag.StringVar(&o.monitorAddr, "monitoring-address", "127.0.0.1:15014", "serve /metrics, /ready and /debug/syncz here (empty: off)")
+	flag.BoolVar(&o.leaderElect, "leader-elect", true, "take part in leader election: only the leader writes waypoint deployments and status")
+	flag.StringVar(&o.systemNamespace, "system-namespace", envOr("POD_NAMESPACE", "istio-system"), "the control plane's namespace (leader election lease, class-wide waypoint defaults)")
+	flag.StringVar(&o.waypointImage, "waypoint-image", "", "waypoint container image written into waypoint Deployments (default meshway/waypoint:latest)")
+	flag.StringVar(&o.podXDSAddress, "waypoint-xds-address", "", "the xDS address waypoint pods dial (default meshd.<system-namespace>.svc.cluster.local:15010)")
+	flag.DurationVar(&o.debounceAfter, "debounce-after", 0, "how long the store must be quiet before a change is pushed (default 10ms)")
+	flag.DurationVar(&o.debounceMax, "debounce-max", 0, "the longest a change waits under a steady stream of changes (default 100ms)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "meshd: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+	logger := log.New(os.Stderr, "meshd: ", log.LstdFlags|log.Lmicroseconds)
+	o.logf = logger.Printf
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Print(err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

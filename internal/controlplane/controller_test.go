@@ -1,0 +1,204 @@
+package controlplane_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshway/meshway/api/meshpb"
+	"github.com/meshway/meshway/internal/controlplane"
+	"github.com/meshway/meshway/internal/manifest"
+	"github.com/meshway/meshway/internal/push"
+	"github.com/meshway/meshway/internal/push/wire"
+	"github.com/meshway/meshway/internal/store"
+)
+
+const meshYAML = `
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels:
+    istio.io/dataplane-mode: ambient
+    istio.io/use-waypoint: waypoint
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: default
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+status:
+  addresses:
+  - type: IPAddress
+    value: 10.96.0.20
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  clusterIP: 10.96.0.13
+  selector:
+    app: reviews
+  ports:
+  - name: http
+    port: 9080
+`
+
+// service is a Service in the default namespace, bound to the waypoint.
+func service(name, vip string) string {
+	return fmt.Sprintf(`
+apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  namespace: default
+spec:
+  clusterIP: %s
+  ports:
+  - name: http
+    port: 80
+`, name, vip)
+}
+
+func apply(t *testing.T, st store.Store, yaml string) {
+	t.Helper()
+	docs, err := manifest.Decode("test.yaml", strings.NewReader(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		if _, err := st.Create(context.Background(), d.Object); err != nil {
+			if _, err := st.Update(context.Background(), d.Object); err != nil {
+				t.Fatalf("%s: %v", d.Object.GetName(), err)
+			}
+		}
+	}
+}
+
+// proxy records the configurations a waypoint receives.
+type proxy struct {
+	mu   sync.Mutex
+	last *meshpb.WaypointConfig
+	n    int
+}
+
+func (p *proxy) Update(_, _ string, msg proto.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.last, p.n = msg.(*meshpb.WaypointConfig), p.n+1
+	return nil
+}
+func (p *proxy) Remove(string) {}
+
+func (p *proxy) get() (*meshpb.WaypointConfig, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last, p.n
+}
+
+// writer records the snapshots it is asked to write.
+type writer struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (w *writer) Sync(context.Context, []manifest.Object) error {
+	w.mu.Lock()
+	w.calls++
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestChangesAreDebouncedAndPushed(t *testing.T) {
+	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
+	apply(t, st, meshYAML)
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
+	t.Cleanup(srv.Stop)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	w := &writer{}
+	ctl := controlplane.New(controlplane.Options{
+		Store: st, Push: srv, Writers: []controlplane.Writer{w}, Logf: t.Logf,
+		DebounceAfter: 50 * time.Millisecond, DebounceMax: time.Second,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ctl.Synced()
+
+	p := &proxy{}
+	c := push.NewClient(push.ClientOptions{
+		Address: ln.Addr().String(), TypeURL: wire.WaypointType, Names: []string{"default/waypoint"}, Handler: p,
+		Node: push.NodeInfo{Kind: push.KindWaypoint, Namespace: "default", Name: "waypoint", Instance: "test"},
+	})
+	go func() { _ = c.Run(ctx) }()
+	waitFor(t, "the first configuration", func() bool { cfg, _ := p.get(); return cfg != nil })
+	cfg, _ := p.get()
+	if len(cfg.GetServices()) != 1 || cfg.GetServices()[0].GetHostname() != "reviews.default.svc.cluster.local" {
+		t.Fatalf("pushed services %v, want reviews", cfg.GetServices())
+	}
+	if w.count() != 0 {
+		t.Errorf("writers ran %d times before this replica leads", w.count())
+	}
+
+	// Ten services added one by one, faster than the debounce: one push,
+	// with all of them.
+	pushes := ctl.Pushes()
+	for i := range 10 {
+		apply(t, st, service(fmt.Sprintf("svc%d", i), fmt.Sprintf("10.96.1.%d", i)))
+	}
+	waitFor(t, "11 services pushed", func() bool { cfg, _ := p.get(); return len(cfg.GetServices()) == 11 })
+	if got := ctl.Pushes() - pushes; got != 1 {
+		t.Errorf("10 changes within the debounce made %d pushes, want 1", got)
+	}
+
+	ctl.SetLeader(true)
+	waitFor(t, "the leader's writes", func() bool { return w.count() >= 1 })
+	before := w.count()
+	apply(t, st, service("late", "10.96.2.1"))
+	waitFor(t, "writes after a change", func() bool { return w.count() > before })
+	ctl.SetLeader(false)
+	time.Sleep(100 * time.Millisecond)
+	stopped := w.count()
+	apply(t, st, service("after", "10.96.2.2"))
+	waitFor(t, "the change pushed", func() bool { cfg, _ := p.get(); return len(cfg.GetServices()) == 13 })
+	time.Sleep(100 * time.Millisecond)
+	if w.count() != stopped {
+		t.Errorf("writers ran after leadership was lost")
+	}
+}

@@ -1,0 +1,9 @@
+// Package controlplane is meshd's loop: it watches the config store, turns
+// what users wrote into each proxy's configuration (internal/translate),
+// pushes it (internal/push), keeps the waypoints' workload objects in the
+// store (internal/deploy) and writes the status users read on their objects.
+//
+// Pushing does not wait for writes: the store's writes (deployment objects,
+// status) run on their own goroutine on the newest snapshot, and only on the
+// elected leader, while every replica serves xDS.
+package controlplane

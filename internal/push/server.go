@@ -1,0 +1,233 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Types are the resource type URLs served (e.g. WaypointConfigType).
+	Types []string
+	// AckTimeout is how long a proxy may leave a response unanswered before
+	// it is disconnected to resync; 0 means 30s.
+	AckTimeout time.Duration
+	// Logf receives connections, NACKs and disconnections; nil discards.
+	Logf func(format string, args ...any)
+	// Metrics, if set, counts pushes, rejections and connected proxies.
+	Metrics *Metrics
+}
+
+// Server is the delta ADS server. Set resources with SetResources; proxies
+// subscribe to them by name.
+type Server struct {
+	discovery.UnimplementedAggregatedDiscoveryServiceServer
+
+	opts    ServerOptions
+	caches  map[string]*cache.LinearCache
+	delta   delta.Server
+	tracker *tracker
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	versions map[string]map[string]string // type → name → version (hash of the bytes)
+	grpc     *grpc.Server
+	done     chan struct{}
+}
+
+// NewServer returns a server with no resources.
+func NewServer(opts ServerOptions) *Server {
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 30 * time.Second
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:     opts,
+		caches:   map[string]*cache.LinearCache{},
+		versions: map[string]map[string]string{},
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	mux := &cache.MuxCache{
+		Classify:      func(r *cache.Request) string { return r.GetTypeUrl() },
+		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
+		Caches:        map[string]cache.Cache{},
+	}
+	for _, t := range opts.Types {
+		c := cache.NewLinearCache(t)
+		s.caches[t] = c
+		s.versions[t] = map[string]string{}
+		mux.Caches[t] = c
+	}
+	s.tracker = newTracker(opts.Logf, opts.Metrics, s.currentVersion)
+	// Legacy wildcard off: a proxy gets exactly what it names, never "everything".
+	s.delta = delta.NewServer(ctx, mux, s.tracker, delta.DeactivateLegacyWildcard())
+	go s.watchdog(ctx)
+	return s
+}
+
+// SetResources makes the resources of type typeURL exactly those given,
+// keyed by name. Only resources whose bytes changed are updated in the cache,
+// so only the proxies subscribed to them receive anything. It reports how
+// many resources changed (added, modified or removed).
+func (s *Server) SetResources(typeURL string, resources map[string]proto.Message) (int, error) {
+	c, ok := s.caches[typeURL]
+	if !ok {
+		return 0, fmt.Errorf("push: resource type %q is not served", typeURL)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := s.versions[typeURL]
+	update := map[string]types.Resource{}
+	next := make(map[string]string, len(resources))
+	for name, msg := range resources {
+		b, err := cache.MarshalResource(msg)
+		if err != nil {
+			return 0, fmt.Errorf("push: encoding %s %q: %w", typeURL, name, err)
+		}
+		v := cache.HashResource(b)
+		next[name] = v
+		if known[name] != v {
+			update[name] = msg
+		}
+	}
+	var remove []string
+	for name := range known {
+		if _, ok := next[name]; !ok {
+			remove = append(remove, name)
+		}
+	}
+	if len(update) == 0 && len(remove) == 0 {
+		return 0, nil
+	}
+	s.versions[typeURL] = next
+	if err := c.UpdateResources(update, remove); err != nil {
+		return 0, fmt.Errorf("push: updating %s: %w", typeURL, err)
+	}
+	return len(update) + len(remove), nil
+}
+
+// currentVersion is the version the proxies should have ("" if none).
+func (s *Server) currentVersion(typeURL, name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.versions[typeURL][name]
+}
+
+// Serve answers xDS on ln until Stop. It registers the aggregated discovery
+// service on a gRPC server of its own.
+func (s *Server) Serve(ln net.Listener) error {
+	g := grpc.NewServer(
+		// Find proxies that vanished without closing their connection.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	s.Register(g)
+	s.mu.Lock()
+	s.grpc = g
+	s.mu.Unlock()
+	if err := g.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("push: serving xDS on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Register adds the aggregated discovery service to a gRPC server the
+// caller runs (to share it with other services).
+func (s *Server) Register(g *grpc.Server) {
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, s)
+}
+
+// Stop closes every stream and the listener given to Serve.
+func (s *Server) Stop() {
+	s.cancel()
+	s.mu.Lock()
+	g := s.grpc
+	s.mu.Unlock()
+	if g != nil {
+		g.Stop()
+	}
+}
+
+// Status lists the connected proxies, sorted by name.
+func (s *Server) Status() []ProxyStatus {
+	out := s.tracker.status()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// DeltaAggregatedResources serves one proxy's stream. The stream runs on a
+// goroutine of its own so that a proxy found too slow can be cut off here:
+// returning ends the gRPC stream, which unblocks that goroutine's Send or
+// Recv.
+func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	// The tracker finds the way to cut the stream off in its context.
+	gs := &guardedStream{DeltaStream: stream, ctx: context.WithValue(ctx, abortKey{}, cancel)}
+	errc := make(chan error, 1)
+	go func() { errc <- s.delta.DeltaStreamHandler(gs, resource.AnyType) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return status.Error(codes.Unavailable, cause.Error())
+		}
+		return nil
+	}
+}
+
+// guardedStream refuses to Send once the handler has given the stream up,
+// so go-control-plane's goroutine never writes to a finished gRPC stream.
+type guardedStream struct {
+	stream.DeltaStream
+	ctx context.Context
+}
+
+func (g *guardedStream) Context() context.Context { return g.ctx }
+
+func (g *guardedStream) Send(r *discovery.DeltaDiscoveryResponse) error {
+	if err := g.ctx.Err(); err != nil {
+		return err
+	}
+	return g.DeltaStream.Send(r)
+}
+
+// abortKey holds, in a stream's context, the context.CancelCauseFunc that
+// ends it.
+type abortKey struct{}
+
+// watchdog disconnects proxies that leave a response unanswered too long.
+func (s *Server) watchdog(ctx context.Context) {
+	t := time.NewTicker(s.opts.AckTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.tracker.abortSlow(now, s.opts.AckTimeout)
+		}
+	}
+}
