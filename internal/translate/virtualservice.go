@@ -269,6 +269,12 @@ func vsHeaders(ops *networkingv1alpha3.Headers_HeaderOperations) *model.HeaderMo
 // reported in err (the retry is still returned).
 func vsRetry(rt *networkingv1alpha3.HTTPRetry) (*model.Retry, error) {
 	r := &model.Retry{Attempts: int(rt.GetAttempts()), PerTryTimeout: protoDuration(rt.GetPerTryTimeout()), Backoff: protoDuration(rt.GetBackoff())}
+	if strings.TrimSpace(rt.GetRetryOn()) == "" {
+		// Istio's conditions when retryOn is left out are its default policy's.
+		d := IstioDefaultRetry()
+		r.On, r.Codes = d.On, d.Codes
+		return r, nil
+	}
 	var unknown []string
 	for _, on := range strings.Split(rt.GetRetryOn(), ",") {
 		on = strings.TrimSpace(on)

@@ -3,6 +3,7 @@ package translate
 import (
 	"cmp"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -299,6 +300,7 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 	b.serviceEntries()
 	b.workloads()
 	b.routes()
+	b.defaultRetries()
 	b.policies()
 	b.rateLimits()
 	b.out.Telemetry = t.telemetry(w)
@@ -307,6 +309,31 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 	}
 	slices.SortFunc(b.out.Clusters, func(x, y model.Cluster) int { return strings.Compare(x.Name, y.Name) })
 	return b.out
+}
+
+// IstioDefaultRetry is the retry policy Istio gives a route that names none
+// (pilot's retry.DefaultPolicy): two more attempts, on a failed or refused
+// connection and on a 503, each to another endpoint when there is one.
+// Istio's gRPC conditions (unavailable, cancelled) are not modelled.
+func IstioDefaultRetry() *model.Retry {
+	return &model.Retry{Attempts: 2, On: []string{"connect-failure", "refused-stream", "retriable-status-codes"}, Codes: []int{http.StatusServiceUnavailable}}
+}
+
+// defaultRetries gives every rule without a retry policy Istio's default,
+// as Istio does; a VirtualService's retries.attempts 0 still turns it off.
+func (b *wpBuild) defaultRetries() {
+	for i := range b.out.Services {
+		for j := range b.out.Services[i].Ports {
+			for k := range b.out.Services[i].Ports[j].Routes {
+				rules := b.out.Services[i].Ports[j].Routes[k].Rules
+				for l := range rules {
+					if rules[l].Retry == nil {
+						rules[l].Retry = IstioDefaultRetry()
+					}
+				}
+			}
+		}
+	}
 }
 
 // service builds a captured service with its ports and their clusters;
