@@ -301,7 +301,7 @@ func (t *statusTranslator) gatewayParent(r routeInfo, pr gwv1.ParentReference, g
 		return res
 	}
 	for _, l := range listeners {
-		if IsWaypointListener(l) {
+		if waypointListener(l) {
 			res.listeners = append(res.listeners, l.Name)
 		}
 	}
@@ -312,10 +312,10 @@ func (t *statusTranslator) gatewayParent(r routeInfo, pr gwv1.ParentReference, g
 	return res
 }
 
-// IsWaypointListener reports whether l is the listener a waypoint accepts:
+// waypointListener reports whether l is the listener a waypoint accepts:
 // port 15008, protocol HBONE. Istio rejects any other listener of an
-// istio-waypoint Gateway.
-func IsWaypointListener(l gwv1.Listener) bool {
+// istio-waypoint Gateway (see deploy.IsWaypointListener).
+func waypointListener(l gwv1.Listener) bool {
 	return l.Port == portHBONE && l.Protocol == protocolHBONE
 }
 
