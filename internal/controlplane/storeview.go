@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+	istiometav1alpha1 "istio.io/api/meta/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshway/meshway/internal/manifest"
@@ -213,5 +215,42 @@ func mergeConditions(current, desired []metav1.Condition, now time.Time) []metav
 		}
 		out[i] = want
 	}
+	return out
+}
+
+// removeCondition returns conds without the condition of type typ.
+func removeCondition(conds []metav1.Condition, typ string) []metav1.Condition {
+	return slices.DeleteFunc(slices.Clone(conds), func(c metav1.Condition) bool { return c.Type == typ })
+}
+
+// mergeIstioCondition sets (or, when want is nil, removes) one condition of
+// an Istio status — the status of ServiceEntries, WorkloadEntries and
+// AuthorizationPolicies — with the same lastTransitionTime rule as
+// mergeConditions.
+func mergeIstioCondition(current []*istiometav1alpha1.IstioCondition, typ string, want *metav1.Condition, now time.Time) []*istiometav1alpha1.IstioCondition {
+	i := slices.IndexFunc(current, func(c *istiometav1alpha1.IstioCondition) bool { return c != nil && c.Type == typ })
+	out := slices.Clone(current)
+	if want == nil {
+		if i >= 0 {
+			out = slices.Delete(out, i, i+1)
+		}
+		return out
+	}
+	c := &istiometav1alpha1.IstioCondition{
+		Type:               typ,
+		Status:             string(want.Status),
+		Reason:             want.Reason,
+		Message:            want.Message,
+		ObservedGeneration: want.ObservedGeneration,
+		LastTransitionTime: timestamppb.New(now.Truncate(time.Second)),
+	}
+	if i < 0 {
+		return append(out, c)
+	}
+	if out[i].Status == c.Status {
+		c.LastTransitionTime = out[i].LastTransitionTime
+		c.LastProbeTime = out[i].LastProbeTime
+	}
+	out[i] = c
 	return out
 }
