@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -390,6 +391,33 @@ func testDeployerNameOverride(t *testing.T, st store.Store) {
 		}
 		if _, err := st.Get(t.Context(), kind, "default", "waypoint"); !apierrors.IsNotFound(err) {
 			t.Errorf("%s default/waypoint after the rename: err %v, want NotFound", kind, err)
+		}
+	}
+}
+
+// TestContainsJSON: a stored object matches what was rendered when it has
+// every rendered field, whatever defaults a store added.
+func TestContainsJSON(t *testing.T) {
+	tree := func(s string) any {
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		have, want string
+		contains   bool
+	}{
+		{`{"a":1,"b":{"c":"x","d":2}}`, `{"b":{"c":"x"}}`, true},
+		{`{"a":1}`, `{"a":2}`, false},
+		{`{"ports":[{"port":80,"protocol":"TCP"}]}`, `{"ports":[{"port":80}]}`, true},
+		{`{"ports":[{"port":80},{"port":81}]}`, `{"ports":[{"port":80}]}`, false},
+		{`{}`, `{"strategy":{},"resources":{},"creationTimestamp":null,"list":[]}`, true},
+		{`{}`, `{"labels":{"a":"b"}}`, false},
+	} {
+		if got := containsJSON(tree(tc.have), tree(tc.want)); got != tc.contains {
+			t.Errorf("containsJSON(%s, %s) = %v, want %v", tc.have, tc.want, got, tc.contains)
 		}
 	}
 }

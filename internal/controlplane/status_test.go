@@ -251,3 +251,31 @@ func testStatusWriterSkipsConflicts(t *testing.T, st store.Store) {
 		t.Errorf("the status write lost the label written meanwhile")
 	}
 }
+
+// TestMergeConditions: lastTransitionTime moves only when the status does;
+// conditions of other types stay where they are.
+func TestMergeConditions(t *testing.T) {
+	t0, t1 := time.Unix(1700000000, 0), time.Unix(1700003600, 0)
+	cond := func(typ string, status metav1.ConditionStatus, reason string, at time.Time) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: status, Reason: reason, LastTransitionTime: metav1.NewTime(at)}
+	}
+	current := []metav1.Condition{cond("Theirs", "True", "X", t0), cond("A", "True", "Old", t0), cond("B", "True", "Y", t0)}
+	got := mergeConditions(current, []metav1.Condition{
+		cond("A", "True", "New", time.Time{}), // same status, new reason: keeps t0
+		cond("B", "False", "Y", time.Time{}),  // status changed: t1
+		cond("C", "False", "Z", time.Time{}),  // new: t1, appended
+	}, t1)
+	want := []metav1.Condition{cond("Theirs", "True", "X", t0), cond("A", "True", "New", t0), cond("B", "False", "Y", t1), cond("C", "False", "Z", t1)}
+	if !sameJSON(got, want) {
+		t.Errorf("mergeConditions:\n got %+v\nwant %+v", got, want)
+	}
+
+	istio := mergeIstioCondition(nil, "WaypointAccepted", &metav1.Condition{Status: "True", Reason: "Accepted"}, t0)
+	istio = mergeIstioCondition(istio, "WaypointAccepted", &metav1.Condition{Status: "True", Reason: "Accepted", Message: "bound"}, t1)
+	if len(istio) != 1 || !istio[0].GetLastTransitionTime().AsTime().Equal(t0) || istio[0].Message != "bound" {
+		t.Errorf("mergeIstioCondition kept %+v, want one condition from t0 with the new message", istio)
+	}
+	if istio = mergeIstioCondition(istio, "WaypointAccepted", nil, t1); len(istio) != 0 {
+		t.Errorf("mergeIstioCondition(nil) left %+v, want the condition removed", istio)
+	}
+}
