@@ -10,5 +10,8 @@
 // [WaypointConfigs]: each waypoint's configuration (model.Waypoint) from
 // the services bound to it, their endpoints, HTTPRoutes, GRPCRoutes,
 // VirtualServices, DestinationRules, AuthorizationPolicies, Telemetry and
-// LocalRateLimitPolicies, with warnings for what does not apply.
+// LocalRateLimitPolicies, with warnings for what does not apply; and
+// [ObjectStatuses]: the conditions users read on what they wrote (Services,
+// ServiceEntries, WorkloadEntries, routes, AuthorizationPolicies), as Istio
+// reports them.
 package translate
