@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/meshway/meshway/internal/cli"
 	"github.com/meshway/meshway/internal/hbone"
@@ -200,7 +201,6 @@ func TestMeshdWaypointGuide(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.meshctl("apply", "-f", meshFile)
-	m.meshctl("apply", "-f", "testdata/gateway-status.yaml", "--subresource=status")
 
 	m.xds, m.monitor, m.waypoint = freeAddr(t), freeAddr(t), freeAddr(t)
 	m.startMeshd()
@@ -232,6 +232,13 @@ func TestMeshdWaypointGuide(t *testing.T) {
 	if out := m.meshctlProxyStatus(); !strings.Contains(out, "SYNCED") {
 		t.Errorf("proxy-status does not show the waypoint SYNCED:\n%s", out)
 	}
+	// meshd deployed the waypoint and reports it programmed, and reviews bound to it.
+	want := "deployment.apps/default\nservice/default\nserviceaccount/default\n"
+	if out := m.meshctl("get", "deploy/default", "svc/default", "sa/default", "-o", "name"); out != want {
+		t.Errorf("meshd's waypoint workload objects: got\n%swant\n%s", out, want)
+	}
+	m.expectCondition("gtw", "default", "Programmed", "True")
+	m.expectCondition("svc", "reviews", "istio.io/WaypointBound", "True")
 
 	// The guide's HTTPRoute: 90% to reviews-v1, 10% to reviews-v2.
 	m.meshctl("apply", "-f", "testdata/reviews-route.yaml")
@@ -249,7 +256,9 @@ func TestMeshdWaypointGuide(t *testing.T) {
 	}
 
 	// The guide's view-only policy: GET from namespace default passes, POST is refused.
+	m.expectCondition("httproute", "reviews", "Accepted", "True")
 	m.meshctl("apply", "-f", "testdata/view-only.yaml")
+	m.expectCondition("authorizationpolicy", "view-only", "WaypointAccepted", "True")
 	waitFor(t, 10*time.Second, "POST refused", func() bool {
 		code, body := m.do(http.MethodPost)
 		return code == http.StatusForbidden && strings.Contains(body, "RBAC: access denied")
@@ -325,6 +334,58 @@ func (m *mesh) count(n int, method string) map[string]int {
 		counts[body]++
 	}
 	return counts
+}
+
+// expectCondition waits until meshd reports the condition on the object
+// (any of its conditions lists, as meshctl get -o yaml shows them).
+func (m *mesh) expectCondition(kind, name, typ, status string) {
+	m.t.Helper()
+	var out string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out = m.meshctl("get", kind, name, "-o", "yaml")
+		if hasCondition(out, typ, status) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m.t.Errorf("%s %s: no condition %s=%s after 10s:\n%s", kind, name, typ, status, out)
+}
+
+// hasCondition finds a condition {type: typ, status: status} in any
+// conditions list of a YAML document (status.conditions, a route's
+// status.parents[].conditions).
+func hasCondition(doc, typ, status string) bool {
+	var v any
+	if err := sigsyaml.Unmarshal([]byte(doc), &v); err != nil {
+		return false
+	}
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case map[string]any:
+			if conds, ok := v["conditions"].([]any); ok {
+				for _, c := range conds {
+					if c, ok := c.(map[string]any); ok && c["type"] == typ && c["status"] == status {
+						return true
+					}
+				}
+			}
+			for _, x := range v {
+				if walk(x) {
+					return true
+				}
+			}
+		case []any:
+			for _, x := range v {
+				if walk(x) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
 }
 
 func (m *mesh) do(method string) (int, string) {

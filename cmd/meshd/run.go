@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meshway/meshway/internal/controlplane"
+	"github.com/meshway/meshway/internal/deploy"
 	"github.com/meshway/meshway/internal/kube"
 	"github.com/meshway/meshway/internal/push"
 	"github.com/meshway/meshway/internal/push/wire"
@@ -150,9 +151,14 @@ func run(ctx context.Context, o options) error {
 	}
 }
 
-// writers are the store writes the leader makes. (Waypoint deployment and
-// status writers join here.)
-func writers(store.Store, options) []controlplane.Writer { return nil }
+// writers are the store writes the leader makes: the waypoints' workload
+// objects and Gateway status, then the status of what users wrote.
+func writers(st store.Store, o options) []controlplane.Writer {
+	d := controlplane.NewDeployer(st, deploy.Options{
+		Image: o.waypointImage, XDSAddress: o.podXDSAddress, SystemNamespace: o.systemNamespace,
+	}, o.logf)
+	return []controlplane.Writer{d, controlplane.NewStatusWriter(st, o.logf)}
+}
 
 // monitor serves /metrics, /ready (the first push is done) and /debug/syncz
 // (each connected proxy's sync state, which meshctl proxy-status prints).

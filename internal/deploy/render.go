@@ -80,8 +80,8 @@ var omittedAnnotations = []string{
 //	waypoint -xds-address <XDSAddress> -hbone :15008 -ready :15021 -metrics :15020
 //
 // (the exact command line may change with the waypoint's flags) with
-// POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, INSTANCE_IP and NODE_NAME from the
-// downward API.
+// POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, INSTANCE_IP, NODE_NAME and
+// GATEWAY_NAME (the pod's gateway-name label) from the downward API.
 func Render(gw *gwv1.Gateway, overlays []*corev1.ConfigMap, o Options) ([]manifest.Object, error) {
 	if gw == nil {
 		return nil, fmt.Errorf("deploy.Render: no Gateway")
@@ -267,6 +267,8 @@ func (r *renderer) container() corev1.Container {
 			field("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 			field("INSTANCE_IP", "status.podIP"),
 			field("NODE_NAME", "spec.nodeName"),
+			// The waypoint subscribes to its Gateway's configuration by name.
+			field("GATEWAY_NAME", "metadata.labels['"+LabelGatewayName+"']"),
 		},
 		Ports: []corev1.ContainerPort{
 			{Name: "metrics", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
