@@ -34,7 +34,7 @@ type backendCase struct {
 // control plane serves every case: starting one costs seconds and hundreds
 // of megabytes.
 func TestOnEachBackend(t *testing.T) {
-	cases := slices.Concat(deployerCases, statusWriterCases)
+	cases := slices.Concat(deployerCases, statusWriterCases, controllerCases)
 	namespaces := []string{"default", "istio-system"}
 	t.Run("memory", func(t *testing.T) {
 		for _, c := range cases {
