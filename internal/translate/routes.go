@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/meshway/meshway/internal/model"
@@ -343,51 +342,19 @@ func valueOf[T any](p *T) T {
 	return *p
 }
 
-// backendCluster resolves a Gateway API backend reference to a cluster:
-// a Service port in the route's namespace. Anything else (another kind, a
-// missing Service or port, another namespace without a ReferenceGrant, which
-// meshway does not read yet) goes to BlackHoleCluster with a warning.
+// backendCluster is the cluster of a backendRef (see backendIndex.resolve),
+// or the black hole, with a warning, when it names nothing the waypoint
+// can send to.
 func (b *wpBuild) backendCluster(m routeMeta, at string, ref gwv1.BackendObjectReference) string {
-	group, kind := "", "Service"
-	if ref.Group != nil {
-		group = string(*ref.Group)
-	}
-	if ref.Kind != nil {
-		kind = string(*ref.Kind)
-	}
-	ns := m.ns
-	if ref.Namespace != nil {
-		ns = string(*ref.Namespace)
-	}
+	tgt, problem := b.t.backendIndex().resolve(m.ns, ref)
 	switch {
-	case group != "" && group != "core" || kind != "Service":
-		m.warnf(b.t, "%s: backend kind %s (group %q) is not supported; use a Service", at, kind, group)
-	case ns != m.ns:
-		m.warnf(b.t, "%s: Service %s/%s is in another namespace, which needs a ReferenceGrant; meshway does not read ReferenceGrants yet", at, ns, ref.Name)
-	case ref.Port == nil:
-		m.warnf(b.t, "%s: port is required for a Service backend", at)
-	default:
-		s, ok := b.t.services[Ref{ns, string(ref.Name)}]
-		if !ok {
-			m.warnf(b.t, "%s: Service %s/%s not found", at, ns, ref.Name)
-			break
-		}
-		if !hasPort(s, *ref.Port) {
-			m.warnf(b.t, "%s: Service %s/%s has no port %d", at, ns, ref.Name, *ref.Port)
-			break
-		}
-		return b.cluster(s, *ref.Port, "")
+	case problem != nil:
+		m.warnf(b.t, "%s: %s", at, problem.message)
+		return b.blackHole()
+	case tgt.svc != nil:
+		return b.cluster(tgt.svc, tgt.port, "")
 	}
-	return b.blackHole()
-}
-
-func hasPort(s *corev1.Service, port int32) bool {
-	for _, p := range s.Spec.Ports {
-		if p.Port == port {
-			return true
-		}
-	}
-	return false
+	return b.seCluster(tgt.se, tgt.host, tgt.sePort)
 }
 
 // checkRoute validates a converted route against the waypoint's clusters,

@@ -14,8 +14,6 @@ import (
 	"github.com/meshway/meshway/internal/model"
 )
 
-const istioNetworkingGroup = "networking.istio.io"
-
 // indexServiceEntries sorts the ServiceEntries and records the waypoint each
 // is bound to (Binder.ForServiceEntry), as for Services.
 func (t *translator) indexServiceEntries() {

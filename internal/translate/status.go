@@ -2,6 +2,8 @@ package translate
 
 import (
 	"cmp"
+	"slices"
+	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -138,6 +140,7 @@ type statusTranslator struct {
 	clusterDomain string
 	services      map[Ref]*corev1.Service
 	serviceEnts   map[Ref]*networkingv1.ServiceEntry
+	backends      backendIndex
 }
 
 func newStatusTranslator(in ConfigInputs) *statusTranslator {
@@ -154,11 +157,17 @@ func newStatusTranslator(in ConfigInputs) *statusTranslator {
 			t.services[Ref{s.Namespace, s.Name}] = s
 		}
 	}
+	var sorted []*networkingv1.ServiceEntry
 	for _, se := range in.ServiceEntries {
 		if se != nil {
 			t.serviceEnts[Ref{se.Namespace, se.Name}] = se
+			sorted = append(sorted, se)
 		}
 	}
+	slices.SortFunc(sorted, func(a, b *networkingv1.ServiceEntry) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	t.backends = backendIndex{services: t.services, seByRef: t.serviceEnts, sortedSEs: sorted, clusterDomain: t.clusterDomain}
 	return t
 }
 

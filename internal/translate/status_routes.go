@@ -320,39 +320,13 @@ func waypointListener(l gwv1.Listener) bool {
 }
 
 // backendRefsResult is ResolvedRefs for a route: nil when every backendRef
-// resolves to a Service port, else the first failure. The checks are the
-// ones translation makes (see backendCluster in routes.go), so a backend the
-// waypoint sends nowhere is reported here.
+// resolves, else the first failure. Translation resolves with the same code
+// (backendIndex.resolve), so a backend the waypoint sends nowhere is the one
+// reported here.
 func (t *statusTranslator) backendRefsResult(r routeInfo) *reasonMessage {
-	routeNs := r.ref.Namespace
 	for _, br := range r.backends {
-		group, kind := "", "Service"
-		if br.Group != nil {
-			group = string(*br.Group)
-		}
-		if br.Kind != nil {
-			kind = string(*br.Kind)
-		}
-		ns := routeNs
-		if br.Namespace != nil {
-			ns = string(*br.Namespace)
-		}
-		host := br.Name + "." + gwv1.ObjectName(ns) + ".svc." + gwv1.ObjectName(t.clusterDomain)
-		switch {
-		case group != "" && group != "core" || kind != "Service":
-			return &reasonMessage{string(gwv1.RouteReasonInvalidKind), fmt.Sprintf("referencing unsupported backendRef: group %q kind %q", group, kind)}
-		case ns != routeNs:
-			return &reasonMessage{string(gwv1.RouteReasonRefNotPermitted), fmt.Sprintf(
-				"backendRef %s/%s is in another namespace than the %s: that needs a ReferenceGrant, which meshway does not read yet", ns, br.Name, r.ref.Kind)}
-		case br.Port == nil:
-			return &reasonMessage{"InvalidDestination", "port is required in backendRef"}
-		}
-		svc, ok := t.services[Ref{ns, string(br.Name)}]
-		if !ok {
-			return &reasonMessage{string(gwv1.RouteReasonBackendNotFound), fmt.Sprintf("backend(%s) not found", host)}
-		}
-		if !hasPort(svc, *br.Port) {
-			return &reasonMessage{string(gwv1.RouteReasonBackendNotFound), fmt.Sprintf("backend(%s) has no port %d", host, *br.Port)}
+		if _, problem := t.backends.resolve(r.ref.Namespace, br); problem != nil {
+			return problem
 		}
 	}
 	return nil

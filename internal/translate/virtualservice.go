@@ -340,7 +340,10 @@ func (b *wpBuild) vsDestination(m routeMeta, vs *networkingv1.VirtualService, at
 	host := b.t.fqdn(d.GetHost(), vs.Namespace)
 	s, ok := b.t.serviceByHost(host)
 	if !ok {
-		m.warnf(b.t, "%s.destination: host %q is not a known Service", at, d.GetHost())
+		if se := b.t.backendIndex().serviceEntryByHost(d.GetHost(), vs.Namespace); se != nil {
+			return b.vsEntryDestination(m, se, at, d, port)
+		}
+		m.warnf(b.t, "%s.destination: host %q is not a known Service or ServiceEntry host", at, d.GetHost())
 		return b.blackHole()
 	}
 	p := int32(d.GetPort().GetNumber())
@@ -359,4 +362,33 @@ func (b *wpBuild) vsDestination(m routeMeta, vs *networkingv1.VirtualService, at
 		return b.blackHole()
 	}
 	return b.cluster(s, p, d.GetSubset())
+}
+
+// vsEntryDestination is vsDestination for a ServiceEntry host: its port
+// number, else the request's port if the entry has it, else its only port.
+// ServiceEntry clusters have no subsets.
+func (b *wpBuild) vsEntryDestination(m routeMeta, se *networkingv1.ServiceEntry, at string, d *networkingv1alpha3.Destination, port uint16) string {
+	if d.GetSubset() != "" {
+		m.warnf(b.t, "%s.destination: subset %q of ServiceEntry host %s: subsets of ServiceEntries are not supported", at, d.GetSubset(), d.GetHost())
+		return b.blackHole()
+	}
+	ports := se.Spec.GetPorts()
+	p := d.GetPort().GetNumber()
+	switch {
+	case p != 0:
+	case seHasPort(se, int32(port)):
+		p = uint32(port)
+	case len(ports) == 1:
+		p = ports[0].GetNumber()
+	default:
+		m.warnf(b.t, "%s.destination: host %s has several ports; set port.number", at, d.GetHost())
+		return b.blackHole()
+	}
+	for _, sp := range ports {
+		if sp.GetNumber() == p {
+			return b.seCluster(se, d.GetHost(), sp)
+		}
+	}
+	m.warnf(b.t, "%s.destination: ServiceEntry %s/%s has no port %d", at, se.Namespace, se.Name, p)
+	return b.blackHole()
 }

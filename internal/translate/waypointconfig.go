@@ -244,18 +244,14 @@ func (t *translator) fqdn(host, ns string) string {
 	return t.hostname(ns, host)
 }
 
-// serviceByHost finds the Service a fully qualified hostname names.
+// backendIndex resolves backendRefs against the translator's indexes.
+func (t *translator) backendIndex() backendIndex {
+	return backendIndex{services: t.services, seByRef: t.seByRef, sortedSEs: t.serviceEntries, clusterDomain: t.clusterDomain}
+}
+
+// serviceByHost finds the Service of a name.namespace.svc.<domain> host.
 func (t *translator) serviceByHost(host string) (*corev1.Service, bool) {
-	rest, ok := strings.CutSuffix(host, ".svc."+t.clusterDomain)
-	if !ok {
-		return nil, false
-	}
-	name, ns, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(ns, ".") {
-		return nil, false
-	}
-	s, ok := t.services[Ref{ns, name}]
-	return s, ok
+	return t.backendIndex().serviceByHost(host)
 }
 
 // clusterName is Istio's name for the cluster of a service port (subset "").
