@@ -40,10 +40,10 @@ type ZtunnelConfig struct {
 	Workloads []*ZtunnelWorkload `protobuf:"bytes,2,rep,name=workloads,proto3" json:"workloads,omitempty"`
 	// Every service, sorted by namespace and hostname.
 	Services []*ZtunnelService `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
-	// The waypoints, sorted by namespace and name.
+	// Every waypoint, sorted by namespace and name.
 	Waypoints []*ZtunnelWaypoint `protobuf:"bytes,4,rep,name=waypoints,proto3" json:"waypoints,omitempty"`
-	// The L4 AuthorizationPolicies workloads refer to; only their L4 fields
-	// are set, and their action is ALLOW or DENY.
+	// The L4 AuthorizationPolicies, which workloads name; only their L4
+	// fields are set, and their action is ALLOW or DENY.
 	Policies      []*AuthorizationPolicy `protobuf:"bytes,5,rep,name=policies,proto3" json:"policies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -26,11 +26,12 @@ type Ztunnel struct {
 	// Services are every service of the mesh, sorted by namespace and
 	// hostname.
 	Services []ZtunnelService `json:"services,omitempty"`
-	// Waypoints are the waypoints workloads and services use, sorted by
-	// namespace and name.
+	// Waypoints are every waypoint (Gateway with an address) of the mesh,
+	// sorted by namespace and name.
 	Waypoints []ZtunnelWaypoint `json:"waypoints,omitempty"`
-	// Policies are the L4 AuthorizationPolicies workloads refer to (see
-	// ZtunnelWorkload.Policies), sorted by namespace and name. ztunnel sees
+	// Policies are the mesh's L4 AuthorizationPolicies, sorted by namespace
+	// and name; each workload names those that apply to it (see
+	// ZtunnelWorkload.Policies). ztunnel sees
 	// connections, not requests, so it evaluates only the L4 fields of a
 	// policy: from.principals, from.namespaces, from.ipBlocks (and their
 	// not-forms), to.ports and to.notPorts, and when conditions on
