@@ -63,12 +63,10 @@ func (z *ztBuild) policies() {
 			continue
 		}
 		for _, s := range selections {
-			inScope := s.namespace == w.Namespace || s.namespace == z.t.rootNs
-			switch {
-			case !inScope:
-			case s.selector == nil && s.namespace == z.t.rootNs,
-				s.selector == nil && s.namespace == w.Namespace,
-				s.selector != nil && s.selector.Matches(labels.Set(lbls)):
+			if s.namespace != w.Namespace && s.namespace != z.t.rootNs {
+				continue
+			}
+			if s.selector == nil || s.selector.Matches(labels.Set(lbls)) {
 				w.Policies = append(w.Policies, s.key)
 			}
 		}
