@@ -17,28 +17,85 @@ import (
 	"github.com/meshway/meshway/internal/translate"
 )
 
+// allNodes is the --ztunnel value that prints every node's ztunnel.
+const allNodes = "all"
+
 func newTranslateCmd(a *app) *cobra.Command {
 	var f fileOptions
-	var only string
+	var only, node string
 	cmd := &cobra.Command{
 		Use:   "translate -f FILE|DIR",
-		Short: "Print the configuration each waypoint would run for a set of manifests, offline",
+		Short: "Print the configuration each waypoint (or ztunnel) would run for a set of manifests, offline",
 		Long: `translate reads manifests as apply does, without any config store, and prints
 the configuration of every ready waypoint (a Gateway with status.addresses) with the
 same code the control plane runs: the services it captures, their routes, clusters,
 endpoints, policies and telemetry. Each waypoint is one YAML document (separated by
 ---) that "waypoint -config FILE" loads as it is. What cannot be honoured (a route on
-a TCP port, a policy without targetRefs, an unsupported field) is reported on stderr.`,
+a TCP port, a policy without targetRefs, an unsupported field) is reported on stderr.
+
+With --ztunnel NODE it prints the configuration of the ztunnel of that node (a Pod's
+spec.nodeName) instead, or of every node with --ztunnel all: the mesh's workloads
+(those on the node are the ones it captures), services, waypoints and L4
+authorization policies.`,
 		Example: `  meshctl translate -f examples/bookinfo/ --waypoint default/waypoint > waypoint.yaml
-  waypoint -config waypoint.yaml`,
+  waypoint -config waypoint.yaml
+  meshctl translate -f manifests/ --ztunnel node-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("ztunnel") {
+				if only != "" {
+					return fmt.Errorf("--waypoint and --ztunnel print different proxies; give one of them")
+				}
+				return a.runTranslateZtunnel(cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, node)
+			}
 			return a.runTranslate(cmd.OutOrStdout(), cmd.ErrOrStderr(), &f, only)
 		},
 	}
 	f.register(cmd, "translate")
 	cmd.Flags().StringVar(&only, "waypoint", "", "print only the waypoint NAMESPACE/NAME")
+	cmd.Flags().StringVar(&node, "ztunnel", "", "print the ztunnel configuration of node NODE instead of waypoints (\"all\": every node)")
 	return cmd
+}
+
+// runTranslateZtunnel prints the ztunnel configuration of node, or of
+// every node when node is "all".
+func (a *app) runTranslateZtunnel(out, errOut io.Writer, f *fileOptions, node string) error {
+	if node == "" {
+		return fmt.Errorf("--ztunnel: give a node name (a Pod's spec.nodeName), or %q for every node", allNodes)
+	}
+	in, err := a.translateInputs(f)
+	if err != nil {
+		return err
+	}
+	zs, warnings := translate.ZtunnelConfigs(in)
+	var selected []*model.Ztunnel
+	for _, z := range zs {
+		if node == allNodes || z.Node == node {
+			selected = append(selected, z)
+		}
+	}
+	if node != allNodes && len(selected) == 0 {
+		return fmt.Errorf("no node %s in the manifests: a node is the spec.nodeName of a Pod", node)
+	}
+	for i, z := range selected {
+		y, err := sigsyaml.Marshal(z)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(out, "---")
+		}
+		if _, err := out.Write(y); err != nil {
+			return err
+		}
+	}
+	if len(selected) == 0 {
+		fmt.Fprintln(errOut, "No ztunnels: none of the Pods in the manifests has spec.nodeName.")
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(errOut, "Warning: %s\n", w)
+	}
+	return nil
 }
 
 func (a *app) runTranslate(out, errOut io.Writer, f *fileOptions, only string) error {

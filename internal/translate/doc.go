@@ -10,8 +10,11 @@
 // [WaypointConfigs]: each waypoint's configuration (model.Waypoint) from
 // the services bound to it, their endpoints, HTTPRoutes, GRPCRoutes,
 // VirtualServices, DestinationRules, AuthorizationPolicies, Telemetry and
-// LocalRateLimitPolicies, with warnings for what does not apply; and
-// [ObjectStatuses]: the conditions users read on what they wrote (Services,
-// ServiceEntries, WorkloadEntries, routes, AuthorizationPolicies), as Istio
-// reports them.
+// LocalRateLimitPolicies, with warnings for what does not apply;
+// [ZtunnelConfigs]: each node's ztunnel configuration (model.Ztunnel): the
+// mesh's workloads, services and waypoints as binding resolves them, and
+// the L4 AuthorizationPolicies, converted as Istio converts them for
+// ztunnel; and [ObjectStatuses]: the conditions users read on what they
+// wrote (Services, ServiceEntries, WorkloadEntries, routes,
+// AuthorizationPolicies), as Istio reports them.
 package translate

@@ -50,6 +50,42 @@ func FuzzWaypointConfigs(f *testing.F) {
 	})
 }
 
+// FuzzZtunnelConfigs is FuzzWaypointConfigs for ztunnels: seeded with the
+// golden inputs of both, every ztunnel returned must pass Validate and the
+// result must not depend on anything but the input.
+func FuzzZtunnelConfigs(f *testing.F) {
+	paths, err := filepath.Glob("testdata/*config/*.in.yaml")
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no seed inputs: %v", err)
+	}
+	for _, p := range paths {
+		f.Add(inlineIncludes(f, p))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		docs, err := manifest.Decode("fuzz.yaml", bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		var in ConfigInputs
+		for _, d := range docs {
+			in.Add(d.Object)
+		}
+		zs, warnings := ZtunnelConfigs(in)
+		for _, z := range zs {
+			if err := z.Validate(); err != nil {
+				t.Fatalf("ztunnel of node %s does not validate: %v", z.Node, err)
+			}
+		}
+		again, againWarnings := ZtunnelConfigs(in)
+		if d := cmp.Diff(zs, again); d != "" {
+			t.Fatalf("translation is not deterministic (-first +second):\n%s", d)
+		}
+		if d := cmp.Diff(warnings, againWarnings); d != "" {
+			t.Fatalf("warnings are not deterministic (-first +second):\n%s", d)
+		}
+	})
+}
+
 // inlineIncludes is a golden input with its "# include:" files prepended.
 func inlineIncludes(f *testing.F, path string) []byte {
 	data, err := os.ReadFile(path)

@@ -32,7 +32,9 @@ func goldenWaypointConfigs(wps []*model.Waypoint, warnings []Warning) ([]byte, e
 
 // loadConfigInputs reads a golden input: multi-document manifests, plus the
 // files named by "# include: PATH" lines (relative to the input's directory)
-// read first, so the guide's examples are used as they are.
+// read first, so the guide's examples are used as they are. A "# node: NAME"
+// line schedules the included pods that name no node on NAME, as the
+// scheduler would place the examples' pods, so that they have a ztunnel.
 func loadConfigInputs(t *testing.T, path string) ConfigInputs {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -40,9 +42,18 @@ func loadConfigInputs(t *testing.T, path string) ConfigInputs {
 		t.Fatal(err)
 	}
 	var in ConfigInputs
+	node := ""
 	for _, line := range strings.Split(string(data), "\n") {
 		if inc, ok := strings.CutPrefix(line, "# include: "); ok {
 			addManifests(t, &in, filepath.Join(filepath.Dir(path), strings.TrimSpace(inc)))
+		}
+		if n, ok := strings.CutPrefix(line, "# node: "); ok {
+			node = strings.TrimSpace(n)
+		}
+	}
+	for _, p := range in.Pods {
+		if p.Spec.NodeName == "" {
+			p.Spec.NodeName = node
 		}
 	}
 	addManifests(t, &in, path)

@@ -1,13 +1,15 @@
-// Package wire converts the waypoint configuration between the model and the
-// protobuf pushed over xDS: Waypoint on the control plane's side, ToModel on
-// the proxy's. The two are inverses: a model.Waypoint survives the round trip
-// through meshpb.WaypointConfig and its wire encoding unchanged, except that
-// an empty list or map comes back as nil (proto3 cannot tell them apart, and
+// Package wire converts the proxies' configurations between the model and
+// the protobuf pushed over xDS: a waypoint's with Waypoint on the control
+// plane's side and ToModel on the proxy's, a node's ztunnel's with Ztunnel
+// and ZtunnelToModel. Each pair are inverses: a model.Waypoint (or
+// model.Ztunnel) survives the round trip through meshpb.WaypointConfig (or
+// meshpb.ZtunnelConfig) and its wire encoding unchanged, except that an
+// empty list or map comes back as nil (proto3 cannot tell them apart, and
 // the model treats them alike).
 //
-// ToModel rejects what the model cannot hold (a port above 65535, a duration
-// beyond time.Duration's range, a malformed timestamp), naming the field by
-// its path in the configuration, e.g. services[0].ports[1].port. It does not
-// validate the result: the caller runs model.Waypoint.Validate, as for a
-// configuration loaded from a file.
+// ToModel and ZtunnelToModel reject what the model cannot hold (a port
+// above 65535, a duration beyond time.Duration's range, a malformed
+// timestamp), naming the field by its path in the configuration, e.g.
+// services[0].ports[1].port. They do not validate the result: the caller
+// runs Validate, as for a configuration loaded from a file.
 package wire
