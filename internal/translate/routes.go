@@ -127,10 +127,8 @@ func (m routeMeta) warnf(t *translator, format string, args ...any) {
 
 func (b *wpBuild) httpRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	var out []model.HTTPRoute
-	for _, r := range b.t.in.HTTPRoutes {
-		if r == nil {
-			continue
-		}
+	for _, i := range routeCandidates(b.t.idx.httpRoutes, tg, b.w) {
+		r := b.t.in.HTTPRoutes[i]
 		m := routeMeta{"HTTPRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
 		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, tg, p) {
 			continue
@@ -411,10 +409,8 @@ func (b *wpBuild) checkRoute(m routeMeta, r model.HTTPRoute) bool {
 
 func (b *wpBuild) grpcRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	var out []model.HTTPRoute
-	for _, r := range b.t.in.GRPCRoutes {
-		if r == nil {
-			continue
-		}
+	for _, i := range routeCandidates(b.t.idx.grpcRoutes, tg, b.w) {
+		r := b.t.in.GRPCRoutes[i]
 		m := routeMeta{"GRPCRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
 		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, tg, p) {
 			continue

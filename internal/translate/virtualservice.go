@@ -20,10 +20,8 @@ import (
 func (b *wpBuild) virtualServices(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	host := tg.host
 	var out []model.HTTPRoute
-	for _, vs := range b.t.in.VirtualServices {
-		if vs == nil || vs.Namespace != tg.ns && vs.Namespace != b.w.Ref.Namespace {
-			continue
-		}
+	for _, i := range b.t.idx.virtualServiceCandidates(tg.ns, b.w.Ref.Namespace) {
+		vs := b.t.in.VirtualServices[i]
 		if gws := vs.Spec.GetGateways(); len(gws) > 0 && !slices.Contains(gws, "mesh") {
 			continue
 		}
