@@ -109,6 +109,9 @@ func (b *wpBuild) attaches(kind string, obj routeMeta, parents []gwv1.ParentRefe
 			applies = true
 		}
 	}
+	if applies {
+		b.deps[obj.ns] = true // its backends are Services of that namespace
+	}
 	if applies && !p.Protocol.IsHTTP() {
 		b.t.warnf(kind, obj.ns, obj.name, "port %d of %s is %s, not HTTP: the route is dropped there (%s)", p.Port, tg, p.Protocol, tg.protocolHint())
 		return false

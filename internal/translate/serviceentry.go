@@ -61,6 +61,7 @@ func (b *wpBuild) serviceEntries() {
 	}
 	for _, se := range b.t.seBoundTo[b.w.Ref] {
 		ref := Ref{se.Namespace, se.Name}
+		b.deps[se.Namespace] = true // its endpoints are pods and WorkloadEntries there
 		addrs := b.t.seAddresses(se)
 		first := true
 		for _, host := range se.Spec.GetHosts() {

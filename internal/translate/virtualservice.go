@@ -336,7 +336,11 @@ func (b *wpBuild) vsMirror(m routeMeta, vs *networkingv1.VirtualService, at stri
 // port as the request's if the service has it, else its only port).
 func (b *wpBuild) vsDestination(m routeMeta, vs *networkingv1.VirtualService, at string, d *networkingv1alpha3.Destination, port uint16) string {
 	host := b.t.fqdn(d.GetHost(), vs.Namespace)
-	s, ok := b.t.serviceByHost(host)
+	s, ns, ok := b.t.serviceByHost(host)
+	if ns != "" {
+		// Even when missing: creating it there changes this destination.
+		b.deps[ns] = true
+	}
 	if !ok {
 		m.warnf(b.t, "%s.destination: host %q is not a known Service", at, d.GetHost())
 		return b.blackHole()

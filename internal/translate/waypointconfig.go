@@ -128,14 +128,8 @@ const BlackHoleCluster = "BlackHoleCluster"
 //     entries with resolution DNS (or endpoints written as hostnames) have
 //     no endpoints it can reach, and get a warning.
 func WaypointConfigs(in ConfigInputs) ([]*model.Waypoint, []Warning) {
-	t := newTranslator(in)
-	var out []*model.Waypoint
-	for _, w := range t.binder.Waypoints() {
-		out = append(out, t.waypoint(w))
-	}
-	t.warnUnattached()
-	t.warnPolicyTargets()
-	return out, t.sortedWarnings()
+	tr := Translate(in)
+	return tr.Waypoints(), tr.Warnings
 }
 
 // translator holds the indexed inputs of one WaypointConfigs call. The
@@ -254,18 +248,19 @@ func (t *translator) fqdn(host, ns string) string {
 	return t.hostname(ns, host)
 }
 
-// serviceByHost finds the Service a fully qualified hostname names.
-func (t *translator) serviceByHost(host string) (*corev1.Service, bool) {
+// serviceByHost finds the Service a fully qualified hostname names. ns is
+// the namespace looked in, "" when the host names no Service.
+func (t *translator) serviceByHost(host string) (s *corev1.Service, ns string, ok bool) {
 	rest, ok := strings.CutSuffix(host, ".svc."+t.clusterDomain)
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
 	name, ns, ok := strings.Cut(rest, ".")
 	if !ok || strings.Contains(ns, ".") {
-		return nil, false
+		return nil, "", false
 	}
-	s, ok := t.services[Ref{ns, name}]
-	return s, ok
+	s, ok = t.services[Ref{ns, name}]
+	return s, ns, ok
 }
 
 // clusterName is Istio's name for the cluster of a service port (subset "").
@@ -285,9 +280,14 @@ type wpBuild struct {
 	seServices map[Ref][]int
 	// targets[i] is what out.Services[i] was built from.
 	targets []routeTarget
+	// deps are the namespaces whose objects the configuration was built
+	// from or looked up (see Translation.Update).
+	deps map[string]bool
 }
 
-func (t *translator) waypoint(w Waypoint) *model.Waypoint {
+// waypoint builds w's configuration; deps are the namespaces it was built
+// from, sorted.
+func (t *translator) waypoint(w Waypoint) (_ *model.Waypoint, deps []string) {
 	b := &wpBuild{
 		t:          t,
 		w:          w,
@@ -295,6 +295,7 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 		clusters:   map[string]*model.Cluster{},
 		services:   map[Ref]int{},
 		seServices: map[Ref][]int{},
+		deps:       map[string]bool{w.Ref.Namespace: true},
 	}
 	for _, s := range t.boundTo[w.Ref] {
 		ref := Ref{s.Namespace, s.Name}
@@ -315,7 +316,11 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 		b.out.Clusters = append(b.out.Clusters, *c)
 	}
 	slices.SortFunc(b.out.Clusters, func(x, y model.Cluster) int { return strings.Compare(x.Name, y.Name) })
-	return b.out
+	for ns := range b.deps {
+		deps = append(deps, ns)
+	}
+	slices.Sort(deps)
+	return b.out, deps
 }
 
 // IstioDefaultRetry is the retry policy Istio gives a route that names none
@@ -346,6 +351,7 @@ func (b *wpBuild) defaultRetries() {
 // service builds a captured service with its ports and their clusters;
 // false when it has no port the waypoint can capture.
 func (b *wpBuild) service(s *corev1.Service) (model.Service, bool) {
+	b.deps[s.Namespace] = true
 	host := b.t.hostname(s.Namespace, s.Name)
 	svc := model.Service{Name: s.Name, Namespace: s.Namespace, Hostname: host, Addresses: serviceAddresses(s)}
 	for _, p := range s.Spec.Ports {
@@ -412,6 +418,7 @@ func protocolOf(s string) model.Protocol {
 // cluster returns the name of the cluster of (s, port, subset), creating it
 // with its endpoints and DestinationRule traffic policy on first use.
 func (b *wpBuild) cluster(s *corev1.Service, port int32, subset string) string {
+	b.deps[s.Namespace] = true // its endpoints are pods of that namespace
 	host := b.t.hostname(s.Namespace, s.Name)
 	name := clusterName(port, subset, host)
 	if _, ok := b.clusters[name]; ok {
@@ -470,6 +477,7 @@ func (b *wpBuild) workloads() {
 		return
 	}
 	for _, p := range b.t.workloadPods(b.w.Ref) {
+		b.deps[p.Namespace] = true
 		if !hasIP(p) || terminated(p) {
 			continue
 		}
