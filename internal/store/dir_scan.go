@@ -57,7 +57,7 @@ func (d *Dir) scanKind(kind *manifest.Kind, namespace string) ([]*storedObject, 
 				continue
 			}
 			key := objectKey{kind: kind, namespace: ns, name: strings.TrimSuffix(e.Name(), objectFileExt)}
-			s, err := d.readObject(key)
+			s, err := d.scanObject(key)
 			var fe *FileError
 			if errors.As(err, &fe) {
 				continue
@@ -65,6 +65,7 @@ func (d *Dir) scanKind(kind *manifest.Kind, namespace string) ([]*storedObject, 
 				return nil, err
 			}
 			if s != nil {
+				s.obj = copyObject(s.obj) // the cache's
 				out = append(out, s)
 			}
 		}
@@ -108,7 +109,7 @@ func (d *Dir) scanAll(visitDir func(path string)) (map[objectKey]*storedObject, 
 			return nil
 		}
 		seen[path] = true
-		s, err := d.readObject(key)
+		s, err := d.scanObject(key)
 		var fe *FileError
 		if errors.As(err, &fe) {
 			return nil
@@ -136,33 +137,54 @@ type parseCache struct {
 	entries map[string]parseCacheEntry
 }
 
+// Its objects are shared with the watch snapshot and must not be modified:
+// callers handing an object out copy it.
 type parseCacheEntry struct {
 	resourceVersion string
 	modTime         time.Time
-	obj             manifest.Object
-	err             error
+	// stamps are the spec and status files' when they were read.
+	stamps [2]fileStamp
+	obj    manifest.Object
+	err    error
 }
 
-func (c *parseCache) get(path, resourceVersion string, modTime time.Time) (manifest.Object, error, bool) {
+func (c *parseCache) get(path, resourceVersion string, modTime time.Time, stamps [2]fileStamp) (manifest.Object, error, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[path]
 	if !ok || e.resourceVersion != resourceVersion || !e.modTime.Equal(modTime) {
 		return nil, nil, false
 	}
+	// Same content: newer stamps vouch for it from now on.
+	e.stamps = stamps
+	c.entries[path] = e
 	if e.err != nil {
 		return nil, e.err, true
 	}
-	return copyObject(e.obj), nil, true
+	return e.obj, nil, true
 }
 
-func (c *parseCache) put(path, resourceVersion string, modTime time.Time, obj manifest.Object, err error) {
-	if obj != nil {
-		obj = copyObject(obj)
-	}
+// unchanged returns the entry of path if its files' stamps are those it was
+// read with, and old enough to vouch for the content (see racyWindow).
+func (c *parseCache) unchanged(path string, stamps [2]fileStamp, now time.Time) (manifest.Object, error, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[path] = parseCacheEntry{resourceVersion: resourceVersion, modTime: modTime, obj: obj, err: err}
+	e, ok := c.entries[path]
+	if !ok || e.stamps != stamps || stamps[0].size < 0 || stamps[1].size < 0 {
+		return nil, nil, false
+	}
+	for _, st := range stamps {
+		if st != (fileStamp{}) && now.Sub(time.Unix(0, max(st.ctimeNs, st.mtimeNs))) < racyWindow {
+			return nil, nil, false
+		}
+	}
+	return e.obj, e.err, true
+}
+
+func (c *parseCache) put(path, resourceVersion string, modTime time.Time, stamps [2]fileStamp, obj manifest.Object, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[path] = parseCacheEntry{resourceVersion: resourceVersion, modTime: modTime, stamps: stamps, obj: obj, err: err}
 }
 
 // retain drops the entries of files a full scan no longer found.

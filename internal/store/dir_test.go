@@ -192,6 +192,61 @@ func TestDirHandEditIsSeen(t *testing.T) {
 	w.Expect(t, store.Added, "team/api")
 }
 
+// TestDirScanReadsOnlyChangedFiles: a scan reads no file whose stamp (size,
+// change time, inode) is the one it was read with, unless the stamp is too
+// recent to vouch for the content; it reads any file that changed.
+func TestDirScanReadsOnlyChangedFiles(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	storetest.MustCreate(t, d, storetest.Service("default", "web", map[string]string{"app": "web"}))
+	storetest.MustCreate(t, d, storetest.Service("default", "api", map[string]string{"app": "api"}))
+	path := filepath.Join(root, "default/services/web.yaml")
+	list := func() map[string]string {
+		t.Helper()
+		objs, err := d.List(t.Context(), manifest.Service, store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, o := range objs {
+			out[o.GetName()] = o.GetLabels()["app"]
+		}
+		return out
+	}
+	list()
+
+	// A file rewritten in place at the same size within one tick of the
+	// file clock keeps its stamp: while the stamp is recent, it is read.
+	editFile(t, path, "app: web", "app: we1", true)
+	if got := list()["web"]; got != "we1" {
+		t.Fatalf("after an in-place edit right after the last read: app=%q, want we1", got)
+	}
+
+	// An hour later, nothing changed: nothing is read.
+	later := time.Now().Add(time.Hour)
+	store.SetClock(d, func() time.Time { return later })
+	list()
+	before := store.FilesRead(d)
+	if got := list(); got["web"] != "we1" || got["api"] != "api" {
+		t.Fatalf("listed %v", got)
+	}
+	if n := store.FilesRead(d) - before; n != 0 {
+		t.Errorf("a scan of unchanged files read %d of them, want 0", n)
+	}
+
+	// An in-place edit at the same size changes the change time (once the
+	// file clock has ticked): it is read.
+	time.Sleep(50 * time.Millisecond)
+	editFile(t, path, "app: we1", "app: we2", true)
+	before = store.FilesRead(d)
+	if got := list()["web"]; got != "we2" {
+		t.Fatalf("after an in-place edit: app=%q, want we2", got)
+	}
+	if n := store.FilesRead(d) - before; n != 1 {
+		t.Errorf("a scan after one edit read %d files, want 1", n)
+	}
+}
+
 func TestDirHandWrittenFileGetsStableDefaults(t *testing.T) {
 	root := t.TempDir()
 	d := openDir(t, root, nil)
