@@ -45,6 +45,10 @@ type Dir struct {
 	// filesRead counts objects read from their files, for tests.
 	now       func() time.Time
 	filesRead atomic.Int64
+	// rescanEvery replaces watchRescanInterval when set (tests);
+	// objectsScanned counts objects looked at by scans, for tests.
+	rescanEvery    time.Duration
+	objectsScanned atomic.Int64
 }
 
 var _ Store = (*Dir)(nil)

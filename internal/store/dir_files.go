@@ -254,6 +254,7 @@ func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 // caller must not modify; spec and status are not returned. The caller holds
 // the lock.
 func (d *Dir) scanObject(key objectKey) (*storedObject, error) {
+	d.objectsScanned.Add(1)
 	path := d.specPath(key)
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -73,6 +73,39 @@ func (d *Dir) scanKind(kind *manifest.Kind, namespace string) ([]*storedObject, 
 	return out, nil
 }
 
+// scanDir reads the objects of one directory of spec files into out, as
+// scanAll would. The caller holds the lock.
+func (d *Dir) scanDir(dk dirKey, out map[objectKey]*storedObject) error {
+	dir := filepath.Dir(d.specPath(objectKey{kind: dk.kind, namespace: dk.namespace, name: "x"}))
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed: its objects are gone
+	} else if err != nil {
+		return fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !isManifestFile(e.Name()) {
+			continue
+		}
+		if !strings.HasSuffix(e.Name(), objectFileExt) {
+			d.reportMisplacedFile(filepath.Join(dir, e.Name()))
+			continue
+		}
+		key := objectKey{kind: dk.kind, namespace: dk.namespace, name: strings.TrimSuffix(e.Name(), objectFileExt)}
+		s, err := d.scanObject(key)
+		var fe *FileError
+		if errors.As(err, &fe) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if s != nil {
+			out[key] = s
+		}
+	}
+	return nil
+}
+
 // scanAll reads every object in the tree and reports every manifest file that
 // is not where an object belongs. visitDir is called for each directory the
 // watch must follow, before its entries are read, so that a file created in it

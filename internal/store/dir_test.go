@@ -247,6 +247,55 @@ func TestDirScanReadsOnlyChangedFiles(t *testing.T) {
 	}
 }
 
+// TestDirWatchRescansOnlyChangedDirectories: a change to one file makes the
+// watch look at the objects of its directory, not at the whole tree, for a
+// write of this process, a hand edit and a status file alike.
+func TestDirWatchRescansOnlyChangedDirectories(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	store.SetRescanInterval(d, time.Hour)
+	initial := []string{"default/api", "default/web"}
+	for i := range 20 {
+		storetest.MustCreate(t, d, storetest.Service("other", fmt.Sprintf("svc%d", i), nil))
+		initial = append(initial, fmt.Sprintf("other/svc%d", i))
+	}
+	storetest.MustCreate(t, d, storetest.Service("default", "web", map[string]string{"app": "web"}))
+	storetest.MustCreate(t, d, storetest.Service("default", "api", map[string]string{"app": "api"}))
+	w := storetest.StartWatch(t, d, manifest.Service, store.ListOptions{})
+	w.ExpectInitial(t, initial...)
+
+	check := func(what string, change func()) {
+		t.Helper()
+		before := store.ObjectsScanned(d)
+		change()
+		w.Expect(t, store.Modified, "default/web")
+		// At most two rescans of default/services (the events of one write
+		// may straddle the debounce): 2 objects each.
+		if n := store.ObjectsScanned(d) - before; n > 4 {
+			t.Errorf("%s: the watch looked at %d objects, want at most 4 (default/services only)", what, n)
+		}
+	}
+	web := storetest.MustGet(t, d, manifest.Service, "default", "web")
+	check("a write", func() {
+		web.SetLabels(map[string]string{"app": "web2"})
+		if _, err := d.Update(t.Context(), web); err != nil {
+			t.Fatal(err)
+		}
+	})
+	check("a hand edit", func() {
+		editFile(t, filepath.Join(root, "default/services/web.yaml"), "app: web2", "app: web3", false)
+	})
+	// The first status file makes its directory, which only a full scan
+	// starts watching; the next one is a file event like the others.
+	status := func(ip string) {
+		writeByHand(t, filepath.Join(root, ".status/default/services/web.yaml"),
+			"uid: "+string(web.GetUID())+"\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: "+ip+"\n")
+	}
+	status("10.0.0.9")
+	w.Expect(t, store.Modified, "default/web")
+	check("a status file", func() { status("10.0.0.10") })
+}
+
 func TestDirHandWrittenFileGetsStableDefaults(t *testing.T) {
 	root := t.TempDir()
 	d := openDir(t, root, nil)

@@ -11,3 +11,10 @@ func SetClock(d *Dir, now func() time.Time) { d.now = now }
 
 // FilesRead counts the objects d has read from their files.
 func FilesRead(d *Dir) int64 { return d.filesRead.Load() }
+
+// SetRescanInterval replaces the periodic full rescan's interval of d's
+// watches opened from now on.
+func SetRescanInterval(d *Dir, every time.Duration) { d.rescanEvery = every }
+
+// ObjectsScanned counts the objects d's scans have looked at.
+func ObjectsScanned(d *Dir) int64 { return d.objectsScanned.Load() }
