@@ -17,8 +17,14 @@ import (
 
 const (
 	// watchDebounce gathers the events of one save (an editor's write, rename
-	// and chmod; a store write's temp file and rename) into one rescan.
+	// and chmod; a store write's temp file and rename) into one rescan. A
+	// file written in place may be read half-written before its writer is
+	// done: that is what the wait is for. Files replaced whole (a rename
+	// over them: the store's writes, meshctl's, most editors') or removed
+	// are complete at once, and a rescan of their directories is cheap, so
+	// events on those alone wait only quickDebounce.
 	watchDebounce = 30 * time.Millisecond
+	quickDebounce = 2 * time.Millisecond
 	// watchRescanInterval bounds how late a change is seen when fsnotify misses
 	// it (queue overflow, a filesystem without inotify, a bind mount): the
 	// whole tree is scanned that often, or, for a tree so big that a scan
@@ -195,6 +201,7 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 	// spec files whose files (or status files) changed, or everything.
 	dirty := map[dirKey]bool{}
 	full := false
+	wait := quickDebounce // watchDebounce once a file is written in place
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,26 +216,32 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 			} else {
 				full = true // a directory came or went, or a file out of place
 			}
-			debounce.Reset(watchDebounce)
+			// Temp files (dot-files, which scans skip) are written in
+			// place before they are renamed over the real file.
+			if ev.Has(fsnotify.Write) && !strings.HasPrefix(filepath.Base(ev.Name), ".") {
+				wait = watchDebounce
+			}
+			debounce.Reset(wait)
 		case _, ok := <-fsErrors:
 			if !ok {
 				fsErrors = nil
 				continue
 			}
 			full = true // e.g. queue overflow: events were lost
-			debounce.Reset(watchDebounce)
+			wait = watchDebounce
+			debounce.Reset(wait)
 		case <-h.wake:
 			// A write of this process: fsnotify reports which files (and
 			// whether a directory came); without it, look everywhere.
 			full = full || loop.fsw == nil
-			debounce.Reset(watchDebounce)
+			debounce.Reset(wait)
 		case <-debounce.C:
 			if full {
 				fullScan()
 			} else if len(dirty) > 0 {
 				h.rescanDirs(loop, dirty)
 			}
-			dirty, full = map[dirKey]bool{}, false
+			dirty, full, wait = map[dirKey]bool{}, false, quickDebounce
 		case <-ticker.C:
 			fullScan()
 		}
