@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/meshway/meshway/internal/manifest"
@@ -69,24 +70,33 @@ func writeStoreDir(root string, size meshSize) (files int, err error) {
 	return files, err
 }
 
-// checkStore counts what a store holds of each kind the mesh has, to catch
-// files the directory store would skip.
+// checkStore checks that a store holds what generate wrote — every
+// namespace, every Gateway with its status, and the pods of one namespace
+// with theirs — to catch files the directory store would skip. (Listing
+// every pod of the directory store would take the bench half a minute and
+// a copy of each in memory.)
 func checkStore(ctx context.Context, st store.Store, size meshSize) error {
-	want := map[*manifest.Kind]int{
-		manifest.Namespace: size.namespaces + 2,
-		manifest.Pod:       size.namespaces * size.services * size.podsPerService,
+	count := func(kind *manifest.Kind, ns string, want int) ([]manifest.Object, error) {
+		objs, err := st.List(ctx, kind, store.ListOptions{Namespace: ns})
+		if err == nil && len(objs) != want {
+			err = fmt.Errorf("%s: %s holds %d %s, want %d", st.Describe(), kind.Kind, len(objs), kind.Resource, want)
+		}
+		return objs, err
 	}
-	for kind, n := range want {
-		objs, err := st.List(ctx, kind, store.ListOptions{})
-		if err != nil {
-			return err
-		}
-		if len(objs) != n {
-			return fmt.Errorf("%s: %s holds %d %s, want %d", st.Describe(), kind.Kind, len(objs), kind.Resource, n)
-		}
-		if kind == manifest.Pod && objs[0].(*corev1.Pod).Status.PodIP == "" {
-			return fmt.Errorf("%s: pod %s/%s has no status.podIP: the status files were not read", st.Describe(), objs[0].GetNamespace(), objs[0].GetName())
-		}
+	if _, err := count(manifest.Namespace, "", size.namespaces+2); err != nil {
+		return err
+	}
+	gws, err := count(manifest.Gateway, "", size.namespaces)
+	if err != nil {
+		return err
+	}
+	pods, err := count(manifest.Pod, nsName(0), size.services*size.podsPerService)
+	if err != nil {
+		return err
+	}
+	if len(gws[0].(*gwv1.Gateway).Status.Addresses) == 0 || pods[0].(*corev1.Pod).Status.PodIP == "" {
+		return fmt.Errorf("%s: Gateway %s and pod %s/%s should have a status: the status files were not read",
+			st.Describe(), gws[0].GetName(), pods[0].GetNamespace(), pods[0].GetName())
 	}
 	return nil
 }
