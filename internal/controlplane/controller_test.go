@@ -235,7 +235,7 @@ func TestIncrementalChangesAreReconciled(t *testing.T) {
 	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
 	t.Cleanup(srv.Stop)
 	l := &logs{}
-	ctl := controlplane.New(controlplane.Options{Store: st, Push: srv, Logf: l.logf})
+	ctl := controlplane.New(controlplane.Options{Store: st, Push: srv, Logf: l.logf, ReconcileAfter: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = ctl.Run(ctx); close(done) }()
