@@ -38,6 +38,7 @@ type config struct {
 	changes    int
 	warmup     int
 	settle     time.Duration
+	quiet      time.Duration
 	modes      []string
 	cpuProfile string
 	meshdBin   string
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&cfg.changes, "changes", 100, "changes measured per mode (pod label and route weight in turn)")
 	flag.IntVar(&cfg.warmup, "warmup", 4, "changes made first and not measured, per mode")
 	flag.DurationVar(&cfg.settle, "settle", 200*time.Millisecond, "after the affected proxy's ACK, how long to keep counting what other proxies receive")
+	flag.DurationVar(&cfg.quiet, "quiet", 8*time.Second, "after the last change, how long to measure the control plane's CPU (its background full translation follows 5 s of quiet)")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "control planes to measure: dir (meshd on a directory store), memory (meshd's controller on a memory store)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the control plane: FILE-dir.EXT for meshd's whole run (its -cpuprofile), FILE-memory-start.EXT and FILE-memory.EXT for the memory mode's first push and its changes")
 	flag.StringVar(&cfg.meshdBin, "meshd-bin", "", "meshd binary to run (default: build ./cmd/meshd into the temporary directory)")

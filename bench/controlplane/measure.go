@@ -52,10 +52,14 @@ type modeResult struct {
 	firstPush, firstLogged time.Duration
 	firstBytes             int
 	changes                []changeResult
-	nacks                  int // of the first push; a NACK of a change fails the run
+	nacks                  int // of the first push and the quiet time; a NACK of a change fails the run
 	rssFirst, rssPeak      uint64
 	cpuChanges             time.Duration
-	profiles               []string
+	// cpuQuiet is the CPU used in the quiet time after the last change,
+	// quietPushes the responses proxies received then (there should be none).
+	cpuQuiet    time.Duration
+	quietPushes int
+	profiles    []string
 }
 
 // target is a started control plane, as measure drives it.
@@ -255,12 +259,30 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 		}
 	}
 	r.cpuChanges = t.p.cpu() - cpu0
-	r.rssPeak = t.p.peakRSS()
 	if t.afterChanges != nil {
 		if err := t.afterChanges(); err != nil {
 			return err
 		}
 	}
+	// Quiet: the full translation owed after incremental ones runs now
+	// (and, on the directory store, periodic rescans); none of it may push.
+	cpu0 = t.p.cpu()
+	quiet := time.After(b.cfg.quiet)
+	for waiting := true; waiting; {
+		select {
+		case a := <-f.acks:
+			r.quietPushes++
+			if a.nack != "" {
+				r.nacks++
+			}
+		case <-quiet:
+			waiting = false
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.cpuQuiet = t.p.cpu() - cpu0
+	r.rssPeak = t.p.peakRSS()
 	return f.err()
 }
 

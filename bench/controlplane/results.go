@@ -188,6 +188,11 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 	row("control plane CPU per change", func(r *modeResult) string {
 		return ms(r.cpuChanges/time.Duration(max(1, len(r.changes)))) + " ms"
 	}, "—", "—")
+	row(fmt.Sprintf("control plane CPU in the %s after the last change (the full translation owed after incremental ones; dir: periodic rescans), responses pushed then", cfg.quiet), func(r *modeResult) string {
+		return fmt.Sprintf("%s, %d", secs(r.cpuQuiet), r.quietPushes)
+	}, "no responses", judge(func(r *modeResult) (bool, string) {
+		return r.quietPushes == 0, fmt.Sprint(r.quietPushes)
+	}))
 	for _, r := range rs {
 		for _, p := range r.profiles {
 			fmt.Fprintf(w, "\nCPU profile (%s mode): %s\n", r.mode, p)
