@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -23,51 +26,68 @@ import (
 // are what the store reads back either way, and meshd reads them as
 // hand-written files (the bench checks the counts first).
 func writeStoreDir(root string, size meshSize) (files int, err error) {
-	write := func(rel string, data []byte) {
-		if err != nil {
-			return
-		}
-		path := filepath.Join(root, filepath.FromSlash(rel))
-		if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return
-		}
-		err = os.WriteFile(path, data, 0o644)
-		files++
+	// Encoding is most of the cost: one writer per CPU.
+	objs := make(chan manifest.Object, 256)
+	counts := make([]int, runtime.GOMAXPROCS(0))
+	errs := make([]error, len(counts))
+	var wg sync.WaitGroup
+	for w := range counts {
+		wg.Go(func() {
+			for obj := range objs {
+				if errs[w] == nil {
+					var n int
+					n, errs[w] = writeObjectFiles(root, obj)
+					counts[w] += n
+				}
+			}
+		})
 	}
-	generate(size, func(obj manifest.Object) {
-		if err != nil {
-			return
+	generate(size, func(obj manifest.Object) { objs <- obj })
+	close(objs)
+	wg.Wait()
+	for w := range counts {
+		files += counts[w]
+	}
+	return files, errors.Join(errs...)
+}
+
+// writeObjectFiles writes obj's spec file and, for Pods and Gateways, its
+// status file; it returns how many files it wrote.
+func writeObjectFiles(root string, obj manifest.Object) (int, error) {
+	kind := manifest.MustKindOf(obj)
+	m, err := manifest.ToMap(obj)
+	if err != nil {
+		return 0, err
+	}
+	status := m["status"]
+	delete(m, "status")
+	spec, err := sigsyaml.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	dir := obj.GetNamespace()
+	if !kind.Namespaced {
+		dir = "_cluster"
+	}
+	rel := dir + "/" + kind.QualifiedResource() + "/" + obj.GetName() + ".yaml"
+	write := func(rel string, data []byte) error {
+		path := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
 		}
-		kind := manifest.MustKindOf(obj)
-		m, e := manifest.ToMap(obj)
-		if e != nil {
-			err = e
-			return
-		}
-		status := m["status"]
-		delete(m, "status")
-		spec, e := sigsyaml.Marshal(m)
-		if e != nil {
-			err = e
-			return
-		}
-		dir := obj.GetNamespace()
-		if !kind.Namespaced {
-			dir = "_cluster"
-		}
-		rel := dir + "/" + kind.QualifiedResource() + "/" + obj.GetName() + ".yaml"
-		write(rel, spec)
-		if kind != manifest.Pod && kind != manifest.Gateway {
-			return // no status worth keeping
-		}
-		body, e := sigsyaml.Marshal(map[string]any{"uid": obj.GetUID(), "status": status})
-		if e != nil {
-			err = e
-			return
-		}
-		write(".status/"+rel, append([]byte("# Status written by the control plane benchmark.\n"), body...))
-	})
-	return files, err
+		return os.WriteFile(path, data, 0o644)
+	}
+	if err := write(rel, spec); err != nil {
+		return 0, err
+	}
+	if kind != manifest.Pod && kind != manifest.Gateway {
+		return 1, nil // no status worth keeping
+	}
+	body, err := sigsyaml.Marshal(map[string]any{"uid": obj.GetUID(), "status": status})
+	if err != nil {
+		return 1, err
+	}
+	return 2, write(".status/"+rel, append([]byte("# Status written by the control plane benchmark.\n"), body...))
 }
 
 // checkStore checks that a store holds what generate wrote — every
