@@ -155,6 +155,13 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 		}
 		return fmt.Sprintf("%s / %s ms", ms(pct(ws, 50)), ms(pct(ws, 99)))
 	}, "—", "—")
+	row("… from the write's return (the change stored) to the ACK, p50 / p90 / p99", func(r *modeResult) string {
+		var ds []time.Duration
+		for _, c := range r.changes {
+			ds = append(ds, c.latency-c.write)
+		}
+		return fmt.Sprintf("%s / %s / %s ms", ms(pct(ds, 50)), ms(pct(ds, 90)), ms(pct(ds, 99)))
+	}, "—", "—")
 	row("proxies that received anything per change, min / max (responses, max)", func(r *modeResult) string {
 		var ps, resps []int
 		for _, c := range r.changes {
