@@ -84,5 +84,5 @@ bench-hbone: ## Benchmark raw TCP vs TLS 1.3 vs HBONE on loopback and print a ta
 bench-waypoint: ## Benchmark the waypoint against nginx and HAProxy (installs them if missing) and print a table (~2-3 min).
 	bash hack/bench-waypoint-deps.sh && $(GO) run ./bench/waypoint
 
-bench-controlplane: ## Benchmark meshd on a generated mesh of 500 waypoints, 5,000 services, 50,000 pods and print a table (~5 min).
+bench-controlplane: ## Benchmark meshd on a generated mesh of 500 waypoints, 5,000 services, 50,000 pods and print a table (~3-4 min).
 	$(GO) run ./bench/controlplane
