@@ -63,7 +63,7 @@ ci: lint test demo ## What CI runs.
 clean: ## Remove build output.
 	rm -rf $(BIN)
 
-.PHONY: gen gen-check bench-hbone bench-waypoint
+.PHONY: gen gen-check bench-hbone bench-waypoint bench-controlplane
 
 gen: ## Regenerate protobuf code in api/meshpb (installs protoc and the pinned plugins if missing).
 	./hack/gen.sh
@@ -85,3 +85,6 @@ bench-hbone: ## Benchmark raw TCP vs TLS 1.3 vs HBONE on loopback and print a ta
 
 bench-waypoint: ## Benchmark the waypoint against nginx and HAProxy (installs them if missing) and print a table (~2-3 min).
 	bash hack/bench-waypoint-deps.sh && $(GO) run ./bench/waypoint
+
+bench-controlplane: ## Benchmark meshd on a generated mesh of 500 waypoints, 5,000 services, 50,000 pods and print a table (~3-4 min).
+	$(GO) run ./bench/controlplane

@@ -12,6 +12,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -28,6 +29,7 @@ func main() {
 	flag.StringVar(&o.podXDSAddress, "waypoint-xds-address", "", "the xDS address waypoint pods dial (default meshd.<system-namespace>.svc.cluster.local:15010)")
 	flag.DurationVar(&o.debounceAfter, "debounce-after", 0, "how long the store must be quiet before a change is pushed (default 10ms)")
 	flag.DurationVar(&o.debounceMax, "debounce-max", 0, "the longest a change waits under a steady stream of changes (default 100ms)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file when meshd stops (for benchmarks: make bench-controlplane)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "meshd: unexpected arguments %q\n", flag.Args())
@@ -35,6 +37,14 @@ func main() {
 	}
 	logger := log.New(os.Stderr, "meshd: ", log.LstdFlags|log.Lmicroseconds)
 	o.logf = logger.Printf
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			logger.Print(err)
+			os.Exit(1)
+		}
+		defer stopProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -42,6 +52,25 @@ func main() {
 		logger.Print(err)
 		os.Exit(1)
 	}
+}
+
+// startCPUProfile profiles until the returned function runs. A profile
+// that cannot be written is logged: meshd has stopped by then anyway.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Printf("meshd: -cpuprofile: %v", err)
+		}
+	}, nil
 }
 
 func envOr(k, def string) string {

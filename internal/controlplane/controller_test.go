@@ -202,3 +202,66 @@ func TestChangesAreDebouncedAndPushed(t *testing.T) {
 		t.Errorf("writers ran after leadership was lost")
 	}
 }
+
+// logs collects a controller's log lines.
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logs) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logs) find(s string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
+}
+
+// TestIncrementalChangesAreReconciled: a change translated incrementally
+// (which computes no warnings) is followed, once the store is quiet, by a
+// full translation that logs its warnings and finds nothing to correct.
+func TestIncrementalChangesAreReconciled(t *testing.T) {
+	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
+	apply(t, st, meshYAML)
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
+	t.Cleanup(srv.Stop)
+	l := &logs{}
+	ctl := controlplane.New(controlplane.Options{Store: st, Push: srv, Logf: l.logf, ReconcileAfter: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ctl.Synced()
+
+	pushes := ctl.Pushes()
+	apply(t, st, `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  parentRefs:
+  - kind: Service
+    group: ""
+    name: reviews
+  rules:
+  - backendRefs:
+    - name: missing
+      port: 80
+`)
+	waitFor(t, "the route pushed", func() bool { return ctl.Pushes() > pushes })
+	waitFor(t, "the route's warning logged", func() bool { return l.find("backend(missing.default.svc.cluster.local) not found") != "" })
+	if line := l.find("differs from a full translation"); line != "" {
+		t.Errorf("reconciliation corrected the incremental translation: %s", line)
+	}
+}

@@ -182,6 +182,48 @@ func TestOnlySubscribersOfAChangeReceiveIt(t *testing.T) {
 	}
 }
 
+// TestUpdateResourcesLeavesOthers: a partial update changes what it names
+// and nothing else.
+func TestUpdateResourcesLeavesOthers(t *testing.T) {
+	s, addr := startServer(t, "127.0.0.1:0", ServerOptions{})
+	a, b := newRecorder(), newRecorder()
+	startClient(t, addr, "default/a", a)
+	startClient(t, addr, "default/b", b)
+	set(t, s, map[string]string{"default/a": "a1", "default/b": "b1"})
+	waitFor(t, "a1 and b1", func() bool { return a.value("default/a") == "a1" && b.value("default/b") == "b1" })
+
+	update := func(kv map[string]string, remove ...string) int {
+		t.Helper()
+		res := map[string]proto.Message{}
+		for k, v := range kv {
+			res[k] = wrapperspb.String(v)
+		}
+		n, err := s.UpdateResources(stringType, res, remove)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := update(map[string]string{"default/b": "b2"}); n != 1 {
+		t.Errorf("UpdateResources reported %d changes, want 1", n)
+	}
+	waitFor(t, "b2", func() bool { return b.value("default/b") == "b2" })
+	if got := a.count(); got != 1 || a.value("default/a") != "a1" {
+		t.Errorf("proxy a has %q after %d updates; want a1 after 1: a resource not named must stay", a.value("default/a"), got)
+	}
+	if n := update(map[string]string{"default/b": "b2"}); n != 0 {
+		t.Errorf("unchanged UpdateResources reported %d changes, want 0", n)
+	}
+	if n := update(nil, "default/b", "default/none"); n != 1 {
+		t.Errorf("removing reported %d changes, want 1 (default/none does not exist)", n)
+	}
+	waitFor(t, "b removed", func() bool { return b.value("default/b") == "" })
+	// SetResources sees what UpdateResources did: setting a1 alone changes nothing.
+	if n := set(t, s, map[string]string{"default/a": "a1"}); n != 0 {
+		t.Errorf("SetResources after UpdateResources reported %d changes, want 0", n)
+	}
+}
+
 func TestNackIsTrackedAndOldValueKept(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, addr := startServer(t, "127.0.0.1:0", ServerOptions{Metrics: NewMetrics(reg)})

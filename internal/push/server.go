@@ -91,6 +91,22 @@ func NewServer(opts ServerOptions) *Server {
 // so only the proxies subscribed to them receive anything. It reports how
 // many resources changed (added, modified or removed).
 func (s *Server) SetResources(typeURL string, resources map[string]proto.Message) (int, error) {
+	return s.update(typeURL, resources, nil, true)
+}
+
+// UpdateResources changes only the resources named: those in set are added
+// or replaced (as by SetResources, only when their bytes changed), those in
+// remove deleted (a name in both is deleted); the others stay as they are.
+// A caller that knows what may have changed saves encoding and hashing
+// every resource, which SetResources must do to find the changes. It
+// reports how many resources changed.
+func (s *Server) UpdateResources(typeURL string, set map[string]proto.Message, remove []string) (int, error) {
+	return s.update(typeURL, set, remove, false)
+}
+
+// update is SetResources (all: the resources not in set are removed) and
+// UpdateResources.
+func (s *Server) update(typeURL string, set map[string]proto.Message, remove []string, all bool) (int, error) {
 	c, ok := s.caches[typeURL]
 	if !ok {
 		return 0, fmt.Errorf("push: resource type %q is not served", typeURL)
@@ -98,33 +114,57 @@ func (s *Server) SetResources(typeURL string, resources map[string]proto.Message
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	known := s.versions[typeURL]
+	removed := map[string]bool{}
+	if all {
+		for name := range known {
+			if _, ok := set[name]; !ok {
+				removed[name] = true
+			}
+		}
+	} else {
+		for _, name := range remove {
+			if _, ok := known[name]; ok {
+				removed[name] = true
+			}
+		}
+	}
 	update := map[string]types.Resource{}
-	next := make(map[string]string, len(resources))
-	for name, msg := range resources {
+	versions := make(map[string]string, len(set))
+	for name, msg := range set {
+		if removed[name] {
+			continue
+		}
 		b, err := cache.MarshalResource(msg)
 		if err != nil {
 			return 0, fmt.Errorf("push: encoding %s %q: %w", typeURL, name, err)
 		}
 		v := cache.HashResource(b)
-		next[name] = v
+		versions[name] = v
 		if known[name] != v {
 			update[name] = msg
 		}
 	}
-	var remove []string
-	for name := range known {
-		if _, ok := next[name]; !ok {
-			remove = append(remove, name)
-		}
-	}
-	if len(update) == 0 && len(remove) == 0 {
+	if len(update) == 0 && len(removed) == 0 {
 		return 0, nil
 	}
-	s.versions[typeURL] = next
-	if err := c.UpdateResources(update, remove); err != nil {
+	del := make([]string, 0, len(removed))
+	for name := range removed {
+		del = append(del, name)
+	}
+	if err := c.UpdateResources(update, del); err != nil {
 		return 0, fmt.Errorf("push: updating %s: %w", typeURL, err)
 	}
-	return len(update) + len(remove), nil
+	if all {
+		s.versions[typeURL] = versions
+	} else {
+		for name, v := range versions {
+			known[name] = v
+		}
+		for _, name := range del {
+			delete(known, name)
+		}
+	}
+	return len(update) + len(del), nil
 }
 
 // currentVersion is the version the proxies should have ("" if none).

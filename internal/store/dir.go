@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +41,14 @@ type Dir struct {
 	// failTempWrite, when set (by tests), runs after a temp file is written and
 	// before it replaces the real one; an error aborts the write there.
 	failTempWrite func(tmpPath string) error
+	// now is time.Now unless a test moves the clock (see racyWindow);
+	// filesRead counts objects read from their files, for tests.
+	now       func() time.Time
+	filesRead atomic.Int64
+	// rescanEvery replaces watchRescanInterval when set (tests);
+	// objectsScanned counts objects looked at by scans, for tests.
+	rescanEvery    time.Duration
+	objectsScanned atomic.Int64
 }
 
 var _ Store = (*Dir)(nil)
@@ -53,7 +63,7 @@ func OpenDir(dir string, opts Options) (*Dir, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("creating store directory: %w", err)
 	}
-	d := &Dir{root: root, lockPath: filepath.Join(root, lockFile), opts: opts.withDefaults()}
+	d := &Dir{root: root, lockPath: filepath.Join(root, lockFile), opts: opts.withDefaults(), now: time.Now}
 	d.cache.entries = map[string]parseCacheEntry{}
 	d.warnings.seen = map[warningKey]struct{}{}
 	d.hub = newDirHub(d)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,8 +60,8 @@ func (e *FileError) Unwrap() error { return e.Err }
 type storedObject struct {
 	key    objectKey
 	obj    manifest.Object // status, defaults and resourceVersion filled in
-	spec   []byte          // the spec file's bytes
-	status []byte          // the status file's bytes; nil when there is none
+	spec   []byte          // the spec file's bytes (nil from scanObject)
+	status []byte          // the status file's bytes; nil when there is none (or from scanObject)
 }
 
 // relPath is the object's path relative to the store root, with slashes.
@@ -199,20 +200,32 @@ func readFileAt(path string) ([]byte, fs.FileInfo, error) {
 
 // readObject reads the object stored at key's path. It returns (nil, nil) when
 // there is no file, and a *FileError (already reported through Warn) when the
-// file cannot be used. The caller holds the lock.
+// file cannot be used. The object is the caller's. The caller holds the lock.
 func (d *Dir) readObject(key objectKey) (*storedObject, error) {
+	s, err := d.readObjectShared(key)
+	if s != nil {
+		s.obj = copyObject(s.obj)
+	}
+	return s, err
+}
+
+// readObjectShared is readObject returning the parse cache's object, which
+// the caller must not modify.
+func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 	path := d.specPath(key)
 	spec, info, err := readFileAt(path)
 	if err != nil || info == nil {
 		return nil, err
 	}
+	d.filesRead.Add(1)
 	statusPath := d.statusPath(key)
 	status, statusInfo, err := readFileAt(statusPath)
 	if err != nil {
 		return nil, err
 	}
+	stamps := [2]fileStamp{stampOf(info), stampOf(statusInfo)}
 	rv := resourceVersionOf(spec, status)
-	if obj, err, ok := d.cache.get(path, rv, info.ModTime()); ok {
+	if obj, err, ok := d.cache.get(path, rv, info.ModTime(), stamps); ok {
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +234,7 @@ func (d *Dir) readObject(key objectKey) (*storedObject, error) {
 	obj, err := d.decodeObjectFile(key, path, spec, info)
 	if err != nil {
 		d.warnOnce(path, info, err)
-		d.cache.put(path, rv, info.ModTime(), nil, err)
+		d.cache.put(path, rv, info.ModTime(), stamps, nil, err)
 		return nil, err
 	}
 	if status != nil {
@@ -231,9 +244,72 @@ func (d *Dir) readObject(key objectKey) (*storedObject, error) {
 		}
 	}
 	obj.SetResourceVersion(rv)
-	d.cache.put(path, rv, info.ModTime(), obj, nil)
-	return &storedObject{key: key, obj: copyObject(obj), spec: spec, status: status}, nil
+	d.cache.put(path, rv, info.ModTime(), stamps, obj, nil)
+	return &storedObject{key: key, obj: obj, spec: spec, status: status}, nil
 }
+
+// scanObject is readObjectShared for scans of many objects: when neither the
+// spec file nor the status file changed since the parse cache read them (by
+// their stamps), it reads neither. The object is the cache's, which the
+// caller must not modify; spec and status are not returned. The caller holds
+// the lock.
+func (d *Dir) scanObject(key objectKey) (*storedObject, error) {
+	d.objectsScanned.Add(1)
+	path := d.specPath(key)
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	statusInfo, err := os.Stat(d.statusPath(key))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", d.statusPath(key), err)
+	}
+	if obj, err, ok := d.cache.unchanged(path, [2]fileStamp{stampOf(info), stampOf(statusInfo)}, d.now()); ok {
+		if err != nil {
+			return nil, err
+		}
+		return &storedObject{key: key, obj: obj}, nil
+	}
+	s, err := d.readObjectShared(key)
+	if s != nil {
+		s.spec, s.status = nil, nil // the snapshot keeps objects, not bytes
+	}
+	return s, err
+}
+
+// fileStamp identifies a version of a file without reading it, as git's
+// index does: a write changes the size or the change time (ctime, which
+// tools cannot set back), a replacement the inode. The zero stamp is a
+// missing file.
+type fileStamp struct {
+	dev, ino         uint64
+	size             int64
+	mtimeNs, ctimeNs int64
+}
+
+func stampOf(info fs.FileInfo) fileStamp {
+	if info == nil {
+		return fileStamp{}
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		// No change time to trust: a stamp that never matches.
+		return fileStamp{size: -1}
+	}
+	return fileStamp{
+		dev: uint64(st.Dev), ino: st.Ino, size: st.Size, //nolint:unconvert // Dev's type differs between architectures
+		mtimeNs: st.Mtim.Nano(), ctimeNs: st.Ctim.Nano(),
+	}
+}
+
+// racyWindow: a stamp younger than this does not vouch for the content.
+// File times come from a coarse clock (a few milliseconds), so a file
+// rewritten twice within one tick, at the same size, keeps its stamp;
+// git's index has the same "racy" problem and solution.
+const racyWindow = time.Second
 
 // decodeObjectFile parses a spec file, checks that it holds exactly the object
 // its path names, and fills in what a hand-written file may lack.

@@ -192,6 +192,110 @@ func TestDirHandEditIsSeen(t *testing.T) {
 	w.Expect(t, store.Added, "team/api")
 }
 
+// TestDirScanReadsOnlyChangedFiles: a scan reads no file whose stamp (size,
+// change time, inode) is the one it was read with, unless the stamp is too
+// recent to vouch for the content; it reads any file that changed.
+func TestDirScanReadsOnlyChangedFiles(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	storetest.MustCreate(t, d, storetest.Service("default", "web", map[string]string{"app": "web"}))
+	storetest.MustCreate(t, d, storetest.Service("default", "api", map[string]string{"app": "api"}))
+	path := filepath.Join(root, "default/services/web.yaml")
+	list := func() map[string]string {
+		t.Helper()
+		objs, err := d.List(t.Context(), manifest.Service, store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, o := range objs {
+			out[o.GetName()] = o.GetLabels()["app"]
+		}
+		return out
+	}
+	list()
+
+	// A file rewritten in place at the same size within one tick of the
+	// file clock keeps its stamp: while the stamp is recent, it is read.
+	editFile(t, path, "app: web", "app: we1", true)
+	if got := list()["web"]; got != "we1" {
+		t.Fatalf("after an in-place edit right after the last read: app=%q, want we1", got)
+	}
+
+	// An hour later, nothing changed: nothing is read.
+	later := time.Now().Add(time.Hour)
+	store.SetClock(d, func() time.Time { return later })
+	list()
+	before := store.FilesRead(d)
+	if got := list(); got["web"] != "we1" || got["api"] != "api" {
+		t.Fatalf("listed %v", got)
+	}
+	if n := store.FilesRead(d) - before; n != 0 {
+		t.Errorf("a scan of unchanged files read %d of them, want 0", n)
+	}
+
+	// An in-place edit at the same size changes the change time (once the
+	// file clock has ticked): it is read.
+	time.Sleep(50 * time.Millisecond)
+	editFile(t, path, "app: we1", "app: we2", true)
+	before = store.FilesRead(d)
+	if got := list()["web"]; got != "we2" {
+		t.Fatalf("after an in-place edit: app=%q, want we2", got)
+	}
+	if n := store.FilesRead(d) - before; n != 1 {
+		t.Errorf("a scan after one edit read %d files, want 1", n)
+	}
+}
+
+// TestDirWatchRescansOnlyChangedDirectories: a change to one file makes the
+// watch look at the objects of its directory, not at the whole tree, for a
+// write of this process, a hand edit and a status file alike.
+func TestDirWatchRescansOnlyChangedDirectories(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	store.SetRescanInterval(d, time.Hour)
+	initial := []string{"default/api", "default/web"}
+	for i := range 20 {
+		storetest.MustCreate(t, d, storetest.Service("other", fmt.Sprintf("svc%d", i), nil))
+		initial = append(initial, fmt.Sprintf("other/svc%d", i))
+	}
+	storetest.MustCreate(t, d, storetest.Service("default", "web", map[string]string{"app": "web"}))
+	storetest.MustCreate(t, d, storetest.Service("default", "api", map[string]string{"app": "api"}))
+	w := storetest.StartWatch(t, d, manifest.Service, store.ListOptions{})
+	w.ExpectInitial(t, initial...)
+
+	check := func(what string, change func()) {
+		t.Helper()
+		before := store.ObjectsScanned(d)
+		change()
+		w.Expect(t, store.Modified, "default/web")
+		// At most two rescans of default/services (the events of one write
+		// may straddle the debounce): 2 objects each.
+		if n := store.ObjectsScanned(d) - before; n > 4 {
+			t.Errorf("%s: the watch looked at %d objects, want at most 4 (default/services only)", what, n)
+		}
+	}
+	web := storetest.MustGet(t, d, manifest.Service, "default", "web")
+	check("a write", func() {
+		web.SetLabels(map[string]string{"app": "web2"})
+		if _, err := d.Update(t.Context(), web); err != nil {
+			t.Fatal(err)
+		}
+	})
+	check("a hand edit", func() {
+		editFile(t, filepath.Join(root, "default/services/web.yaml"), "app: web2", "app: web3", false)
+	})
+	// The first status file makes its directory, which only a full scan
+	// starts watching; the next one is a file event like the others.
+	status := func(ip string) {
+		writeByHand(t, filepath.Join(root, ".status/default/services/web.yaml"),
+			"uid: "+string(web.GetUID())+"\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: "+ip+"\n")
+	}
+	status("10.0.0.9")
+	w.Expect(t, store.Modified, "default/web")
+	check("a status file", func() { status("10.0.0.10") })
+}
+
 func TestDirHandWrittenFileGetsStableDefaults(t *testing.T) {
 	root := t.TempDir()
 	d := openDir(t, root, nil)

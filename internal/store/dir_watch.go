@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,11 +17,21 @@ import (
 
 const (
 	// watchDebounce gathers the events of one save (an editor's write, rename
-	// and chmod; a store write's temp file and rename) into one rescan.
+	// and chmod; a store write's temp file and rename) into one rescan. A
+	// file written in place may be read half-written before its writer is
+	// done: that is what the wait is for. Files replaced whole (a rename
+	// over them: the store's writes, meshctl's, most editors') or removed
+	// are complete at once, and a rescan of their directories is cheap, so
+	// events on those alone wait only quickDebounce.
 	watchDebounce = 30 * time.Millisecond
+	quickDebounce = 2 * time.Millisecond
 	// watchRescanInterval bounds how late a change is seen when fsnotify misses
-	// it (queue overflow, a filesystem without inotify, a bind mount).
+	// it (queue overflow, a filesystem without inotify, a bind mount): the
+	// whole tree is scanned that often, or, for a tree so big that a scan
+	// takes longer than a tenth of that, every rescanCostFactor scans'
+	// time, so that these scans take at most a tenth of a CPU.
 	watchRescanInterval = 2 * time.Second
+	rescanCostFactor    = 10
 )
 
 // dirHub serves all watches of one Dir from one fsnotify watcher and one
@@ -32,7 +45,17 @@ type dirHub struct {
 	mu       sync.Mutex
 	subs     map[*dirSubscriber]struct{}
 	snapshot map[objectKey]*storedObject
-	loop     *dirWatchLoop // nil while no watch is open
+	// byDir lists the snapshot's keys by the directory their spec files
+	// are in, for rescans of some directories.
+	byDir map[dirKey][]objectKey
+	loop  *dirWatchLoop // nil while no watch is open
+}
+
+// dirKey names a directory of spec files: one kind in one namespace (""
+// for cluster-scoped kinds).
+type dirKey struct {
+	kind      *manifest.Kind
+	namespace string
 }
 
 type dirSubscriber struct {
@@ -160,35 +183,98 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 		defer func() { _ = loop.fsw.Close() }()
 		fsEvents, fsErrors = loop.fsw.Events, loop.fsw.Errors
 	}
-	ticker := time.NewTicker(watchRescanInterval)
+	every := watchRescanInterval
+	if h.d.rescanEvery > 0 {
+		every = h.d.rescanEvery
+	}
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
+	fullScan := func() {
+		began := time.Now()
+		h.rescan(loop)
+		ticker.Reset(max(every, rescanCostFactor*time.Since(began)))
+	}
 	debounce := time.NewTimer(watchDebounce)
 	debounce.Stop()
 	defer debounce.Stop()
+	// What the events since the last rescan call for: the directories of
+	// spec files whose files (or status files) changed, or everything.
+	dirty := map[dirKey]bool{}
+	full := false
+	wait := quickDebounce // watchDebounce once a file is written in place
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-fsEvents:
+		case ev, ok := <-fsEvents:
 			if !ok {
 				fsEvents = nil
 				continue
 			}
-			debounce.Reset(watchDebounce)
+			if k, ok := h.d.dirOfFile(ev.Name); ok {
+				dirty[k] = true
+			} else {
+				full = true // a directory came or went, or a file out of place
+			}
+			// Temp files (dot-files, which scans skip) are written in
+			// place before they are renamed over the real file.
+			if ev.Has(fsnotify.Write) && !strings.HasPrefix(filepath.Base(ev.Name), ".") {
+				wait = watchDebounce
+			}
+			debounce.Reset(wait)
 		case _, ok := <-fsErrors:
 			if !ok {
 				fsErrors = nil
 				continue
 			}
-			debounce.Reset(watchDebounce) // e.g. queue overflow: events were lost
+			full = true // e.g. queue overflow: events were lost
+			wait = watchDebounce
+			debounce.Reset(wait)
 		case <-h.wake:
-			debounce.Reset(watchDebounce)
+			// A write of this process: fsnotify reports which files (and
+			// whether a directory came); without it, look everywhere.
+			full = full || loop.fsw == nil
+			debounce.Reset(wait)
 		case <-debounce.C:
-			h.rescan(loop)
+			if full {
+				fullScan()
+			} else if len(dirty) > 0 {
+				h.rescanDirs(loop, dirty)
+			}
+			dirty, full, wait = map[dirKey]bool{}, false, quickDebounce
 		case <-ticker.C:
-			h.rescan(loop)
+			fullScan()
 		}
 	}
+}
+
+// dirOfFile returns the directory of spec files a file event at path
+// concerns: <kind>/<namespace> for a file in a spec or status directory.
+// false for anything else — a directory, a file out of place — which only
+// a full scan handles (watching new directories, reporting misplaced
+// files).
+func (d *Dir) dirOfFile(path string) (dirKey, bool) {
+	rel, err := filepath.Rel(d.root, path)
+	if err != nil {
+		return dirKey{}, false
+	}
+	rel = filepath.ToSlash(rel)
+	if r, ok := strings.CutPrefix(rel, statusDir+"/"); ok {
+		rel = r
+	}
+	parts := strings.Split(rel, "/")
+	if len(parts) != 3 {
+		return dirKey{}, false
+	}
+	// As keyForPath reads the path, for any file name.
+	key, ok := keyForPath(parts[0] + "/" + parts[1] + "/x" + objectFileExt)
+	if !ok {
+		return dirKey{}, false
+	}
+	if info, err := os.Lstat(path); err == nil && info.IsDir() {
+		return dirKey{}, false
+	}
+	return dirKey{key.kind, key.namespace}, true
 }
 
 func (h *dirHub) rescan(loop *dirWatchLoop) {
@@ -238,7 +324,54 @@ func (h *dirHub) rescanLocked() error {
 		h.dispatchLocked(h.snapshot, next)
 	}
 	h.snapshot = next
+	h.byDir = map[dirKey][]objectKey{}
+	for k := range next {
+		dk := dirKey{k.kind, k.namespace}
+		h.byDir[dk] = append(h.byDir[dk], k)
+	}
 	return nil
+}
+
+// rescanDirs reads the spec files of the directories given (with their
+// status files) and delivers what changed there, as rescan does for the
+// whole tree.
+func (h *dirHub) rescanDirs(loop *dirWatchLoop, dirs map[dirKey]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.loop != loop || h.snapshot == nil {
+		return // stopped meanwhile
+	}
+	prev, next := map[objectKey]*storedObject{}, map[objectKey]*storedObject{}
+	err := h.d.read(func() error {
+		for dk := range dirs {
+			for _, k := range h.byDir[dk] {
+				prev[k] = h.snapshot[k]
+			}
+			if err := h.d.scanDir(dk, next); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if msg := err.Error(); msg != loop.lastErr {
+			loop.lastErr = msg
+			h.d.opts.Warn(err)
+		}
+		return
+	}
+	h.dispatchLocked(prev, next)
+	for k := range prev {
+		delete(h.snapshot, k)
+	}
+	for dk := range dirs {
+		delete(h.byDir, dk)
+	}
+	for k, s := range next {
+		h.snapshot[k] = s
+		dk := dirKey{k.kind, k.namespace}
+		h.byDir[dk] = append(h.byDir[dk], k)
+	}
 }
 
 // dispatchLocked sends each watch the events between two snapshots, in key

@@ -1,5 +1,20 @@
 package store
 
+import "time"
+
 // SetFailTempWrite makes d's file writes fail after the temp file is written
 // and before it replaces the real file, as a full disk or a crash would.
 func SetFailTempWrite(d *Dir, fail func(tmpPath string) error) { d.failTempWrite = fail }
+
+// SetClock makes d read the time from now, so that tests can age file stamps.
+func SetClock(d *Dir, now func() time.Time) { d.now = now }
+
+// FilesRead counts the objects d has read from their files.
+func FilesRead(d *Dir) int64 { return d.filesRead.Load() }
+
+// SetRescanInterval replaces the periodic full rescan's interval of d's
+// watches opened from now on.
+func SetRescanInterval(d *Dir, every time.Duration) { d.rescanEvery = every }
+
+// ObjectsScanned counts the objects d's scans have looked at.
+func ObjectsScanned(d *Dir) int64 { return d.objectsScanned.Load() }

@@ -38,10 +38,12 @@ type backendTarget struct {
 // resolve finds the backend a backendRef of a route in namespace routeNs
 // names, as Istio does: a Service (the default kind); Istio's ServiceEntry
 // (an entry of the route's namespace with exactly one host) or Hostname (a
-// Service's name.namespace.svc.<domain>, else a ServiceEntry host, the
-// route's namespace first). A port is required; other namespaces need a
-// ReferenceGrant, which meshway does not read. The failure carries the
-// route status reason and a message (Istio's wording where Istio has one).
+// Service's name.namespace.svc.<domain>, else the host of a ServiceEntry).
+// A port is required. Every backend is in the route's namespace: others
+// need a ReferenceGrant, which meshway does not read, and so a route's
+// configuration depends on its own namespace only (see Translation.Update).
+// The failure carries the route status reason and a message (Istio's
+// wording where Istio has one).
 func (x backendIndex) resolve(routeNs string, ref gwv1.BackendObjectReference) (backendTarget, *reasonMessage) {
 	group, kind := "", "Service"
 	if ref.Group != nil {
@@ -72,8 +74,12 @@ func (x backendIndex) resolve(routeNs string, ref gwv1.BackendObjectReference) (
 	case "Service":
 		return x.servicePort(x.services[Ref{ns, name}], name+"."+ns+".svc."+x.clusterDomain, port)
 	case "Hostname":
-		if s, ok := x.serviceByHost(name); ok {
-			return x.servicePort(s, name, port)
+		if svcName, svcNs, ok := splitServiceHost(name, x.clusterDomain); ok {
+			if svcNs != routeNs {
+				return backendTarget{}, &reasonMessage{string(gwv1.RouteReasonRefNotPermitted), fmt.Sprintf(
+					"backendRef host %s is a Service in another namespace than the route: that needs a ReferenceGrant, which meshway does not read yet", name)}
+			}
+			return x.servicePort(x.services[Ref{svcNs, svcName}], name, port)
 		}
 		return x.entryPort(x.serviceEntryByHost(name, ns), name, port)
 	}
@@ -111,36 +117,29 @@ func (x backendIndex) entryPort(se *networkingv1.ServiceEntry, host string, port
 	return backendTarget{}, &reasonMessage{string(gwv1.RouteReasonBackendNotFound), fmt.Sprintf("backend(%s) has no port %d", host, port)}
 }
 
-// serviceByHost finds the Service of a name.namespace.svc.<domain> host.
-func (x backendIndex) serviceByHost(host string) (*corev1.Service, bool) {
-	rest, ok := strings.CutSuffix(host, ".svc."+x.clusterDomain)
+// splitServiceHost splits a Service's name.namespace.svc.<domain> host.
+func splitServiceHost(host, clusterDomain string) (name, ns string, ok bool) {
+	rest, ok := strings.CutSuffix(host, ".svc."+clusterDomain)
 	if !ok {
-		return nil, false
+		return "", "", false
 	}
-	name, ns, ok := strings.Cut(rest, ".")
+	name, ns, ok = strings.Cut(rest, ".")
 	if !ok || strings.Contains(ns, ".") {
-		return nil, false
+		return "", "", false
 	}
-	s, ok := x.services[Ref{ns, name}]
-	return s, ok
+	return name, ns, true
 }
 
-// serviceEntryByHost is the entry with the host: from namespace ns first,
-// then any other, in namespace/name order; nil if none.
+// serviceEntryByHost is the first entry of namespace ns (by name) with the
+// host; nil if none. Entries of other namespaces are not looked at, so that
+// what a route or VirtualService resolves to depends on its own namespace.
 func (x backendIndex) serviceEntryByHost(host, ns string) *networkingv1.ServiceEntry {
-	var other *networkingv1.ServiceEntry
 	for _, se := range x.sortedSEs {
-		if !slices.Contains(se.Spec.GetHosts(), host) {
-			continue
-		}
-		if se.Namespace == ns {
+		if se.Namespace == ns && slices.Contains(se.Spec.GetHosts(), host) {
 			return se
 		}
-		if other == nil {
-			other = se
-		}
 	}
-	return other
+	return nil
 }
 
 func hasPort(s *corev1.Service, port int32) bool {

@@ -151,13 +151,14 @@ func workloadName(p *corev1.Pod) string {
 // namespace, then any other; an exact host before a wildcard; older first.
 // Istio merges several; meshway takes the first and ignores exportTo.
 func (t *translator) destinationRule(host, svcNs string) *networkingv1.DestinationRule {
+	q := drQuery{host, svcNs}
+	if dr, ok := t.idx.drMemo[q]; ok {
+		return dr
+	}
 	var best *networkingv1.DestinationRule
 	bestRank := [3]int{}
-	for _, dr := range t.in.DestinationRules {
-		if dr == nil || dr.Spec.GetWorkloadSelector() != nil {
-			continue
-		}
-		h := t.fqdn(dr.Spec.GetHost(), dr.Namespace)
+	for _, i := range t.idx.destinationRuleCandidates(host) {
+		dr, h := t.idx.drs[i].dr, t.idx.drs[i].host
 		exact := h == host
 		if !exact && !wildcardMatch(h, host) {
 			continue
@@ -177,6 +178,7 @@ func (t *translator) destinationRule(host, svcNs string) *networkingv1.Destinati
 			best, bestRank = dr, rank
 		}
 	}
+	t.idx.drMemo[q] = best
 	return best
 }
 

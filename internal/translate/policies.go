@@ -66,9 +66,10 @@ func (b *wpBuild) attachment(ns string, targets []target) (waypoint bool, servic
 
 // policies attaches AuthorizationPolicies by targetRefs.
 func (b *wpBuild) policies() {
-	aps := slices.Clone(b.t.in.AuthorizationPolicies)
-	aps = slices.DeleteFunc(aps, func(p *securityv1.AuthorizationPolicy) bool { return p == nil })
-	slices.SortFunc(aps, func(x, y *securityv1.AuthorizationPolicy) int { return byRef(x.ObjectMeta, y.ObjectMeta) })
+	var aps []*securityv1.AuthorizationPolicy
+	for _, ns := range b.policyNamespaces() {
+		aps = append(aps, b.t.idx.authorizationPolicies[ns]...)
+	}
 	for _, ap := range aps {
 		onWaypoint, svcs := b.attachment(ap.Namespace, istioTargets(ap.Spec.GetTargetRef(), ap.Spec.GetTargetRefs()))
 		if !onWaypoint && len(svcs) == 0 {
@@ -184,9 +185,10 @@ func convertRule(r *securityv1beta1.Rule) (model.Rule, []string) {
 
 // rateLimits attaches LocalRateLimitPolicies by targetRefs.
 func (b *wpBuild) rateLimits() {
-	ps := slices.Clone(b.t.in.LocalRateLimitPolicies)
-	ps = slices.DeleteFunc(ps, func(p *ratelimitv1alpha1.LocalRateLimitPolicy) bool { return p == nil })
-	slices.SortFunc(ps, func(x, y *ratelimitv1alpha1.LocalRateLimitPolicy) int { return byRef(x.ObjectMeta, y.ObjectMeta) })
+	var ps []*ratelimitv1alpha1.LocalRateLimitPolicy
+	for _, ns := range b.policyNamespaces() {
+		ps = append(ps, b.t.idx.rateLimits[ns]...)
+	}
 	for _, p := range ps {
 		onWaypoint, svcs := b.attachment(p.Namespace, gwTargets(p.Spec.TargetRefs))
 		if !onWaypoint && len(svcs) == 0 {
@@ -313,8 +315,9 @@ func (t *translator) warnPolicyTargets() {
 // targeting the waypoint's Gateway.
 func (t *translator) telemetry(w Waypoint) model.Telemetry {
 	var levels [4]*telemetryv1.Telemetry
-	for _, tel := range t.in.Telemetries {
-		if tel == nil || tel.Spec.GetSelector() != nil {
+	for _, i := range t.idx.telemetryCandidates(t.rootNs, w) {
+		tel := t.in.Telemetries[i]
+		if tel.Spec.GetSelector() != nil {
 			continue
 		}
 		targets := istioTargets(tel.Spec.GetTargetRef(), tel.Spec.GetTargetRefs())

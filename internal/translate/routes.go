@@ -108,6 +108,9 @@ func (b *wpBuild) attaches(kind string, obj routeMeta, parents []gwv1.ParentRefe
 			applies = true
 		}
 	}
+	if applies {
+		b.deps[obj.ns] = true // its backends are Services of that namespace
+	}
 	if applies && !p.Protocol.IsHTTP() {
 		b.t.warnf(kind, obj.ns, obj.name, "port %d of %s is %s, not HTTP: the route is dropped there (%s)", p.Port, tg, p.Protocol, tg.protocolHint())
 		return false
@@ -126,10 +129,8 @@ func (m routeMeta) warnf(t *translator, format string, args ...any) {
 
 func (b *wpBuild) httpRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	var out []model.HTTPRoute
-	for _, r := range b.t.in.HTTPRoutes {
-		if r == nil {
-			continue
-		}
+	for _, i := range routeCandidates(b.t.idx.httpRoutes, tg, b.w) {
+		r := b.t.in.HTTPRoutes[i]
 		m := routeMeta{"HTTPRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
 		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, tg, p) {
 			continue
@@ -378,10 +379,8 @@ func (b *wpBuild) checkRoute(m routeMeta, r model.HTTPRoute) bool {
 
 func (b *wpBuild) grpcRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	var out []model.HTTPRoute
-	for _, r := range b.t.in.GRPCRoutes {
-		if r == nil {
-			continue
-		}
+	for _, i := range routeCandidates(b.t.idx.grpcRoutes, tg, b.w) {
+		r := b.t.in.GRPCRoutes[i]
 		m := routeMeta{"GRPCRoute", r.Namespace, r.Name, r.CreationTimestamp.UTC()}
 		if !b.attaches(m.kind, m, r.Spec.ParentRefs, r.Spec.Hostnames, tg, p) {
 			continue

@@ -29,6 +29,7 @@ func (t *translator) indexServiceEntries() {
 	for _, se := range t.serviceEntries {
 		if d := t.binder.ForServiceEntry(se); d.Waypoint != nil {
 			t.seBound[Ref{se.Namespace, se.Name}] = *d.Waypoint
+			t.seBoundTo[*d.Waypoint] = append(t.seBoundTo[*d.Waypoint], se)
 		}
 	}
 }
@@ -56,11 +57,9 @@ func (b *wpBuild) serviceEntries() {
 			}
 		}
 	}
-	for _, se := range b.t.serviceEntries {
+	for _, se := range b.t.seBoundTo[b.w.Ref] {
 		ref := Ref{se.Namespace, se.Name}
-		if wp, ok := b.t.seBound[ref]; !ok || wp != b.w.Ref {
-			continue
-		}
+		b.deps[se.Namespace] = true // its endpoints are pods and WorkloadEntries there
 		addrs := b.t.seAddresses(se)
 		first := true
 		for _, host := range se.Spec.GetHosts() {
@@ -223,8 +222,8 @@ func (t *translator) seEndpoints(se *networkingv1.ServiceEntry, sp *networkingv1
 				})
 			}
 		}
-		for _, we := range t.in.WorkloadEntries {
-			if we == nil || we.Namespace != se.Namespace || !sel.Matches(labels.Set(we.Spec.GetLabels())) {
+		for _, we := range t.idx.workloadEntries[se.Namespace] {
+			if !sel.Matches(labels.Set(we.Spec.GetLabels())) {
 				continue
 			}
 			add("WorkloadEntry", we.Name, we.Spec.GetAddress(), portOf(we.Spec.GetPorts()), we.Spec.GetServiceAccount(), we.Spec.GetLabels(), we.Spec.GetWeight())

@@ -20,10 +20,8 @@ import (
 func (b *wpBuild) virtualServices(tg routeTarget, p *model.ServicePort) []model.HTTPRoute {
 	host := tg.host
 	var out []model.HTTPRoute
-	for _, vs := range b.t.in.VirtualServices {
-		if vs == nil || vs.Namespace != tg.ns && vs.Namespace != b.w.Ref.Namespace {
-			continue
-		}
+	for _, i := range b.t.idx.virtualServiceCandidates(tg.ns, b.w.Ref.Namespace) {
+		vs := b.t.in.VirtualServices[i]
 		if gws := vs.Spec.GetGateways(); len(gws) > 0 && !slices.Contains(gws, "mesh") {
 			continue
 		}
@@ -338,7 +336,11 @@ func (b *wpBuild) vsMirror(m routeMeta, vs *networkingv1.VirtualService, at stri
 // port as the request's if the service has it, else its only port).
 func (b *wpBuild) vsDestination(m routeMeta, vs *networkingv1.VirtualService, at string, d *networkingv1alpha3.Destination, port uint16) string {
 	host := b.t.fqdn(d.GetHost(), vs.Namespace)
-	s, ok := b.t.serviceByHost(host)
+	s, ns, ok := b.t.serviceByHost(host)
+	if ns != "" {
+		// Even when missing: creating it there changes this destination.
+		b.deps[ns] = true
+	}
 	if !ok {
 		if se := b.t.backendIndex().serviceEntryByHost(d.GetHost(), vs.Namespace); se != nil {
 			return b.vsEntryDestination(m, se, at, d, port)

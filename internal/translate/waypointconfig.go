@@ -128,17 +128,14 @@ const BlackHoleCluster = "BlackHoleCluster"
 //     entries with resolution DNS (or endpoints written as hostnames) have
 //     no endpoints it can reach, and get a warning.
 func WaypointConfigs(in ConfigInputs) ([]*model.Waypoint, []Warning) {
-	t := newTranslator(in)
-	var out []*model.Waypoint
-	for _, w := range t.binder.Waypoints() {
-		out = append(out, t.waypoint(w))
-	}
-	t.warnUnattached()
-	t.warnPolicyTargets()
-	return out, t.sortedWarnings()
+	tr := Translate(in)
+	return tr.Waypoints(), tr.Warnings
 }
 
-// translator holds the indexed inputs of one WaypointConfigs call.
+// translator holds the indexed inputs of one WaypointConfigs call. The
+// indexes spare each waypoint scans of every input: with hundreds of
+// waypoints, per-waypoint scans of all services, routes and policies made
+// translation quadratic in the size of the mesh.
 type translator struct {
 	in            ConfigInputs
 	binder        *Binder
@@ -146,15 +143,27 @@ type translator struct {
 	trustDomain   string
 	clusterDomain string
 	services      map[Ref]*corev1.Service
-	podsByNs      map[string][]*corev1.Pod
+	// sorted are the services by namespace/name; servicesByNs the same,
+	// per namespace; boundTo the same, per waypoint they are bound to.
+	sorted       []*corev1.Service
+	servicesByNs map[string][]*corev1.Service
+	boundTo      map[Ref][]*corev1.Service
+	podsByNs     map[string][]*corev1.Pod
 	// bound maps each Service to the waypoint its traffic goes through.
 	bound map[Ref]Ref
 	// serviceEntries are the ServiceEntries sorted by namespace/name,
-	// seByRef indexes them and seBound maps each to its waypoint.
+	// seByRef indexes them, seBound maps each to its waypoint and
+	// seBoundTo lists, per waypoint, those bound to it (sorted).
 	serviceEntries []*networkingv1.ServiceEntry
 	seByRef        map[Ref]*networkingv1.ServiceEntry
 	seBound        map[Ref]Ref
-	warnings       map[Warning]bool
+	seBoundTo      map[Ref][]*networkingv1.ServiceEntry
+	// podsBoundTo lists, per waypoint, the pods whose workload traffic it
+	// takes (by namespace, name); made on first use, as only waypoints for
+	// workloads need it.
+	podsBoundTo map[Ref][]*corev1.Pod
+	idx         inputIndex
+	warnings    map[Warning]bool
 	// attached records route parents (route key, parent index) that applied
 	// to some waypoint, to warn about the others.
 	attached map[string]bool
@@ -168,10 +177,12 @@ func newTranslator(in ConfigInputs) *translator {
 		trustDomain:   cmp.Or(in.TrustDomain, DefaultTrustDomain),
 		clusterDomain: cmp.Or(in.ClusterDomain, DefaultClusterDomain),
 		services:      map[Ref]*corev1.Service{},
-		podsByNs:      map[string][]*corev1.Pod{},
+		servicesByNs:  map[string][]*corev1.Service{},
+		boundTo:       map[Ref][]*corev1.Service{},
 		bound:         map[Ref]Ref{},
 		seByRef:       map[Ref]*networkingv1.ServiceEntry{},
 		seBound:       map[Ref]Ref{},
+		seBoundTo:     map[Ref][]*networkingv1.ServiceEntry{},
 		warnings:      map[Warning]bool{},
 		attached:      map[string]bool{},
 	}
@@ -180,23 +191,27 @@ func newTranslator(in ConfigInputs) *translator {
 			t.services[Ref{s.Namespace, s.Name}] = s
 		}
 	}
-	for _, p := range in.Pods {
-		if p != nil {
-			t.podsByNs[p.Namespace] = append(t.podsByNs[p.Namespace], p)
-		}
+	// The Binder has grouped and sorted the pods already.
+	t.podsByNs = t.binder.podsByNs
+	t.sorted = make([]*corev1.Service, 0, len(t.services))
+	for _, s := range t.services {
+		t.sorted = append(t.sorted, s)
 	}
-	for _, ps := range t.podsByNs {
-		slices.SortFunc(ps, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
-	}
-	for _, s := range t.sortedServices() {
+	slices.SortFunc(t.sorted, func(a, b *corev1.Service) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	for _, s := range t.sorted {
+		t.servicesByNs[s.Namespace] = append(t.servicesByNs[s.Namespace], s)
 		if s.Spec.Type == corev1.ServiceTypeExternalName {
 			continue
 		}
 		if d := t.binder.ForService(s); d.Waypoint != nil {
 			t.bound[Ref{s.Namespace, s.Name}] = *d.Waypoint
+			t.boundTo[*d.Waypoint] = append(t.boundTo[*d.Waypoint], s)
 		}
 	}
 	t.indexServiceEntries()
+	t.idx = newInputIndex(t)
 	return t
 }
 
@@ -215,17 +230,6 @@ func (t *translator) sortedWarnings() []Warning {
 	}
 	slices.SortFunc(out, func(a, b Warning) int {
 		return cmp.Or(strings.Compare(a.Object, b.Object), strings.Compare(a.Message, b.Message))
-	})
-	return out
-}
-
-func (t *translator) sortedServices() []*corev1.Service {
-	out := make([]*corev1.Service, 0, len(t.services))
-	for _, s := range t.services {
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b *corev1.Service) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	return out
 }
@@ -249,9 +253,19 @@ func (t *translator) backendIndex() backendIndex {
 	return backendIndex{services: t.services, seByRef: t.seByRef, sortedSEs: t.serviceEntries, clusterDomain: t.clusterDomain}
 }
 
-// serviceByHost finds the Service of a name.namespace.svc.<domain> host.
-func (t *translator) serviceByHost(host string) (*corev1.Service, bool) {
-	return t.backendIndex().serviceByHost(host)
+// serviceByHost finds the Service a fully qualified hostname names. ns is
+// the namespace looked in, "" when the host names no Service.
+func (t *translator) serviceByHost(host string) (s *corev1.Service, ns string, ok bool) {
+	rest, ok := strings.CutSuffix(host, ".svc."+t.clusterDomain)
+	if !ok {
+		return nil, "", false
+	}
+	name, ns, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(ns, ".") {
+		return nil, "", false
+	}
+	s, ok = t.services[Ref{ns, name}]
+	return s, ns, ok
 }
 
 // clusterName is Istio's name for the cluster of a service port (subset "").
@@ -271,9 +285,14 @@ type wpBuild struct {
 	seServices map[Ref][]int
 	// targets[i] is what out.Services[i] was built from.
 	targets []routeTarget
+	// deps are the namespaces whose objects the configuration was built
+	// from or looked up (see Translation.Update).
+	deps map[string]bool
 }
 
-func (t *translator) waypoint(w Waypoint) *model.Waypoint {
+// waypoint builds w's configuration; deps are the namespaces it was built
+// from, sorted.
+func (t *translator) waypoint(w Waypoint) (_ *model.Waypoint, deps []string) {
 	b := &wpBuild{
 		t:          t,
 		w:          w,
@@ -281,12 +300,10 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 		clusters:   map[string]*model.Cluster{},
 		services:   map[Ref]int{},
 		seServices: map[Ref][]int{},
+		deps:       map[string]bool{w.Ref.Namespace: true},
 	}
-	for _, s := range t.sortedServices() {
+	for _, s := range t.boundTo[w.Ref] {
 		ref := Ref{s.Namespace, s.Name}
-		if wp, ok := t.bound[ref]; !ok || wp != w.Ref {
-			continue
-		}
 		if svc, ok := b.service(s); ok {
 			b.services[ref] = len(b.out.Services)
 			b.out.Services = append(b.out.Services, svc)
@@ -304,7 +321,11 @@ func (t *translator) waypoint(w Waypoint) *model.Waypoint {
 		b.out.Clusters = append(b.out.Clusters, *c)
 	}
 	slices.SortFunc(b.out.Clusters, func(x, y model.Cluster) int { return strings.Compare(x.Name, y.Name) })
-	return b.out
+	for ns := range b.deps {
+		deps = append(deps, ns)
+	}
+	slices.Sort(deps)
+	return b.out, deps
 }
 
 // IstioDefaultRetry is the retry policy Istio gives a route that names none
@@ -335,6 +356,7 @@ func (b *wpBuild) defaultRetries() {
 // service builds a captured service with its ports and their clusters;
 // false when it has no port the waypoint can capture.
 func (b *wpBuild) service(s *corev1.Service) (model.Service, bool) {
+	b.deps[s.Namespace] = true
 	host := b.t.hostname(s.Namespace, s.Name)
 	svc := model.Service{Name: s.Name, Namespace: s.Namespace, Hostname: host, Addresses: serviceAddresses(s)}
 	for _, p := range s.Spec.Ports {
@@ -401,6 +423,7 @@ func protocolOf(s string) model.Protocol {
 // cluster returns the name of the cluster of (s, port, subset), creating it
 // with its endpoints and DestinationRule traffic policy on first use.
 func (b *wpBuild) cluster(s *corev1.Service, port int32, subset string) string {
+	b.deps[s.Namespace] = true // its endpoints are pods of that namespace
 	host := b.t.hostname(s.Namespace, s.Name)
 	name := clusterName(port, subset, host)
 	if _, ok := b.clusters[name]; ok {
@@ -458,37 +481,52 @@ func (b *wpBuild) workloads() {
 	if !b.w.servesWorkload() {
 		return
 	}
-	var nss []string
-	for ns := range b.t.podsByNs {
-		nss = append(nss, ns)
-	}
-	slices.Sort(nss)
-	for _, ns := range nss {
-		for _, p := range b.t.podsByNs[ns] {
-			d := b.t.binder.ForPod(p)
-			if d.Waypoint == nil || *d.Waypoint != b.w.Ref || !hasIP(p) || terminated(p) {
-				continue
+	for _, p := range b.t.workloadPods(b.w.Ref) {
+		b.deps[p.Namespace] = true
+		if !hasIP(p) || terminated(p) {
+			continue
+		}
+		wl := model.Workload{Name: p.Name, Namespace: p.Namespace, Addresses: podIPs(p), Identity: b.t.identity(p)}
+		protocols := b.t.workloadProtocols(p)
+		seen := map[int32]bool{}
+		for _, c := range p.Spec.Containers {
+			for _, cp := range c.Ports {
+				if cp.Protocol != "" && cp.Protocol != corev1.ProtocolTCP || seen[cp.ContainerPort] || cp.ContainerPort <= 0 || cp.ContainerPort > 65535 {
+					continue
+				}
+				seen[cp.ContainerPort] = true
+				proto, ok := protocols[uint16(cp.ContainerPort)]
+				if !ok {
+					proto = portProtocol(nil, cp.Name)
+				}
+				wl.Ports = append(wl.Ports, model.WorkloadPort{Port: uint16(cp.ContainerPort), Protocol: proto})
 			}
-			wl := model.Workload{Name: p.Name, Namespace: p.Namespace, Addresses: podIPs(p), Identity: b.t.identity(p)}
-			protocols := b.t.workloadProtocols(p)
-			seen := map[int32]bool{}
-			for _, c := range p.Spec.Containers {
-				for _, cp := range c.Ports {
-					if cp.Protocol != "" && cp.Protocol != corev1.ProtocolTCP || seen[cp.ContainerPort] || cp.ContainerPort <= 0 || cp.ContainerPort > 65535 {
-						continue
-					}
-					seen[cp.ContainerPort] = true
-					proto, ok := protocols[uint16(cp.ContainerPort)]
-					if !ok {
-						proto = portProtocol(nil, cp.Name)
-					}
-					wl.Ports = append(wl.Ports, model.WorkloadPort{Port: uint16(cp.ContainerPort), Protocol: proto})
+		}
+		slices.SortFunc(wl.Ports, func(x, y model.WorkloadPort) int { return cmp.Compare(x.Port, y.Port) })
+		b.out.Workloads = append(b.out.Workloads, wl)
+	}
+}
+
+// workloadPods returns the pods whose workload-addressed traffic goes
+// through waypoint ref, by namespace and name. Binding a pod does not
+// depend on the waypoint asking, so every pod is bound once, on first use.
+func (t *translator) workloadPods(ref Ref) []*corev1.Pod {
+	if t.podsBoundTo == nil {
+		t.podsBoundTo = map[Ref][]*corev1.Pod{}
+		nss := make([]string, 0, len(t.podsByNs))
+		for ns := range t.podsByNs {
+			nss = append(nss, ns)
+		}
+		slices.Sort(nss)
+		for _, ns := range nss {
+			for _, p := range t.podsByNs[ns] {
+				if d := t.binder.ForPod(p); d.Waypoint != nil {
+					t.podsBoundTo[*d.Waypoint] = append(t.podsBoundTo[*d.Waypoint], p)
 				}
 			}
-			slices.SortFunc(wl.Ports, func(x, y model.WorkloadPort) int { return cmp.Compare(x.Port, y.Port) })
-			b.out.Workloads = append(b.out.Workloads, wl)
 		}
 	}
+	return t.podsBoundTo[ref]
 }
 
 // workloadProtocols maps the pod's ports to the protocol of the Service
@@ -496,8 +534,8 @@ func (b *wpBuild) workloads() {
 // workload port's protocol from its Services.
 func (t *translator) workloadProtocols(p *corev1.Pod) map[uint16]model.Protocol {
 	out := map[uint16]model.Protocol{}
-	for _, s := range t.sortedServices() {
-		if s.Namespace != p.Namespace || len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(p.Labels)) {
+	for _, s := range t.servicesByNs[p.Namespace] {
+		if len(s.Spec.Selector) == 0 || !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(p.Labels)) {
 			continue
 		}
 		for i := range s.Spec.Ports {

@@ -26,7 +26,7 @@ type serviceIndex struct {
 // namespace and hostname.
 func (z *ztBuild) services() {
 	idx := serviceIndex{vips: map[netip.Addr]string{}, hosts: map[string]bool{}}
-	for _, s := range z.t.sortedServices() {
+	for _, s := range z.t.sorted {
 		if svc, ok := z.service(s, idx); ok {
 			z.out.Services = append(z.out.Services, svc)
 		}
