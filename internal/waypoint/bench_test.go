@@ -177,4 +177,3 @@ func startRawBackend(b *testing.B) string {
 	}()
 	return ln.Addr().String()
 }
-

@@ -99,7 +99,15 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // configured) and sets the traceparent the upstream gets.
 func trace(r *http.Request, sampler telemetry.Sampler) {
 	var sc telemetry.SpanContext
-	if parent, err := telemetry.ParseTraceparent(r.Header.Get(telemetry.TraceparentHeader)); err == nil {
+	// Parsed only when present: a parse error costs an allocation.
+	var (
+		parent telemetry.SpanContext
+		err    = telemetry.ErrInvalidTraceparent
+	)
+	if tp := r.Header.Get(telemetry.TraceparentHeader); tp != "" {
+		parent, err = telemetry.ParseTraceparent(tp)
+	}
+	if err == nil {
 		sc = telemetry.NewChild(parent) // the caller's sampling decision stands
 	} else {
 		sc = telemetry.NewRoot(false)
