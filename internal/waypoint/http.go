@@ -206,12 +206,16 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, ic *inConn, rs *r
 	}
 	x := &rs.x
 	var span *telemetry.Span
+	var hs *headerState // the fast path's (r.Header is its map): new fields go in without allocating
+	if dc != nil {
+		hs = &dc.hs
+	}
 	if tf := p.tracer.Load(); tf != nil {
-		parent, _ := telemetry.ParseTraceparent(r.Header.Get(telemetry.TraceparentHeader))
+		parent, _ := telemetry.ParseTraceparent(r.Header.Get(traceparentKey))
 		span = tf.t.Start(parent, r.Host+r.URL.Path, start)
-		r.Header.Set(telemetry.TraceparentHeader, span.Context().Traceparent())
+		setTraceparent(r.Header, hs, span.Context().Traceparent())
 	} else {
-		trace(r, cfg.sampler)
+		trace(r, cfg.sampler, hs)
 	}
 	p.route(rec, r, cfg, ic, d, x, dc)
 	var reqBytes int64

@@ -95,17 +95,23 @@ func (r *recorder) Flush() {
 // upgrades, deadlines).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// traceparentKey is telemetry.TraceparentHeader in canonical form: the
+// lowercase name costs an allocation per Get and Set to canonicalise.
+const traceparentKey = "Traceparent"
+
 // trace continues the request's trace (or starts one, sampled as
-// configured) and sets the traceparent the upstream gets.
-func trace(r *http.Request, sampler telemetry.Sampler) {
+// configured) and sets the traceparent the upstream gets; hs, if not nil,
+// is the fast path's header state, which holds the field without an
+// allocation.
+func trace(r *http.Request, sampler telemetry.Sampler, hs *headerState) {
 	var sc telemetry.SpanContext
 	// Parsed only when present: a parse error costs an allocation.
 	var (
 		parent telemetry.SpanContext
 		err    = telemetry.ErrInvalidTraceparent
 	)
-	if tp := r.Header.Get(telemetry.TraceparentHeader); tp != "" {
-		parent, err = telemetry.ParseTraceparent(tp)
+	if vv := r.Header[traceparentKey]; len(vv) > 0 && vv[0] != "" {
+		parent, err = telemetry.ParseTraceparent(vv[0])
 	}
 	if err == nil {
 		sc = telemetry.NewChild(parent) // the caller's sampling decision stands
@@ -115,7 +121,18 @@ func trace(r *http.Request, sampler telemetry.Sampler) {
 			sc.Flags |= telemetry.FlagSampled
 		}
 	}
-	r.Header.Set(telemetry.TraceparentHeader, sc.Traceparent())
+	setTraceparent(r.Header, hs, sc.Traceparent())
+}
+
+// setTraceparent is Header.Set(traceparentKey, v), into hs when given.
+func setTraceparent(h http.Header, hs *headerState, v string) {
+	if hs != nil {
+		if _, ok := h[traceparentKey]; !ok {
+			hs.add(traceparentKey, v)
+			return
+		}
+	}
+	h[traceparentKey] = []string{v}
 }
 
 // observe records one finished request in the metrics and access log.
