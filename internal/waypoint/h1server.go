@@ -30,11 +30,6 @@ import (
 // net/http, which allows up to 1 MB.
 const h1ReadBuffer = 4 << 10
 
-// watchDelay is how long a request runs before its connection is watched
-// for the client going away (net/http watches from the start, at the cost
-// of a goroutine and two deadline changes per request).
-const watchDelay = 100 * time.Millisecond
-
 // maxPostHandlerRead is net/http's maxPostHandlerReadBytes: the most of
 // an unread request body read (and dropped) to keep the connection.
 const maxPostHandlerRead = 256 << 10
@@ -61,10 +56,10 @@ type h1Down struct {
 	afterPost bool
 	linger    bool // the connection closes with request body unread
 
-	// The watcher: a read on the connection while a slow request runs.
-	watchTimer *time.Timer
+	// The watcher: a read on the connection while a slow request runs
+	// (h1watch.go).
 	watchArmed bool
-	watchGen   atomic.Uint64 // orders the watcher after arm (race detector)
+	watchState atomic.Uint64 // 0, the sweeper tick it was armed at + 1, or watching
 	watchDone  chan struct{}
 	upMu       sync.Mutex
 	upConn     *h1Conn // the upstream connection the request uses, for the watcher to interrupt
@@ -88,14 +83,14 @@ func (p *Proxy) serveH1(ic *inConn) {
 	dc.ctx, dc.cancel = context.WithCancel(context.WithValue(context.Background(), http.ServerContextKey, p.http))
 	dc.req = new(http.Request).WithContext(dc.ctx)
 	dc.w.dc = dc
-	if !p.trackH1(ic, true) {
+	if !p.trackH1(dc, true) {
 		dc.cancel()
 		_ = ic.Close()
 		return
 	}
 	handedOver := false
 	defer func() {
-		p.trackH1(ic, false)
+		p.trackH1(dc, false)
 		if handedOver {
 			return
 		}
@@ -225,22 +220,26 @@ func (dc *h1Down) serve() (keep bool) {
 // answer before the reset that closing with unread data sends.
 const rstAvoidanceDelay = 500 * time.Millisecond
 
-// trackH1 records the fast path's connections, for Close; false once
-// the proxy is closed.
-func (p *Proxy) trackH1(ic *inConn, add bool) bool {
+// trackH1 records the fast path's connections, for Close and the
+// watcher's sweeps; false once the proxy is closed.
+func (p *Proxy) trackH1(dc *h1Down, add bool) bool {
 	p.h1mu.Lock()
 	defer p.h1mu.Unlock()
 	if !add {
-		delete(p.h1conns, ic)
+		delete(p.h1conns, dc.ic)
 		return true
 	}
 	if p.h1closed {
 		return false
 	}
 	if p.h1conns == nil {
-		p.h1conns = map[*inConn]struct{}{}
+		p.h1conns = map[*inConn]*h1Down{}
 	}
-	p.h1conns[ic] = struct{}{}
+	p.h1conns[dc.ic] = dc
+	if !p.h1sweeping {
+		p.h1sweeping = true
+		go p.sweep()
+	}
 	return true
 }
 
@@ -254,58 +253,6 @@ func (p *Proxy) closeH1() {
 	for ic := range conns {
 		_ = ic.Close()
 	}
-}
-
-// arm starts the watch for the client going away. Only the serving
-// goroutine calls it, once the request body is read: the watcher reads
-// the connection.
-func (dc *h1Down) arm() {
-	if dc.watchArmed {
-		return
-	}
-	dc.watchArmed = true
-	dc.watchGen.Add(1)
-	if dc.watchTimer == nil {
-		dc.watchTimer = time.AfterFunc(watchDelay, dc.watch)
-		return
-	}
-	dc.watchTimer.Reset(watchDelay)
-}
-
-// disarm ends the watch: the connection is the loop's to read again.
-func (dc *h1Down) disarm() {
-	if !dc.watchArmed {
-		return
-	}
-	dc.watchArmed = false
-	if dc.watchTimer.Stop() {
-		return
-	}
-	// The watcher runs or ran: interrupt its read, wait for it.
-	_ = dc.ic.SetReadDeadline(aLongTimeAgo)
-	<-dc.watchDone
-	_ = dc.ic.SetReadDeadline(time.Time{})
-}
-
-// watch reads the connection while a request runs: data is the next
-// (pipelined) request, left buffered; the end of the connection ends the
-// request, as net/http's server does.
-func (dc *h1Down) watch() {
-	dc.watchGen.Load()
-	defer func() { dc.watchDone <- struct{}{} }()
-	_, err := dc.br.Peek(1)
-	if err == nil || isTimeout(err) { // a request, or disarm's interrupt
-		return
-	}
-	dc.upMu.Lock()
-	dc.gone = true
-	dc.upMu.Unlock()
-	dc.cancel() // first: a try the interrupt fails sees the context ended
-	dc.upMu.Lock()
-	if pc := dc.upConn; pc != nil {
-		pc.interrupt()
-	}
-	dc.upMu.Unlock()
 }
 
 // useUp records the upstream connection a try uses, for the watcher;

@@ -46,9 +46,11 @@ type Proxy struct {
 	// mirrorSlots bounds the mirrored requests in flight.
 	mirrorSlots chan struct{}
 
-	h1mu     sync.Mutex // guards the fast path's connections (h1server.go)
-	h1conns  map[*inConn]struct{}
-	h1closed bool
+	h1mu       sync.Mutex // guards the fast path's connections (h1server.go)
+	h1conns    map[*inConn]*h1Down
+	h1closed   bool
+	h1sweeping bool          // the watcher's sweeper runs (h1watch.go)
+	h1tick     atomic.Uint64 // the sweeper's ticks
 	// netHTTPOnly hands every request to net/http's server, for tests
 	// that hold the fast path to it.
 	netHTTPOnly bool
