@@ -148,7 +148,8 @@ func (t *h1Transport) getEP(ctx context.Context, ep *model.Endpoint) (*h1Conn, b
 }
 
 func newH1Conn(c net.Conn, addr string) *h1Conn {
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), addr: addr}
+	rd, wr := newRawIO(c)
+	return &h1Conn{c: c, br: bufio.NewReaderSize(rd, 4<<10), bw: bufio.NewWriterSize(wr, 4<<10), addr: addr}
 }
 
 // idleConn takes the most recently used idle connection to addr.

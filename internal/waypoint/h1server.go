@@ -69,10 +69,11 @@ type h1Down struct {
 // serveH1 serves a downstream HTTP connection: on the fast path while its
 // requests allow, then (if ever) on net/http's server.
 func (p *Proxy) serveH1(ic *inConn) {
+	rd, wr := newRawIO(ic.Conn)
 	dc := &h1Down{
 		p: p, ic: ic,
-		br:        bufio.NewReaderSize(ic, h1ReadBuffer),
-		bw:        bufio.NewWriterSize(ic, 4<<10),
+		br:        bufio.NewReaderSize(rd, h1ReadBuffer),
+		bw:        bufio.NewWriterSize(wr, 4<<10),
 		remote:    ic.RemoteAddr().String(),
 		watchDone: make(chan struct{}, 1),
 	}
