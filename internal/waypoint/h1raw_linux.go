@@ -22,6 +22,17 @@ import (
 type rawIO struct {
 	c  *net.TCPConn
 	rc syscall.RawConn
+	// The callbacks and their arguments and results, bound once: a
+	// closure per call would be an allocation per read and write. Reads
+	// and writes may run at once (one of each: bufio's).
+	rp      []byte
+	rn      int
+	rerrno  syscall.Errno
+	readFn  func(fd uintptr) bool
+	wp      []byte
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(fd uintptr) bool
 }
 
 // newRawIO returns c's raw reader and writer, or c itself when it is not a
@@ -36,6 +47,7 @@ func newRawIO(c net.Conn) (io.Reader, io.Writer) {
 		return c, c
 	}
 	r := &rawIO{c: tc, rc: rc}
+	r.readFn, r.writeFn = r.read, r.write
 	return r, r
 }
 
@@ -43,23 +55,10 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			r1, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait for the socket to be readable
-			}
-			n, errno = int(r1), e
-			return true
-		}
-	})
+	r.rp, r.rn, r.rerrno = p, 0, 0
+	err := r.rc.Read(r.readFn)
+	n, errno := r.rn, r.rerrno
+	r.rp = nil
 	switch {
 	case err != nil:
 		return 0, r.opError("read", err)
@@ -71,33 +70,55 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *rawIO) Write(p []byte) (int, error) {
-	written := 0
-	var errno syscall.Errno
-	err := r.rc.Write(func(fd uintptr) bool {
-		for written < len(p) {
-			r1, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
-			switch e {
-			case 0:
-				written += int(r1)
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait for room
-			}
-			errno = e
-			return true
+// read is the read callback: false means wait until the socket is
+// readable.
+func (r *rawIO) read(fd uintptr) bool {
+	p := r.rp
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
+		r.rn, r.rerrno = int(n), e
 		return true
-	})
+	}
+}
+
+func (r *rawIO) Write(p []byte) (int, error) {
+	r.wp, r.wn, r.werrno = p, 0, 0
+	err := r.rc.Write(r.writeFn)
+	n, errno := r.wn, r.werrno
+	r.wp = nil
 	switch {
 	case err != nil:
-		return written, r.opError("write", err)
+		return n, r.opError("write", err)
 	case errno != 0:
-		return written, r.opError("write", os.NewSyscallError("write", errno))
+		return n, r.opError("write", os.NewSyscallError("write", errno))
 	}
-	return written, nil
+	return n, nil
+}
+
+// write is the write callback: false means wait until the socket has
+// room.
+func (r *rawIO) write(fd uintptr) bool {
+	p := r.wp
+	for r.wn < len(p) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[r.wn])), uintptr(len(p)-r.wn))
+		switch e {
+		case 0:
+			r.wn += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.werrno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError wraps err as net.Conn's methods do.

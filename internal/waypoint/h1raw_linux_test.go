@@ -56,6 +56,25 @@ func TestRawIO(t *testing.T) {
 		t.Fatalf("read: %d bytes, %v", len(b), err)
 	}
 
+	// No allocation per call: the callbacks are bound once.
+	one := make([]byte, 1)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := wr.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.Write(one); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rd.Read(one); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 0 {
+		t.Errorf("a raw read and write allocate %v times; want none", n)
+	}
+
 	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := rd.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v; want os.ErrDeadlineExceeded", err)
