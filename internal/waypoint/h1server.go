@@ -342,9 +342,10 @@ func (b *reqBody) drain() bool { return b.drainable() }
 // reqState is what serving one request needs besides the request: the
 // recorder, the body counter and the exchange; the fast path reuses it.
 type reqState struct {
-	rec  recorder
-	body countingBody
-	x    exchange
+	rec    recorder
+	body   countingBody
+	x      exchange
+	series seriesCache // kept from one request to the next
 }
 
 func (rs *reqState) reset() {

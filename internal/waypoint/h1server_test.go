@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/telemetry"
+	"github.com/meshway/meshway/internal/waypoint"
 )
 
 // TestClientGoneCancelsUpstream: a client that hangs up while its request
@@ -242,4 +244,61 @@ func get2(t *testing.T, proxy string) (string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return string(body), err
+}
+
+// TestMetricsOnOneConnection: requests on one connection with different
+// outcomes are counted each under its own labels (the connection keeps
+// its last label set's series).
+func TestMetricsOnOneConnection(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}}
+	p := &waypoint.Proxy{Logf: t.Logf, Metrics: telemetry.NewMetrics(telemetry.ReporterWaypoint)}
+	if err := p.Load(reviewsConfig(nil, cl)); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.ServeListener(ln, reviewsVIP) }()
+	t.Cleanup(func() { ln.Close(); p.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/", "/", "/missing", "/", "/missing", "/"} {
+		_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: reviews:9080\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	counts := map[string]string{}
+	eventually(t, func() bool {
+		rec := httptest.NewRecorder()
+		p.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats/prometheus", nil))
+		for _, l := range strings.Split(rec.Body.String(), "\n") {
+			if !strings.HasPrefix(l, "istio_requests_total{") {
+				continue
+			}
+			for _, code := range []string{"200", "404"} {
+				if strings.Contains(l, `response_code="`+code+`"`) {
+					counts[code] = l[strings.LastIndex(l, " ")+1:]
+				}
+			}
+		}
+		return counts["200"] == "4" && counts["404"] == "2"
+	}, "4 requests counted with 200 and 2 with 404")
 }

@@ -222,7 +222,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, ic *inConn, rs *r
 	if body != nil {
 		reqBytes = body.n
 	}
-	p.observe(cfg, ic, d, x, r, rec, start, reqBytes)
+	p.observe(cfg, ic, d, x, r, rec, start, reqBytes, &rs.series)
 	if span != nil {
 		a := &telemetry.SpanAttributes{
 			Method: r.Method, URL: r.URL.RequestURI(), Authority: r.Host, Protocol: r.Proto, UserAgent: r.UserAgent(),

@@ -135,8 +135,23 @@ func setTraceparent(h http.Header, hs *headerState, v string) {
 	h[traceparentKey] = []string{v}
 }
 
-// observe records one finished request in the metrics and access log.
-func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.Request, rec *recorder, start time.Time, reqBytes int64) {
+// seriesCache is the metric series of a connection's last request, with
+// what its labels were made of: the next request with the same is
+// recorded without building and looking up its 23 labels (half of
+// observe's CPU).
+type seriesCache struct {
+	m                  *telemetry.Metrics
+	ic                 *inConn
+	d                  *dest
+	ep                 *model.Endpoint
+	code               int
+	flags, proto, grpc string
+	s                  telemetry.HTTPSeries
+}
+
+// observe records one finished request in the metrics and access log; sc
+// is the connection's series cache.
+func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.Request, rec *recorder, start time.Time, reqBytes int64, sc *seriesCache) {
 	if p.Metrics == nil && (p.AccessLog == nil || !cfg.src.Telemetry.AccessLog) {
 		return
 	}
@@ -159,13 +174,19 @@ func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.R
 		grpcStatus = rec.Header().Get("Grpc-Status")
 	}
 	elapsed := time.Since(start)
-	if p.Metrics != nil {
-		p.Metrics.ObserveRequest(&telemetry.RequestInfo{
-			Source: ic.src, Destination: destinationWorkload(ep), Service: d.service,
-			Protocol: proto, ResponseCode: rec.status, GRPCStatus: grpcStatus, ResponseFlags: flags,
-			ConnectionSecurityPolicy: security, Duration: elapsed,
-			RequestBytes: reqBytes, ResponseBytes: rec.bytes,
-		})
+	if m := p.Metrics; m != nil {
+		info := telemetry.RequestInfo{Duration: elapsed, RequestBytes: reqBytes, ResponseBytes: rec.bytes}
+		if sc.m == m && sc.ic == ic && sc.d == d && sc.ep == ep && sc.code == rec.status &&
+			sc.flags == flags && sc.proto == proto && sc.grpc == grpcStatus {
+			sc.s.Observe(&info)
+		} else {
+			info.Source, info.Destination, info.Service = ic.src, destinationWorkload(ep), d.service
+			info.Protocol, info.ResponseCode, info.GRPCStatus, info.ResponseFlags = proto, rec.status, grpcStatus, flags
+			info.ConnectionSecurityPolicy = security
+			s := m.Series(&info)
+			s.Observe(&info)
+			*sc = seriesCache{m: m, ic: ic, d: d, ep: ep, code: rec.status, flags: flags, proto: proto, grpc: grpcStatus, s: s}
+		}
 	}
 	if p.AccessLog != nil && cfg.src.Telemetry.AccessLog {
 		e := &telemetry.AccessLogEntry{
