@@ -29,6 +29,7 @@ type h1Scenario struct {
 	delay  time.Duration
 	hangUp bool // the backend closes the connection after each answer
 	config func(w *model.Waypoint)
+	tries  int // requests the backend must see, if not one per request
 }
 
 // Answers of unknown length carry a Content-Type: net/http sniffs one
@@ -243,6 +244,9 @@ func bothPaths(t *testing.T, sc h1Scenario) {
 		if !reflect.DeepEqual(got[0], got[1]) {
 			t.Errorf("the client saw\nfast path %+v\nnet/http  %+v", got[0], got[1])
 		}
+		if sc.tries > 0 && len(seen[0]) != sc.tries {
+			t.Errorf("the backend saw %d requests; want %d", len(seen[0]), sc.tries)
+		}
 		if len(got[0]) != len(sc.reqs) {
 			t.Errorf("%d answers to %d requests", len(got[0]), len(sc.reqs))
 		}
@@ -318,6 +322,9 @@ var h1Scenarios = []h1Scenario{
 		resp: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc"},
 	{name: "chunked body cut short", reqs: []string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, hangUp: true,
 		resp: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"},
+	{name: "retried POST", reqs: []string{"POST /r HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"},
+		resp:   "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nbusy",
+		config: withRoute(model.RouteRule{Retry: &model.Retry{Attempts: 2, Codes: []int{503}, Backoff: model.Duration(time.Millisecond)}}), tries: 3},
 	{name: "dead endpoint", reqs: []string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, resp: okResp,
 		config: func(w *model.Waypoint) { w.Clusters[0].Endpoints[0].Address = "127.0.0.1:1" }},
 	{name: "no healthy endpoint", reqs: []string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, resp: okResp,
