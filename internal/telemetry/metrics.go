@@ -118,7 +118,22 @@ func (m *Metrics) ObserveRequest(r *RequestInfo) {
 	if r == nil {
 		return
 	}
-	s := m.httpSeriesFor(r)
+	m.httpSeriesFor(r).observe(r)
+}
+
+// HTTPSeries is the metric handles of one label set: a caller that sees
+// the same labels request after request (a connection's) keeps it and
+// records with [HTTPSeries.Observe], sparing the label set's lookup.
+type HTTPSeries struct{ s *httpSeries }
+
+// Series returns the handles of r's label set.
+func (m *Metrics) Series(r *RequestInfo) HTTPSeries { return HTTPSeries{m.httpSeriesFor(r)} }
+
+// Observe records r, whose labels must be the series' (only its duration
+// and sizes are read), as ObserveRequest would.
+func (h HTTPSeries) Observe(r *RequestInfo) { h.s.observe(r) }
+
+func (s *httpSeries) observe(r *RequestInfo) {
 	s.requests.Inc()
 	d := r.Duration
 	if d < 0 {

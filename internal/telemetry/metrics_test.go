@@ -415,6 +415,22 @@ func TestObserveRequestCachedDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestSeries: a kept series records as ObserveRequest does, into the same
+// label set, without allocating.
+func TestSeries(t *testing.T) {
+	m := NewMetrics(ReporterWaypoint)
+	r := fullRequest()
+	s := m.Series(r)
+	s.Observe(r)
+	m.ObserveRequest(r)
+	if n := testing.AllocsPerRun(100, func() { s.Observe(r) }); n != 0 {
+		t.Errorf("HTTPSeries.Observe allocates %v times a call, want 0", n)
+	}
+	if got := only(t, scrape(t, m), "istio_requests_total").GetCounter().GetValue(); got != 103 { // AllocsPerRun calls once more to warm up
+		t.Errorf("istio_requests_total %v, want 103 in one series", got)
+	}
+}
+
 func BenchmarkObserveRequest(b *testing.B) {
 	m := NewMetrics(ReporterWaypoint)
 	r := fullRequest()

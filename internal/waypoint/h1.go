@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/meshway/meshway/internal/model"
 )
 
 // h1Transport sends HTTP/1.1 requests to endpoints on connections it
@@ -23,6 +26,7 @@ import (
 // Expect: 100-continue — go to fallback.
 type h1Transport struct {
 	dial     func(ctx context.Context, addr string) (net.Conn, error)
+	dialEP   func(ctx context.Context, ep *model.Endpoint) (net.Conn, error)
 	fallback http.RoundTripper
 
 	mu   sync.Mutex
@@ -40,6 +44,15 @@ type h1Conn struct {
 	bw        *bufio.Writer
 	addr      string
 	idleSince time.Time
+	// dl says a deadline may be set on c: put clears it then only (a
+	// deadline change per request costs CPU at 1,000 requests/s).
+	dl atomic.Bool
+}
+
+// interrupt makes c's blocked and future reads and writes fail.
+func (pc *h1Conn) interrupt() {
+	pc.dl.Store(true)
+	_ = pc.c.SetDeadline(aLongTimeAgo)
 }
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -76,7 +89,8 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // arrived).
 func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (resp *http.Response, sent bool, err error) {
 	// The context's end interrupts the blocking reads and writes.
-	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
+	pc.dl.Store(true)
+	stop := context.AfterFunc(ctx, pc.interrupt)
 	if err := req.Write(pc.bw); err != nil {
 		stop()
 		return nil, false, err
@@ -111,30 +125,57 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 
 // get returns an idle connection to addr, or dials one.
 func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
-	now := time.Now()
-	t.mu.Lock()
-	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
-		pc := list[len(list)-1]
-		t.idle[addr] = list[:len(list)-1]
-		if now.Sub(pc.idleSince) < h1IdleTimeout {
-			t.mu.Unlock()
-			return pc, true, nil
-		}
-		_ = pc.c.Close()
+	if pc := t.idleConn(addr); pc != nil {
+		return pc, true, nil
 	}
-	t.mu.Unlock()
 	c, err := t.dial(ctx, addr)
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10), addr: addr}, false, nil
+	return newH1Conn(c, addr), false, nil
+}
+
+// getEP is get for the fast path, which names the endpoint itself.
+func (t *h1Transport) getEP(ctx context.Context, ep *model.Endpoint) (*h1Conn, bool, error) {
+	if pc := t.idleConn(ep.Address); pc != nil {
+		return pc, true, nil
+	}
+	c, err := t.dialEP(ctx, ep)
+	if err != nil {
+		return nil, false, err
+	}
+	return newH1Conn(c, ep.Address), false, nil
+}
+
+func newH1Conn(c net.Conn, addr string) *h1Conn {
+	rd, wr := newRawIO(c)
+	return &h1Conn{c: c, br: bufio.NewReaderSize(rd, 4<<10), bw: bufio.NewWriterSize(wr, 4<<10), addr: addr}
+}
+
+// idleConn takes the most recently used idle connection to addr.
+func (t *h1Transport) idleConn(addr string) *h1Conn {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[addr] = list[:len(list)-1]
+		if now.Sub(pc.idleSince) < h1IdleTimeout {
+			return pc
+		}
+		_ = pc.c.Close()
+	}
+	return nil
 }
 
 // put keeps pc for the next request to its endpoint.
 func (t *h1Transport) put(pc *h1Conn) {
-	if err := pc.c.SetDeadline(time.Time{}); err != nil {
-		_ = pc.c.Close()
-		return
+	if pc.dl.Swap(false) {
+		if err := pc.c.SetDeadline(time.Time{}); err != nil {
+			_ = pc.c.Close()
+			return
+		}
 	}
 	pc.idleSince = time.Now()
 	t.mu.Lock()

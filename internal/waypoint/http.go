@@ -75,6 +75,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 				}
 				return p.dial(ctx, x.host.ep)
 			},
+			dialEP:   p.dial,
 			fallback: u.t,
 		}
 		base = u.h1
@@ -173,9 +174,17 @@ func isDialError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// serveHTTP serves one downstream request and records it.
+// serveHTTP is net/http's handler: the requests the fast path leaves to
+// net/http's server (h1server.go) and HTTP/2.
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ic, _ := r.Context().Value(inConnKey{}).(*inConn)
+	p.handle(w, r, ic, &reqState{}, nil)
+}
+
+// handle serves one downstream request and records it. rs is the
+// request's state (reused by the fast path); dc is the fast path's
+// connection, nil on net/http's.
+func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, ic *inConn, rs *reqState, dc *h1Down) {
 	cfg := p.cur.Load()
 	if ic == nil || cfg == nil {
 		http.Error(w, "waypoint: no configuration", http.StatusServiceUnavailable)
@@ -187,27 +196,33 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := &rs.rec
+	rec.ResponseWriter = w
 	var body *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &countingBody{rc: r.Body}
+		body = &rs.body
+		body.rc = r.Body
 		r.Body = body
 	}
-	x := &exchange{}
+	x := &rs.x
 	var span *telemetry.Span
-	if tf := p.tracer.Load(); tf != nil {
-		parent, _ := telemetry.ParseTraceparent(r.Header.Get(telemetry.TraceparentHeader))
-		span = tf.t.Start(parent, r.Host+r.URL.Path, start)
-		r.Header.Set(telemetry.TraceparentHeader, span.Context().Traceparent())
-	} else {
-		trace(r, cfg.sampler)
+	var hs *headerState // the fast path's (r.Header is its map): new fields go in without allocating
+	if dc != nil {
+		hs = &dc.hs
 	}
-	p.route(rec, r, cfg, ic, d, x)
+	if tf := p.tracer.Load(); tf != nil {
+		parent, _ := telemetry.ParseTraceparent(r.Header.Get(traceparentKey))
+		span = tf.t.Start(parent, r.Host+r.URL.Path, start)
+		setTraceparent(r.Header, hs, span.Context().Traceparent())
+	} else {
+		trace(r, cfg.sampler, hs)
+	}
+	p.route(rec, r, cfg, ic, d, x, dc)
 	var reqBytes int64
 	if body != nil {
 		reqBytes = body.n
 	}
-	p.observe(cfg, ic, d, x, r, rec, start, reqBytes)
+	p.observe(cfg, ic, d, x, r, rec, start, reqBytes, &rs.series)
 	if span != nil {
 		a := &telemetry.SpanAttributes{
 			Method: r.Method, URL: r.URL.RequestURI(), Authority: r.Host, Protocol: r.Proto, UserAgent: r.UserAgent(),
@@ -222,7 +237,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // route authorizes, routes and forwards one request.
-func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *inConn, d *dest, x *exchange) {
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *inConn, d *dest, x *exchange, dc *h1Down) {
 	if d.authz != nil {
 		ar := ic.authzRequest(d)
 		ar.HTTP, ar.Host, ar.Method, ar.Path, ar.Headers = true, r.Host, r.Method, r.URL.RequestURI(), r.Header
@@ -284,7 +299,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 	if len(x.mirrors) > 0 {
 		p.sendMirrors(r, x)
 	}
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	ctx := r.Context()
 	if t := time.Duration(timeouts.Request); t > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
@@ -294,7 +309,15 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 {
 		up = p.h2c
 	}
-	up.rp.ServeHTTP(w, r.WithContext(ctx))
+	if dc != nil && up == p.h1 {
+		out := r
+		if ctx != r.Context() {
+			out = r.WithContext(ctx)
+		}
+		p.forwardH1(w, out, x, dc)
+		return
+	}
+	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
 }
 
 // allow applies the local rate limits: false when it answered 429.

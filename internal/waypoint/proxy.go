@@ -46,6 +46,15 @@ type Proxy struct {
 	// mirrorSlots bounds the mirrored requests in flight.
 	mirrorSlots chan struct{}
 
+	h1mu       sync.Mutex // guards the fast path's connections (h1server.go)
+	h1conns    map[*inConn]*h1Down
+	h1closed   bool
+	h1sweeping bool          // the watcher's sweeper runs (h1watch.go)
+	h1tick     atomic.Uint64 // the sweeper's ticks
+	// netHTTPOnly hands every request to net/http's server, for tests
+	// that hold the fast path to it.
+	netHTTPOnly bool
+
 	tmu    sync.Mutex // guards tracer changes
 	tracer atomic.Pointer[tracerFor]
 }
@@ -130,8 +139,11 @@ func (p *Proxy) init() {
 			// and cleared on the socket per request (5% of the CPU at
 			// 1,000 requests/s).
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				if ic, ok := c.(*inConn); ok {
-					return context.WithValue(ctx, inConnKey{}, ic)
+				switch c := c.(type) {
+				case *inConn:
+					return context.WithValue(ctx, inConnKey{}, c)
+				case *replayConn:
+					return context.WithValue(ctx, inConnKey{}, c.inConn)
 				}
 				return ctx
 			},
@@ -224,6 +236,10 @@ func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP ne
 		_ = ic.Close()
 	case !d.protocol.IsHTTP():
 		go p.serveTCP(ic, d)
+	case d.protocol == model.ProtocolHTTP:
+		// HTTP/1.1 mostly: the fast path, which hands h2c and anything
+		// unusual to net/http's server.
+		go p.serveH1(ic)
 	default:
 		p.init()
 		if !p.incoming.push(ic) {
@@ -304,6 +320,7 @@ func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) 
 func (p *Proxy) Close() error {
 	p.init()
 	err := p.http.Close()
+	p.closeH1()
 	if tf := p.tracer.Swap(nil); tf != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

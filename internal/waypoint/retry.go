@@ -31,6 +31,12 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 	if x == nil {
 		return nil, errors.New("internal error: no exchange")
 	}
+	return x.try(req, func(out *http.Request, _ *host) (*http.Response, error) { return t.base.RoundTrip(out) })
+}
+
+// try makes the tries of req: send sends one to the endpoint h (out's
+// context names it too, for net/http's dialer).
+func (x *exchange) try(req *http.Request, send func(out *http.Request, h *host) (*http.Response, error)) (*http.Response, error) {
 	attempts := 0
 	if x.retry != nil {
 		attempts = x.retry.Attempts
@@ -86,7 +92,7 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		h.active.Add(1)
-		resp, err := t.base.RoundTrip(out)
+		resp, err := send(out, h)
 		h.active.Add(-1)
 		status := 0
 		if err == nil {
