@@ -80,15 +80,23 @@ func targetPort(p *corev1.Pod, sp *corev1.ServicePort) (uint16, bool) {
 	return 0, false
 }
 
-func hasIP(p *corev1.Pod) bool { return p.Status.PodIP != "" || len(p.Status.PodIPs) > 0 }
+func hasIP(p *corev1.Pod) bool { return len(podIPs(p)) > 0 }
 
 func podIPs(p *corev1.Pod) []string {
-	var out []string
+	ips := make([]string, 0, max(1, len(p.Status.PodIPs)))
 	for _, ip := range p.Status.PodIPs {
-		out = append(out, ip.IP)
+		ips = append(ips, ip.IP)
 	}
-	if len(out) == 0 && p.Status.PodIP != "" {
-		out = append(out, p.Status.PodIP)
+	if len(ips) == 0 && p.Status.PodIP != "" {
+		ips = append(ips, p.Status.PodIP)
+	}
+	// The kubelet writes valid IPs; the embedded store takes what it is
+	// given, and an address the proxies cannot parse is no endpoint.
+	out := ips[:0]
+	for _, s := range ips {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, ip.String())
+		}
 	}
 	return out
 }

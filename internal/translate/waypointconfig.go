@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -358,7 +359,15 @@ func (b *wpBuild) defaultRetries() {
 func (b *wpBuild) service(s *corev1.Service) (model.Service, bool) {
 	b.deps[s.Namespace] = true
 	host := b.t.hostname(s.Namespace, s.Name)
-	svc := model.Service{Name: s.Name, Namespace: s.Namespace, Hostname: host, Addresses: serviceAddresses(s)}
+	svc := model.Service{Name: s.Name, Namespace: s.Namespace, Hostname: host}
+	for _, a := range serviceAddresses(s) {
+		// The API server validates cluster IPs; the embedded store does not.
+		if ip, err := netip.ParseAddr(a); err != nil {
+			b.t.warnf("Service", s.Namespace, s.Name, "clusterIP %q is not an IP address; waypoint %s captures the service by hostname only", a, b.w.Ref)
+		} else {
+			svc.Addresses = append(svc.Addresses, ip.String())
+		}
+	}
 	for _, p := range s.Spec.Ports {
 		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
 			continue
