@@ -57,7 +57,9 @@ type WaypointConfig struct {
 	Telemetry *Telemetry `protobuf:"bytes,7,opt,name=telemetry,proto3" json:"telemetry,omitempty"`
 	// The LocalRateLimitPolicies that target the waypoint itself; each
 	// service gets its own buckets under them.
-	RateLimits    []*LocalRateLimit `protobuf:"bytes,8,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
+	RateLimits []*LocalRateLimit `protobuf:"bytes,8,rep,name=rate_limits,json=rateLimits,proto3" json:"rate_limits,omitempty"`
+	// The retry policy of requests no route matches; absent: tried once.
+	DefaultRetry  *Retry `protobuf:"bytes,9,opt,name=default_retry,json=defaultRetry,proto3" json:"default_retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +146,13 @@ func (x *WaypointConfig) GetTelemetry() *Telemetry {
 func (x *WaypointConfig) GetRateLimits() []*LocalRateLimit {
 	if x != nil {
 		return x.RateLimits
+	}
+	return nil
+}
+
+func (x *WaypointConfig) GetDefaultRetry() *Retry {
+	if x != nil {
+		return x.DefaultRetry
 	}
 	return nil
 }
@@ -3060,7 +3069,7 @@ var File_waypoint_proto protoreflect.FileDescriptor
 
 const file_waypoint_proto_rawDesc = "" +
 	"\n" +
-	"\x0ewaypoint.proto\x12\x0fmeshway.mesh.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n" +
+	"\x0ewaypoint.proto\x12\x0fmeshway.mesh.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x03\n" +
 	"\x0eWaypointConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x124\n" +
@@ -3070,7 +3079,8 @@ const file_waypoint_proto_rawDesc = "" +
 	"\bpolicies\x18\x06 \x03(\v2$.meshway.mesh.v1.AuthorizationPolicyR\bpolicies\x128\n" +
 	"\ttelemetry\x18\a \x01(\v2\x1a.meshway.mesh.v1.TelemetryR\ttelemetry\x12@\n" +
 	"\vrate_limits\x18\b \x03(\v2\x1f.meshway.mesh.v1.LocalRateLimitR\n" +
-	"rateLimits\"\x97\x01\n" +
+	"rateLimits\x12;\n" +
+	"\rdefault_retry\x18\t \x01(\v2\x16.meshway.mesh.v1.RetryR\fdefaultRetry\"\x97\x01\n" +
 	"\tTelemetry\x12\x1d\n" +
 	"\n" +
 	"access_log\x18\x01 \x01(\bR\taccessLog\x12,\n" +
@@ -3366,62 +3376,63 @@ var file_waypoint_proto_depIdxs = []int32{
 	30, // 3: meshway.mesh.v1.WaypointConfig.policies:type_name -> meshway.mesh.v1.AuthorizationPolicy
 	1,  // 4: meshway.mesh.v1.WaypointConfig.telemetry:type_name -> meshway.mesh.v1.Telemetry
 	35, // 5: meshway.mesh.v1.WaypointConfig.rate_limits:type_name -> meshway.mesh.v1.LocalRateLimit
-	3,  // 6: meshway.mesh.v1.Service.ports:type_name -> meshway.mesh.v1.ServicePort
-	30, // 7: meshway.mesh.v1.Service.policies:type_name -> meshway.mesh.v1.AuthorizationPolicy
-	35, // 8: meshway.mesh.v1.Service.rate_limits:type_name -> meshway.mesh.v1.LocalRateLimit
-	6,  // 9: meshway.mesh.v1.ServicePort.routes:type_name -> meshway.mesh.v1.HTTPRoute
-	5,  // 10: meshway.mesh.v1.Workload.ports:type_name -> meshway.mesh.v1.WorkloadPort
-	44, // 11: meshway.mesh.v1.HTTPRoute.created:type_name -> google.protobuf.Timestamp
-	7,  // 12: meshway.mesh.v1.HTTPRoute.rules:type_name -> meshway.mesh.v1.RouteRule
-	12, // 13: meshway.mesh.v1.RouteRule.matches:type_name -> meshway.mesh.v1.RouteMatch
-	16, // 14: meshway.mesh.v1.RouteRule.filters:type_name -> meshway.mesh.v1.Filter
-	23, // 15: meshway.mesh.v1.RouteRule.backends:type_name -> meshway.mesh.v1.Backend
-	24, // 16: meshway.mesh.v1.RouteRule.timeouts:type_name -> meshway.mesh.v1.Timeouts
-	11, // 17: meshway.mesh.v1.RouteRule.retry:type_name -> meshway.mesh.v1.Retry
-	8,  // 18: meshway.mesh.v1.RouteRule.fault:type_name -> meshway.mesh.v1.Fault
-	9,  // 19: meshway.mesh.v1.Fault.delay:type_name -> meshway.mesh.v1.FaultDelay
-	10, // 20: meshway.mesh.v1.Fault.abort:type_name -> meshway.mesh.v1.FaultAbort
-	45, // 21: meshway.mesh.v1.FaultDelay.fixed_delay:type_name -> google.protobuf.Duration
-	45, // 22: meshway.mesh.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	45, // 23: meshway.mesh.v1.Retry.backoff:type_name -> google.protobuf.Duration
-	13, // 24: meshway.mesh.v1.RouteMatch.path:type_name -> meshway.mesh.v1.PathMatch
-	14, // 25: meshway.mesh.v1.RouteMatch.headers:type_name -> meshway.mesh.v1.ValueMatch
-	14, // 26: meshway.mesh.v1.RouteMatch.query_params:type_name -> meshway.mesh.v1.ValueMatch
-	15, // 27: meshway.mesh.v1.RouteMatch.grpc:type_name -> meshway.mesh.v1.GRPCMethod
-	21, // 28: meshway.mesh.v1.Filter.header_modifier:type_name -> meshway.mesh.v1.HeaderModifier
-	18, // 29: meshway.mesh.v1.Filter.request_redirect:type_name -> meshway.mesh.v1.RequestRedirect
-	19, // 30: meshway.mesh.v1.Filter.url_rewrite:type_name -> meshway.mesh.v1.URLRewrite
-	20, // 31: meshway.mesh.v1.Filter.request_mirror:type_name -> meshway.mesh.v1.RequestMirror
-	17, // 32: meshway.mesh.v1.RequestRedirect.path:type_name -> meshway.mesh.v1.PathModifier
-	17, // 33: meshway.mesh.v1.URLRewrite.path:type_name -> meshway.mesh.v1.PathModifier
-	22, // 34: meshway.mesh.v1.HeaderModifier.set:type_name -> meshway.mesh.v1.Header
-	22, // 35: meshway.mesh.v1.HeaderModifier.add:type_name -> meshway.mesh.v1.Header
-	16, // 36: meshway.mesh.v1.Backend.filters:type_name -> meshway.mesh.v1.Filter
-	45, // 37: meshway.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
-	45, // 38: meshway.mesh.v1.Timeouts.backend_request:type_name -> google.protobuf.Duration
-	26, // 39: meshway.mesh.v1.Cluster.endpoints:type_name -> meshway.mesh.v1.Endpoint
-	27, // 40: meshway.mesh.v1.Cluster.load_balancer:type_name -> meshway.mesh.v1.LoadBalancer
-	28, // 41: meshway.mesh.v1.Cluster.connection_pool:type_name -> meshway.mesh.v1.ConnectionPool
-	29, // 42: meshway.mesh.v1.Cluster.outlier_detection:type_name -> meshway.mesh.v1.OutlierDetection
-	43, // 43: meshway.mesh.v1.Endpoint.labels:type_name -> meshway.mesh.v1.Endpoint.LabelsEntry
-	45, // 44: meshway.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
-	45, // 45: meshway.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	31, // 46: meshway.mesh.v1.AuthorizationPolicy.rules:type_name -> meshway.mesh.v1.AuthorizationRule
-	32, // 47: meshway.mesh.v1.AuthorizationRule.from:type_name -> meshway.mesh.v1.AuthorizationSource
-	33, // 48: meshway.mesh.v1.AuthorizationRule.to:type_name -> meshway.mesh.v1.AuthorizationOperation
-	34, // 49: meshway.mesh.v1.AuthorizationRule.when:type_name -> meshway.mesh.v1.AuthorizationCondition
-	36, // 50: meshway.mesh.v1.LocalRateLimit.rules:type_name -> meshway.mesh.v1.RateLimitRule
-	37, // 51: meshway.mesh.v1.RateLimitRule.client_selectors:type_name -> meshway.mesh.v1.RateLimitSelector
-	41, // 52: meshway.mesh.v1.RateLimitRule.route:type_name -> meshway.mesh.v1.RateLimitRoute
-	42, // 53: meshway.mesh.v1.RateLimitRule.limit:type_name -> meshway.mesh.v1.RateLimitValue
-	38, // 54: meshway.mesh.v1.RateLimitSelector.headers:type_name -> meshway.mesh.v1.RateLimitHeaderMatch
-	39, // 55: meshway.mesh.v1.RateLimitSelector.source_cidr:type_name -> meshway.mesh.v1.RateLimitSourceMatch
-	40, // 56: meshway.mesh.v1.RateLimitSelector.source_principal:type_name -> meshway.mesh.v1.RateLimitPrincipalMatch
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	11, // 6: meshway.mesh.v1.WaypointConfig.default_retry:type_name -> meshway.mesh.v1.Retry
+	3,  // 7: meshway.mesh.v1.Service.ports:type_name -> meshway.mesh.v1.ServicePort
+	30, // 8: meshway.mesh.v1.Service.policies:type_name -> meshway.mesh.v1.AuthorizationPolicy
+	35, // 9: meshway.mesh.v1.Service.rate_limits:type_name -> meshway.mesh.v1.LocalRateLimit
+	6,  // 10: meshway.mesh.v1.ServicePort.routes:type_name -> meshway.mesh.v1.HTTPRoute
+	5,  // 11: meshway.mesh.v1.Workload.ports:type_name -> meshway.mesh.v1.WorkloadPort
+	44, // 12: meshway.mesh.v1.HTTPRoute.created:type_name -> google.protobuf.Timestamp
+	7,  // 13: meshway.mesh.v1.HTTPRoute.rules:type_name -> meshway.mesh.v1.RouteRule
+	12, // 14: meshway.mesh.v1.RouteRule.matches:type_name -> meshway.mesh.v1.RouteMatch
+	16, // 15: meshway.mesh.v1.RouteRule.filters:type_name -> meshway.mesh.v1.Filter
+	23, // 16: meshway.mesh.v1.RouteRule.backends:type_name -> meshway.mesh.v1.Backend
+	24, // 17: meshway.mesh.v1.RouteRule.timeouts:type_name -> meshway.mesh.v1.Timeouts
+	11, // 18: meshway.mesh.v1.RouteRule.retry:type_name -> meshway.mesh.v1.Retry
+	8,  // 19: meshway.mesh.v1.RouteRule.fault:type_name -> meshway.mesh.v1.Fault
+	9,  // 20: meshway.mesh.v1.Fault.delay:type_name -> meshway.mesh.v1.FaultDelay
+	10, // 21: meshway.mesh.v1.Fault.abort:type_name -> meshway.mesh.v1.FaultAbort
+	45, // 22: meshway.mesh.v1.FaultDelay.fixed_delay:type_name -> google.protobuf.Duration
+	45, // 23: meshway.mesh.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	45, // 24: meshway.mesh.v1.Retry.backoff:type_name -> google.protobuf.Duration
+	13, // 25: meshway.mesh.v1.RouteMatch.path:type_name -> meshway.mesh.v1.PathMatch
+	14, // 26: meshway.mesh.v1.RouteMatch.headers:type_name -> meshway.mesh.v1.ValueMatch
+	14, // 27: meshway.mesh.v1.RouteMatch.query_params:type_name -> meshway.mesh.v1.ValueMatch
+	15, // 28: meshway.mesh.v1.RouteMatch.grpc:type_name -> meshway.mesh.v1.GRPCMethod
+	21, // 29: meshway.mesh.v1.Filter.header_modifier:type_name -> meshway.mesh.v1.HeaderModifier
+	18, // 30: meshway.mesh.v1.Filter.request_redirect:type_name -> meshway.mesh.v1.RequestRedirect
+	19, // 31: meshway.mesh.v1.Filter.url_rewrite:type_name -> meshway.mesh.v1.URLRewrite
+	20, // 32: meshway.mesh.v1.Filter.request_mirror:type_name -> meshway.mesh.v1.RequestMirror
+	17, // 33: meshway.mesh.v1.RequestRedirect.path:type_name -> meshway.mesh.v1.PathModifier
+	17, // 34: meshway.mesh.v1.URLRewrite.path:type_name -> meshway.mesh.v1.PathModifier
+	22, // 35: meshway.mesh.v1.HeaderModifier.set:type_name -> meshway.mesh.v1.Header
+	22, // 36: meshway.mesh.v1.HeaderModifier.add:type_name -> meshway.mesh.v1.Header
+	16, // 37: meshway.mesh.v1.Backend.filters:type_name -> meshway.mesh.v1.Filter
+	45, // 38: meshway.mesh.v1.Timeouts.request:type_name -> google.protobuf.Duration
+	45, // 39: meshway.mesh.v1.Timeouts.backend_request:type_name -> google.protobuf.Duration
+	26, // 40: meshway.mesh.v1.Cluster.endpoints:type_name -> meshway.mesh.v1.Endpoint
+	27, // 41: meshway.mesh.v1.Cluster.load_balancer:type_name -> meshway.mesh.v1.LoadBalancer
+	28, // 42: meshway.mesh.v1.Cluster.connection_pool:type_name -> meshway.mesh.v1.ConnectionPool
+	29, // 43: meshway.mesh.v1.Cluster.outlier_detection:type_name -> meshway.mesh.v1.OutlierDetection
+	43, // 44: meshway.mesh.v1.Endpoint.labels:type_name -> meshway.mesh.v1.Endpoint.LabelsEntry
+	45, // 45: meshway.mesh.v1.OutlierDetection.interval:type_name -> google.protobuf.Duration
+	45, // 46: meshway.mesh.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	31, // 47: meshway.mesh.v1.AuthorizationPolicy.rules:type_name -> meshway.mesh.v1.AuthorizationRule
+	32, // 48: meshway.mesh.v1.AuthorizationRule.from:type_name -> meshway.mesh.v1.AuthorizationSource
+	33, // 49: meshway.mesh.v1.AuthorizationRule.to:type_name -> meshway.mesh.v1.AuthorizationOperation
+	34, // 50: meshway.mesh.v1.AuthorizationRule.when:type_name -> meshway.mesh.v1.AuthorizationCondition
+	36, // 51: meshway.mesh.v1.LocalRateLimit.rules:type_name -> meshway.mesh.v1.RateLimitRule
+	37, // 52: meshway.mesh.v1.RateLimitRule.client_selectors:type_name -> meshway.mesh.v1.RateLimitSelector
+	41, // 53: meshway.mesh.v1.RateLimitRule.route:type_name -> meshway.mesh.v1.RateLimitRoute
+	42, // 54: meshway.mesh.v1.RateLimitRule.limit:type_name -> meshway.mesh.v1.RateLimitValue
+	38, // 55: meshway.mesh.v1.RateLimitSelector.headers:type_name -> meshway.mesh.v1.RateLimitHeaderMatch
+	39, // 56: meshway.mesh.v1.RateLimitSelector.source_cidr:type_name -> meshway.mesh.v1.RateLimitSourceMatch
+	40, // 57: meshway.mesh.v1.RateLimitSelector.source_principal:type_name -> meshway.mesh.v1.RateLimitPrincipalMatch
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_waypoint_proto_init() }

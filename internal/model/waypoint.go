@@ -35,6 +35,10 @@ type Waypoint struct {
 	// RateLimits are the LocalRateLimitPolicies that target the waypoint
 	// itself; each service gets its own buckets under them.
 	RateLimits []LocalRateLimit `json:"rateLimits,omitempty"`
+	// DefaultRetry is the retry policy of requests no route matches (they
+	// go to their original destination); nil: they are tried once.
+	// Translation sets Istio's default, as Istio's default route has it.
+	DefaultRetry *Retry `json:"defaultRetry,omitempty"`
 }
 
 // Telemetry configures the waypoint's access logs and tracing; metrics
@@ -535,6 +539,7 @@ func (w *Waypoint) Validate() error {
 			v.addf("rateLimits[%d]: %w", i, err)
 		}
 	}
+	v.retry("defaultRetry", w.DefaultRetry)
 	for i := range w.Services {
 		for j := range w.Services[i].RateLimits {
 			if err := w.Services[i].RateLimits[j].Validate(); err != nil {
@@ -610,21 +615,7 @@ func (v *validator) route(at string, r HTTPRoute, cluster func(at, name string))
 				v.filter(fmt.Sprintf("%s.filters[%d]", bat, k), f, cluster)
 			}
 		}
-		if r := rule.Retry; r != nil {
-			if r.Attempts < 0 || r.Attempts > 100 {
-				v.addf("%s.retry.attempts: %d is outside 0-100", rat, r.Attempts)
-			}
-			for j, c := range r.Codes {
-				if c < 100 || c > 599 {
-					v.addf("%s.retry.codes[%d]: %d is not an HTTP status", rat, j, c)
-				}
-			}
-			for j, on := range r.On {
-				if !retryOn[on] {
-					v.addf("%s.retry.on[%d]: unknown condition %q; use 5xx, gateway-error, reset, connect-failure, refused-stream, retriable-4xx or retriable-status-codes", rat, j, on)
-				}
-			}
-		}
+		v.retry(rat+".retry", rule.Retry)
 		if f := rule.Fault; f != nil {
 			if d := f.Delay; d != nil && (d.Percent < 0 || d.Percent > 100) {
 				v.addf("%s.fault.delay.percent: %v is outside 0-100", rat, d.Percent)
@@ -713,6 +704,26 @@ func (v *validator) match(at string, m RouteMatch) {
 func (v *validator) regexp(at, expr string) {
 	if _, err := regexp.Compile(expr); err != nil {
 		v.addf("%s: invalid regular expression %q: %v", at, expr, err)
+	}
+}
+
+// retry checks a retry policy at path at (nil: nothing to check).
+func (v *validator) retry(at string, r *Retry) {
+	if r == nil {
+		return
+	}
+	if r.Attempts < 0 || r.Attempts > 100 {
+		v.addf("%s.attempts: %d is outside 0-100", at, r.Attempts)
+	}
+	for j, c := range r.Codes {
+		if c < 100 || c > 599 {
+			v.addf("%s.codes[%d]: %d is not an HTTP status", at, j, c)
+		}
+	}
+	for j, on := range r.On {
+		if !retryOn[on] {
+			v.addf("%s.on[%d]: unknown condition %q; use 5xx, gateway-error, reset, connect-failure, refused-stream, retriable-4xx or retriable-status-codes", at, j, on)
+		}
 	}
 }
 

@@ -318,6 +318,7 @@ func (t *translator) waypoint(w Waypoint) (_ *model.Waypoint, deps []string) {
 	b.policies()
 	b.rateLimits()
 	b.out.Telemetry = t.telemetry(w)
+	b.out.DefaultRetry = IstioDefaultRetry()
 	for _, c := range b.clusters {
 		b.out.Clusters = append(b.out.Clusters, *c)
 	}

@@ -250,10 +250,8 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		}
 	}
 	cl := d.def
-	var (
-		timeouts model.Timeouts
-		retry    *model.Retry
-	)
+	var timeouts model.Timeouts
+	retry := cfg.src.DefaultRetry // unless a route says otherwise
 	var rule *route.Rule
 	if d.table != nil {
 		rule = d.table.Match(r)

@@ -81,6 +81,28 @@ func TestRetryOn503(t *testing.T) {
 	}
 }
 
+// TestDefaultRetry: requests no route matches (no routes at all here) are
+// retried under the configuration's DefaultRetry, and tried once without
+// one.
+func TestDefaultRetry(t *testing.T) {
+	srv, hits := flaky(t, 2)
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}}
+	w := reviewsConfig(nil, cl)
+	w.DefaultRetry = &model.Retry{Attempts: 2, On: []string{"retriable-status-codes"}, Codes: []int{503}, Backoff: model.Duration(time.Millisecond)}
+	p, proxy := startProxy(t, w, reviewsVIP)
+	if code, body := post(t, proxy, "rating=5"); code != http.StatusOK || body != "rating=5" || hits.Load() != 3 {
+		t.Errorf("with the default retry: %d %q after %d tries; want 200 and the body echoed on the third try", code, body, hits.Load())
+	}
+	hits.Store(0)
+	w.DefaultRetry = nil
+	if err := p.Load(w); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := post(t, proxy, "x"); code != http.StatusServiceUnavailable || hits.Load() != 1 {
+		t.Errorf("no default retry: %d after %d tries; want 503 after 1", code, hits.Load())
+	}
+}
+
 // TestPerTryTimeout: with a per-try timeout the try stuck on a slow
 // endpoint is abandoned and retried on the next; without retries the
 // timeout answers 504.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/meshway/meshway/api/meshpb"
 	"github.com/meshway/meshway/internal/model"
@@ -16,14 +17,15 @@ func Waypoint(w *model.Waypoint) *meshpb.WaypointConfig {
 		return nil
 	}
 	return &meshpb.WaypointConfig{
-		Name:       w.Name,
-		Namespace:  w.Namespace,
-		Services:   pbList(w.Services, servicePB),
-		Workloads:  pbList(w.Workloads, workloadPB),
-		Clusters:   pbList(w.Clusters, clusterPB),
-		Policies:   pbList(w.Policies, policyPB),
-		Telemetry:  telemetryPB(&w.Telemetry),
-		RateLimits: pbList(w.RateLimits, rateLimitPB),
+		Name:         w.Name,
+		Namespace:    w.Namespace,
+		Services:     pbList(w.Services, servicePB),
+		Workloads:    pbList(w.Workloads, workloadPB),
+		Clusters:     pbList(w.Clusters, clusterPB),
+		Policies:     pbList(w.Policies, policyPB),
+		Telemetry:    telemetryPB(&w.Telemetry),
+		RateLimits:   pbList(w.RateLimits, rateLimitPB),
+		DefaultRetry: retryPB(w.DefaultRetry),
 	}
 }
 
@@ -51,6 +53,9 @@ func ToModel(pb *meshpb.WaypointConfig) (*model.Waypoint, error) {
 	}
 	if w.RateLimits, err = checkedModelList("rateLimits", pb.GetRateLimits(), rateLimitModel); err != nil {
 		return nil, err
+	}
+	if w.DefaultRetry, err = retryModel(pb.GetDefaultRetry()); err != nil {
+		return nil, fmt.Errorf("defaultRetry.%w", err)
 	}
 	return w, nil
 }
