@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshway/meshway/api/meshpb"
-	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/push/wire"
 )
 
@@ -33,9 +33,9 @@ type ack struct {
 
 // fleet is the waypoint proxies: one delta ADS stream each, on a gRPC
 // connection of its own (as separate proxies have), each naming itself with
-// its own node. They are raw streams rather than push.Client so that the
+// its own node. They are raw streams rather than pushclient.Client so that the
 // time an ACK is sent and the size of each response can be recorded; they
-// do what push.Client and the waypoint do with a response: decode it,
+// do what pushclient.Client and the waypoint do with a response: decode it,
 // convert it to the model (wire.ToModel) and validate it, then ACK.
 type fleet struct {
 	addr  string
@@ -56,10 +56,10 @@ func newFleet(addr string, n int) *fleet {
 	return f
 }
 
-// nodeOf is how proxy i identifies itself, as push.NodeInfo's core() puts
+// nodeOf is how proxy i identifies itself, as pushclient.NodeInfo's core() puts
 // it on the wire (kind, namespace, name, instance, node in the metadata).
 func nodeOf(i int) *core.Node {
-	n := push.NodeInfo{Kind: push.KindWaypoint, Namespace: nsName(i), Name: "waypoint", Instance: fmt.Sprintf("waypoint-%03d-bench", i), Node: fmt.Sprintf("node-%d", i%50)}
+	n := pushclient.NodeInfo{Kind: pushclient.KindWaypoint, Namespace: nsName(i), Name: "waypoint", Instance: fmt.Sprintf("waypoint-%03d-bench", i), Node: fmt.Sprintf("node-%d", i%50)}
 	md, _ := structpb.NewStruct(map[string]any{
 		"kind": n.Kind, "namespace": n.Namespace, "name": n.Name, "instance": n.Instance, "node": n.Node,
 	})

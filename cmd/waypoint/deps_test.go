@@ -21,6 +21,9 @@ func TestDependencies(t *testing.T) {
 		"github.com/meshway/meshway/internal/cli",
 		"k8s.io/client-go",
 		"sigs.k8s.io/controller-runtime",
+		// The control plane's xDS server; the proxy speaks xDS with the
+		// lean messages of api/meshpb (internal/push/client).
+		"github.com/envoyproxy/go-control-plane",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range forbidden {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/waypoint"
 )
 
@@ -74,7 +74,7 @@ func main() {
 			os.Exit(2)
 		}
 		host, _ := os.Hostname()
-		opts.XDSNode = push.NodeInfo{Namespace: ns, Name: name, Instance: instance(), Node: cmp.Or(os.Getenv("NODE_NAME"), host)}
+		opts.XDSNode = pushclient.NodeInfo{Namespace: ns, Name: name, Instance: instance(), Node: cmp.Or(os.Getenv("NODE_NAME"), host)}
 	}
 	logger := log.New(os.Stderr, "waypoint: ", log.LstdFlags)
 	opts.Logf = logger.Printf

@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 )
 
 func TestProxyStatusTable(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	proxies := []push.ProxyStatus{
-		{Proxy: push.NodeInfo{Kind: "waypoint", Namespace: "default", Name: "waypoint", Instance: "waypoint-7d9f-abcde"}, Connected: now.Add(-5 * time.Minute),
+		{Proxy: pushclient.NodeInfo{Kind: "waypoint", Namespace: "default", Name: "waypoint", Instance: "waypoint-7d9f-abcde"}, Connected: now.Add(-5 * time.Minute),
 			Resources: []push.ResourceStatus{{Name: "default/waypoint", Acked: "2d270aa73f65aa", Sent: "2d270aa73f65aa", Current: "2d270aa73f65aa", State: push.Synced}}},
-		{Proxy: push.NodeInfo{Kind: "waypoint", Namespace: "team", Name: "wp", Instance: "wp-1"}, Connected: now.Add(-90 * time.Second),
+		{Proxy: pushclient.NodeInfo{Kind: "waypoint", Namespace: "team", Name: "wp", Instance: "wp-1"}, Connected: now.Add(-90 * time.Second),
 			Resources: []push.ResourceStatus{{Name: "team/wp", Acked: "aaaaaaaaaaaaaa", Sent: "bbbbbbbbbbbbbb", Nacked: "bbbbbbbbbbbbbb", Current: "bbbbbbbbbbbbbb", State: push.Nacked, Error: "clusters[0]: bad"}}},
-		{Proxy: push.NodeInfo{Kind: "waypoint", Namespace: "x", Name: "new", Instance: "new-1"}, Connected: now.Add(-3 * time.Second),
+		{Proxy: pushclient.NodeInfo{Kind: "waypoint", Namespace: "x", Name: "new", Instance: "new-1"}, Connected: now.Add(-3 * time.Second),
 			Resources: []push.ResourceStatus{{Name: "x/new", State: push.NotSent}}},
 	}
 	var out bytes.Buffer

@@ -15,6 +15,7 @@ import (
 	"github.com/meshway/meshway/internal/controlplane"
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/push/wire"
 	"github.com/meshway/meshway/internal/store"
 )
@@ -162,9 +163,9 @@ func TestChangesAreDebouncedAndPushed(t *testing.T) {
 	<-ctl.Synced()
 
 	p := &proxy{}
-	c := push.NewClient(push.ClientOptions{
+	c := pushclient.New(pushclient.Options{
 		Address: ln.Addr().String(), TypeURL: wire.WaypointType, Names: []string{"default/waypoint"}, Handler: p,
-		Node: push.NodeInfo{Kind: push.KindWaypoint, Namespace: "default", Name: "waypoint", Instance: "test"},
+		Node: pushclient.NodeInfo{Kind: pushclient.KindWaypoint, Namespace: "default", Name: "waypoint", Instance: "test"},
 	})
 	go func() { _ = c.Run(ctx) }()
 	waitFor(t, "the first configuration", func() bool { cfg, _ := p.get(); return cfg != nil })

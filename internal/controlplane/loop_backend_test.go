@@ -18,6 +18,7 @@ import (
 	"github.com/meshway/meshway/internal/deploy"
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/push/wire"
 	"github.com/meshway/meshway/internal/store"
 )
@@ -70,9 +71,9 @@ func testControllerDeploysAndPushes(t *testing.T, st store.Store) {
 	got := &lastConfig{}
 	go func() {
 		defer wg.Done()
-		_ = push.NewClient(push.ClientOptions{
+		_ = pushclient.New(pushclient.Options{
 			Address: ln.Addr().String(), TypeURL: wire.WaypointType, Names: []string{"default/waypoint"}, Handler: got,
-			Node: push.NodeInfo{Kind: push.KindWaypoint, Namespace: "default", Name: "waypoint", Instance: "test"},
+			Node: pushclient.NodeInfo{Kind: pushclient.KindWaypoint, Namespace: "default", Name: "waypoint", Instance: "test"},
 		}).Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); srv.Stop(); wg.Wait() })

@@ -1,8 +1,8 @@
 // Package push delivers configuration from the control plane to the proxies
 // over xDS: an aggregated, incremental (delta) discovery server built on
-// go-control-plane, and the client both proxies run. Resources are the
-// project's own protobuf messages (api/meshpb), one per proxy configuration,
-// named "<namespace>/<name>".
+// go-control-plane (the client both proxies run is internal/push/client).
+// Resources are the project's own protobuf messages (api/meshpb), one per
+// proxy configuration, named "<namespace>/<name>".
 //
 // Flow control is xDS's own: the server sends a proxy at most one response
 // per resource type until the proxy ACKs or NACKs it, and changes made

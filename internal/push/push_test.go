@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -18,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/meshway/meshway/internal/push/client"
 )
 
 // The push layer is independent of what it carries: these tests push
@@ -82,6 +85,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// envoyNode is the node a meshway proxy sends, decoded as Envoy's: the
+// proxies' lean messages (meshpb.XdsNode) must be Envoy's on the wire.
+func envoyNode(t *testing.T, n client.NodeInfo) *core.Node {
+	t.Helper()
+	b, err := proto.Marshal(n.XDS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &core.Node{}
+	if err := proto.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func startServer(t *testing.T, addr string, opts ServerOptions) (*Server, string) {
 	t.Helper()
 	if opts.Types == nil {
@@ -98,11 +116,11 @@ func startServer(t *testing.T, addr string, opts ServerOptions) (*Server, string
 	return s, ln.Addr().String()
 }
 
-func startClient(t *testing.T, addr, name string, h Handler) *Client {
+func startClient(t *testing.T, addr, name string, h client.Handler) *client.Client {
 	t.Helper()
-	c := NewClient(ClientOptions{
+	c := client.New(client.Options{
 		Address: addr, TypeURL: stringType, Names: []string{name}, Handler: h, Logf: t.Logf,
-		Node:       NodeInfo{Kind: KindWaypoint, Namespace: "default", Name: strings.TrimPrefix(name, "default/"), Instance: "pod-" + name[len("default/"):]},
+		Node:       client.NodeInfo{Kind: client.KindWaypoint, Namespace: "default", Name: strings.TrimPrefix(name, "default/"), Instance: "pod-" + name[len("default/"):]},
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -300,8 +318,8 @@ func TestSlowProxyIsDisconnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := NodeInfo{Kind: KindWaypoint, Namespace: "default", Name: "slow", Instance: "pod-slow"}
-	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node.core(), TypeUrl: stringType, ResourceNamesSubscribe: []string{"default/slow"}}); err != nil {
+	node := client.NodeInfo{Kind: client.KindWaypoint, Namespace: "default", Name: "slow", Instance: "pod-slow"}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: envoyNode(t, node), TypeUrl: stringType, ResourceNamesSubscribe: []string{"default/slow"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := stream.Recv(); err != nil {
@@ -337,8 +355,8 @@ func TestProxyMustIdentifyItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := NodeInfo{Kind: KindWaypoint, Instance: "x"} // no namespace/name
-	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node.core(), TypeUrl: stringType, ResourceNamesSubscribe: []string{"default/a"}}); err != nil {
+	node := client.NodeInfo{Kind: client.KindWaypoint, Instance: "x"} // no namespace/name
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: envoyNode(t, node), TypeUrl: stringType, ResourceNamesSubscribe: []string{"default/a"}}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshway/meshway/internal/push/client"
 )
 
 // Sync states of one resource on one proxy, as proxy-status prints them
@@ -27,7 +29,7 @@ const (
 // ProxyStatus is one connected proxy, as /debug/syncz and proxy-status show it.
 type ProxyStatus struct {
 	ID        string           `json:"id"`
-	Proxy     NodeInfo         `json:"proxy"`
+	Proxy     client.NodeInfo  `json:"proxy"`
 	Peer      string           `json:"peer,omitempty"`
 	Connected time.Time        `json:"connected"`
 	Resources []ResourceStatus `json:"resources"`
@@ -67,7 +69,7 @@ type sentResponse struct {
 }
 
 type streamState struct {
-	node       NodeInfo
+	node       client.NodeInfo
 	identified bool
 	peer       string
 	connected  time.Time
@@ -259,9 +261,4 @@ func names(versions map[string]string) string {
 }
 
 // ShortVersion abbreviates a version (a SHA-256 in hex) for display.
-func ShortVersion(v string) string {
-	if len(v) > 12 {
-		return v[:12]
-	}
-	return v
-}
+func ShortVersion(v string) string { return client.ShortVersion(v) }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
-	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/telemetry"
 )
 
@@ -38,7 +38,7 @@ type Options struct {
 	// waypoint subscribes there to the configuration of the Gateway XDSNode
 	// names.
 	XDSAddress string
-	XDSNode    push.NodeInfo
+	XDSNode    pushclient.NodeInfo
 	Listen     []Listen
 	// AdminAddr serves /config_dump; it must be a loopback address. Empty:
 	// no admin server.

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshway/meshway/api/meshpb"
-	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/push/wire"
 )
 
@@ -34,7 +34,7 @@ func (x *xdsConfig) Update(name, version string, msg proto.Message) error {
 	if err := x.p.Load(w); err != nil {
 		return err
 	}
-	x.logf("configuration of %s loaded (version %s)", name, push.ShortVersion(version))
+	x.logf("configuration of %s loaded (version %s)", name, pushclient.ShortVersion(version))
 	x.once.Do(func() { close(x.loaded) })
 	return nil
 }
@@ -52,9 +52,9 @@ func startXDS(ctx context.Context, p *Proxy, o Options, logf func(string, ...any
 	if n.Namespace == "" || n.Name == "" {
 		return nil, nil, errors.New("-xds-address needs the waypoint's Gateway: -waypoint NAMESPACE/NAME (or $POD_NAMESPACE and $GATEWAY_NAME)")
 	}
-	n.Kind = push.KindWaypoint
+	n.Kind = pushclient.KindWaypoint
 	x := &xdsConfig{p: p, logf: logf, loaded: make(chan struct{})}
-	c := push.NewClient(push.ClientOptions{
+	c := pushclient.New(pushclient.Options{
 		Address: o.XDSAddress, Node: n, TypeURL: wire.WaypointType,
 		Names: []string{n.Namespace + "/" + n.Name}, Handler: x, Logf: logf,
 	})

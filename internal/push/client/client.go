@@ -1,4 +1,8 @@
-package push
+// Package client is the proxies' side of push: one delta xDS stream to
+// the control plane, kept up with backoff, speaking Envoy's discovery
+// protocol with the lean message subset in api/meshpb (xds.proto), so that
+// a proxy does not link go-control-plane and Envoy's API.
+package client
 
 import (
 	"context"
@@ -9,14 +13,20 @@ import (
 	"sync"
 	"time"
 
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/meshway/meshway/api/meshpb"
 )
+
+// deltaADS is the method meshd's go-control-plane server serves (Envoy's
+// aggregated discovery service, incremental variant).
+const deltaADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+
+var deltaADSStream = &grpc.StreamDesc{StreamName: "DeltaAggregatedResources", ServerStreams: true, ClientStreams: true}
 
 // Handler applies what the control plane sends.
 type Handler interface {
@@ -28,8 +38,8 @@ type Handler interface {
 	Remove(name string)
 }
 
-// ClientOptions configure a Client.
-type ClientOptions struct {
+// Options configure a Client.
+type Options struct {
 	// Address is the control plane's xDS address, host:port (plaintext).
 	Address string
 	Node    NodeInfo
@@ -50,7 +60,7 @@ type ClientOptions struct {
 // configuration; on reconnection the client names the versions it holds so
 // that only what changed meanwhile is sent again.
 type Client struct {
-	opts ClientOptions
+	opts Options
 
 	mu        sync.Mutex
 	versions  map[string]string // accepted versions, by name
@@ -61,8 +71,8 @@ type Client struct {
 // configuration for a big mesh exceeds gRPC's 4 MiB default.
 const maxConfigBytes = 256 << 20
 
-// NewClient returns a client; Run starts it.
-func NewClient(opts ClientOptions) *Client {
+// New returns a client; Run starts it.
+func New(opts Options) *Client {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 100 * time.Millisecond
 	}
@@ -101,11 +111,10 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("xds: control plane address %q: %w", c.opts.Address, err)
 	}
 	defer func() { _ = conn.Close() }()
-	ads := discovery.NewAggregatedDiscoveryServiceClient(conn)
 	backoff := c.opts.MinBackoff
 	for {
 		began := time.Now()
-		err := c.stream(ctx, ads)
+		err := c.stream(ctx, conn)
 		c.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
@@ -137,10 +146,10 @@ func (c *Client) setConnected(v bool) {
 const stableStream = 5 * time.Second
 
 // stream runs one stream until it fails.
-func (c *Client) stream(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient) error {
+func (c *Client) stream(ctx context.Context, conn *grpc.ClientConn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := ads.DeltaAggregatedResources(ctx)
+	s, err := conn.NewStream(ctx, deltaADSStream, deltaADS)
 	if err != nil {
 		return err
 	}
@@ -150,8 +159,8 @@ func (c *Client) stream(ctx context.Context, ads discovery.AggregatedDiscoverySe
 		initial[n] = v
 	}
 	c.mu.Unlock()
-	err = s.Send(&discovery.DeltaDiscoveryRequest{
-		Node:                    c.opts.Node.core(),
+	err = s.SendMsg(&meshpb.XdsDeltaRequest{
+		Node:                    c.opts.Node.XDS(),
 		TypeUrl:                 c.opts.TypeURL,
 		ResourceNamesSubscribe:  c.opts.Names,
 		InitialResourceVersions: initial,
@@ -164,16 +173,16 @@ func (c *Client) stream(ctx context.Context, ads discovery.AggregatedDiscoverySe
 	c.setConnected(true)
 	c.opts.Logf("xds: subscribed to %s at %s", strings.Join(c.opts.Names, ", "), c.opts.Address)
 	for {
-		resp, err := s.Recv()
-		if err != nil {
+		resp := &meshpb.XdsDeltaResponse{}
+		if err := s.RecvMsg(resp); err != nil {
 			return err
 		}
-		ack := &discovery.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}
+		ack := &meshpb.XdsDeltaRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}
 		if err := c.apply(resp); err != nil {
 			c.opts.Logf("xds: rejected configuration: %v", err)
-			ack.ErrorDetail = &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+			ack.ErrorDetail = &meshpb.XdsStatus{Code: int32(codes.InvalidArgument), Message: err.Error()}
 		}
-		if err := s.Send(ack); err != nil {
+		if err := s.SendMsg(ack); err != nil {
 			return err
 		}
 	}
@@ -181,7 +190,7 @@ func (c *Client) stream(ctx context.Context, ads discovery.AggregatedDiscoverySe
 
 // apply hands each resource of a response to the handler; the error lists
 // those it rejected.
-func (c *Client) apply(resp *discovery.DeltaDiscoveryResponse) error {
+func (c *Client) apply(resp *meshpb.XdsDeltaResponse) error {
 	if resp.GetTypeUrl() != c.opts.TypeURL {
 		return fmt.Errorf("unexpected resource type %q (subscribed to %q)", resp.GetTypeUrl(), c.opts.TypeURL)
 	}
