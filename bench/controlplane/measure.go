@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshway/meshway/bench/internal/benchfmt"
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/store"
 )
@@ -112,7 +113,7 @@ func (b *bench) measureDir(ctx context.Context) (*modeResult, error) {
 	if prof != "" {
 		args = append(args, "-cpuprofile", prof)
 	}
-	r.load = loadAverage()
+	r.load = benchfmt.LoadAverage()
 	t := &target{addr: addr, start: time.Now()}
 	if t.p, err = startProc("meshd", filepath.Join(b.tmp, "meshd.log"), args...); err != nil {
 		return nil, err
@@ -190,7 +191,7 @@ func (b *bench) measureMemory(ctx context.Context) (*modeResult, error) {
 	if err := profiled(b.profilePath("memory-start")); err != nil {
 		return nil, err
 	}
-	r.load = loadAverage()
+	r.load = benchfmt.LoadAverage()
 	t.start = time.Now()
 	if _, err := t.p.call("start"); err != nil {
 		return nil, err
@@ -353,12 +354,4 @@ func countObjects(size meshSize) int {
 	n := 0
 	generate(size, func(manifest.Object) { n++ })
 	return n
-}
-
-func loadAverage() string {
-	la, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(la))[:3], " ")
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/meshway/meshway/bench/internal/benchfmt"
 )
 
 // Targets from the issue.
@@ -47,25 +49,6 @@ func kib(n int) string {
 
 func mib(n uint64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
-func thousands(n int) string {
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "PASS"
-	}
-	return "FAIL"
-}
-
 // latencies of the changes of one kind ("" for all).
 func (r *modeResult) latencies(kind string) []time.Duration {
 	var out []time.Duration
@@ -82,15 +65,15 @@ func printHeader(w io.Writer, cfg config, rs []*modeResult) {
 	s := cfg.size
 	fmt.Fprintf(w, "# Control plane benchmark\n\n")
 	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "- machine: %s, %d CPUs, %s\n", host, runtime.NumCPU(), cpuModel())
+	fmt.Fprintf(w, "- machine: %s, %d CPUs, %s\n", host, runtime.NumCPU(), benchfmt.CPUModel())
 	fmt.Fprintf(w, "- go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	var loads []string
 	for _, r := range rs {
 		loads = append(loads, fmt.Sprintf("%s mode %s", r.mode, r.load))
 	}
-	fmt.Fprintf(w, "- load average (1, 5, 15 min) when each mode started: %s; at the end: %s\n", strings.Join(loads, "; "), loadAverage())
+	fmt.Fprintf(w, "- load average (1, 5, 15 min) when each mode started: %s; at the end: %s\n", strings.Join(loads, "; "), benchfmt.LoadAverage())
 	fmt.Fprintf(w, "- mesh: %s objects: %s services, %s pods, %d waypoints (%s); per namespace 2 HTTPRoutes, 2 AuthorizationPolicies, 1 DestinationRule\n",
-		thousands(countObjects(s)), thousands(s.namespaces*s.services), thousands(s.namespaces*s.services*s.podsPerService), s.namespaces, s)
+		benchfmt.Thousands(countObjects(s)), benchfmt.Thousands(s.namespaces*s.services), benchfmt.Thousands(s.namespaces*s.services*s.podsPerService), s.namespaces, s)
 	fmt.Fprintf(w, "- proxies: %d delta ADS streams in the bench process, each on its own gRPC connection with its own node; a response is decoded, converted (wire.ToModel) and validated before its ACK is sent\n", s.namespaces)
 	fmt.Fprintf(w, "- changes: %d per mode after %d unmeasured, a pod label and an HTTPRoute weight in turn, each in another namespace; the next change starts %s after the affected proxy's ACK\n\n",
 		cfg.changes, cfg.warmup, cfg.settle)
@@ -108,7 +91,7 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 		var parts []string
 		for _, r := range rs {
 			ok, detail := f(r)
-			parts = append(parts, fmt.Sprintf("%s %s (%s)", r.mode, verdict(ok), detail))
+			parts = append(parts, fmt.Sprintf("%s %s (%s)", r.mode, benchfmt.Verdict(ok), detail))
 		}
 		return strings.Join(parts, "; ")
 	}
@@ -121,9 +104,9 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 
 	row("store set-up (before the clock starts)", func(r *modeResult) string {
 		if r.mode == "dir" {
-			return fmt.Sprintf("%s objects written as %s files in %s", thousands(r.objects), thousands(r.files), secs(r.prepare))
+			return fmt.Sprintf("%s objects written as %s files in %s", benchfmt.Thousands(r.objects), benchfmt.Thousands(r.files), secs(r.prepare))
 		}
-		return fmt.Sprintf("%s objects created in %s", thousands(r.objects), secs(r.prepare))
+		return fmt.Sprintf("%s objects created in %s", benchfmt.Thousands(r.objects), secs(r.prepare))
 	}, "—", "—")
 	row("time to first full push: start → every proxy ACKed its first configuration", func(r *modeResult) string {
 		return secs(r.firstPush)
@@ -205,17 +188,4 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 			fmt.Fprintf(w, "\nCPU profile (%s mode): %s\n", r.mode, p)
 		}
 	}
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

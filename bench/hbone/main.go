@@ -16,9 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"time"
 
+	"github.com/meshway/meshway/bench/internal/benchfmt"
 	"github.com/meshway/meshway/internal/identity"
 )
 
@@ -164,7 +164,7 @@ func run(cfg config) error {
 			return fmt.Errorf("%s warm-up: %w", k.name, err)
 		}
 	}
-	load := loadAverage()
+	load := benchfmt.LoadAverage()
 	var r results
 	if err := r.measure(cfg, cl, child); err != nil {
 		return err
@@ -174,33 +174,12 @@ func run(cfg config) error {
 	return nil
 }
 
-func loadAverage() string {
-	la, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(la))[:3], " ")
-}
-
 func printHeader(load string) {
 	host, _ := os.Hostname()
 	fmt.Printf("# HBONE benchmark\n\n")
 	fmt.Printf("- date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("- machine: %s, %d CPUs (GOMAXPROCS %d), %s\n", host, runtime.NumCPU(), runtime.GOMAXPROCS(0), cpuModel())
+	fmt.Printf("- machine: %s, %d CPUs (GOMAXPROCS %d), %s\n", host, runtime.NumCPU(), runtime.GOMAXPROCS(0), benchfmt.CPUModel())
 	fmt.Printf("- go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
 	fmt.Printf("- servers in a child process, clients here, all on 127.0.0.1; TLS 1.3 with mutual SPIFFE verification\n\n")
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

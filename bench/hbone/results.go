@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/meshway/meshway/bench/internal/benchfmt"
 )
 
 // Targets from the issue.
@@ -80,30 +82,23 @@ func kib(m memCost) string {
 	return fmt.Sprintf("%.1f KiB client + %.1f KiB server (%.1f KiB both ends)", m.client/1024, m.server/1024, m.total()/1024)
 }
 
-func verdict(ok bool) string {
-	if ok {
-		return "PASS"
-	}
-	return "FAIL"
-}
-
 func (r *results) print(w io.Writer) {
 	ratio := r.single[2] / r.single[0]
 	fmt.Fprintln(w, "| measurement | raw TCP | TLS 1.3 | HBONE | target | result |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	fmt.Fprintf(w, "| single-stream throughput | %s | %s | %s | HBONE ≥ %.0f%% of raw TCP | %s (%.0f%%) |\n",
-		mibps(r.single[0]), mibps(r.single[1]), mibps(r.single[2]), targetThroughputRatio*100, verdict(ratio >= targetThroughputRatio), ratio*100)
+		mibps(r.single[0]), mibps(r.single[1]), mibps(r.single[2]), targetThroughputRatio*100, benchfmt.Verdict(ratio >= targetThroughputRatio), ratio*100)
 	fmt.Fprintf(w, "| single-stream throughput relative to TLS 1.3 | — | 100%% | %.0f%% | — | — |\n", r.single[2]/r.single[1]*100)
 	fmt.Fprintf(w, "| %d-stream aggregate throughput | %s | %s | %s | — | HBONE %.0f%% of TCP |\n",
 		r.streams, mibps(r.multi[0]), mibps(r.multi[1]), mibps(r.multi[2]), r.multi[2]/r.multi[0]*100)
 	fmt.Fprintf(w, "| stream set-up on a warm connection, p50 / p99 | — | — | %s | p99 ≤ %s µs | %s |\n",
-		lat(r.warmSetup), us(targetSetupP99), verdict(r.warmSetup.p99 <= targetSetupP99))
+		lat(r.warmSetup), us(targetSetupP99), benchfmt.Verdict(r.warmSetup.p99 <= targetSetupP99))
 	fmt.Fprintf(w, "| warm set-up: first after each batch close (median) / p99 of the others | — | — | %s / %s µs | — | the close traffic is still in flight for the first |\n",
 		us(r.warmSplit.first), us(r.warmSplit.restP99))
 	fmt.Fprintf(w, "| new connection set-up, p50 / p99 | %s | %s | %s | — | — |\n",
 		lat(r.newConn[0]), lat(r.newConn[1]), lat(r.newConn[2]))
 	fmt.Fprintf(w, "| memory per idle stream | — | — | %s | ≤ 32 KiB in each process | %s |\n",
-		kib(r.idleStream), verdict(max(r.idleStream.client, r.idleStream.server) <= targetIdleStream))
+		kib(r.idleStream), benchfmt.Verdict(max(r.idleStream.client, r.idleStream.server) <= targetIdleStream))
 	fmt.Fprintf(w, "| memory per idle connection | %s | %s | %s | — | — |\n",
 		kib(r.idleConn[0]), kib(r.idleConn[1]), kib(r.idleConn[2]))
 	fmt.Fprintln(w)

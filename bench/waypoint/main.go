@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshway/meshway/bench/internal/benchfmt"
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 )
@@ -151,7 +152,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	load := loadAverage()
+	load := benchfmt.LoadAverage()
 	var results []*targetResult
 	for _, t := range targets {
 		if !slices.Contains(cfg.targets, t.key) {
@@ -298,19 +299,11 @@ func (b *bench) profilePath(key, phase string) string {
 	return base + ext
 }
 
-func loadAverage() string {
-	la, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(la))[:3], " ")
-}
-
 func printHeader(load string, b *bench) {
 	host, _ := os.Hostname()
 	fmt.Printf("# Waypoint benchmark\n\n")
 	fmt.Printf("- date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("- machine: %s, %d CPUs, %s\n", host, runtime.NumCPU(), cpuModel())
+	fmt.Printf("- machine: %s, %d CPUs, %s\n", host, runtime.NumCPU(), benchfmt.CPUModel())
 	fmt.Printf("- go: %s %s/%s; peers: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, versions())
 	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
 	fmt.Printf("- all on loopback; HTTP/1.1 keep-alive; 1 KiB responses from a Go net/http backend in a child process;\n")
@@ -318,17 +311,4 @@ func printHeader(load string, b *bench) {
 	fmt.Printf("- runs per target: %s warm-up, %s at %d req/s over %d connections (open loop), %s warm-up, %s at maximum\n",
 		b.cfg.warmup, b.cfg.duration, b.cfg.rate, b.cfg.rateConns, b.cfg.warmup, b.cfg.maxDur)
 	fmt.Printf("  throughput over %d connections (closed loop)\n\n", b.cfg.maxConns)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/meshway/meshway/bench/internal/benchfmt"
 )
 
 // Targets from the issue, for the waypoint.
@@ -48,25 +50,6 @@ func signedUS(d time.Duration) string {
 
 func mb(b uint64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
 
-func thousands(n int) string {
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "PASS"
-	}
-	return "FAIL"
-}
-
 func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	find := func(key string) *targetResult {
 		for _, r := range rs {
@@ -108,7 +91,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 			if r.key == "waypoint-hbone" {
 				label = "HBONE "
 			}
-			parts = append(parts, fmt.Sprintf("%s%s (%s)", label, verdict(ok), detail))
+			parts = append(parts, fmt.Sprintf("%s%s (%s)", label, benchfmt.Verdict(ok), detail))
 		}
 		if len(parts) == 0 {
 			return "—"
@@ -126,7 +109,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	fmt.Fprintf(w, "| measurement | %s | target | result |\n", strings.Join(names, " | "))
 	fmt.Fprintf(w, "|---|%s---|---|\n", strings.Repeat("---|", len(rs)))
 
-	rate := thousands(cfg.rate)
+	rate := benchfmt.Thousands(cfg.rate)
 	row(fmt.Sprintf("latency at %s req/s, p50 / p90 / p99", rate), func(r *targetResult) string {
 		return fmt.Sprintf("%s / %s / %s µs", us(pct(r.fixed.lat, 50)), us(pct(r.fixed.lat, 90)), us(pct(r.fixed.lat, 99)))
 	}, "—", "—")
@@ -150,7 +133,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		})
 	}
 	row(fmt.Sprintf("maximum throughput, %d connections", cfg.maxConns), func(r *targetResult) string {
-		return thousands(int(r.max.rate())) + " req/s"
+		return benchfmt.Thousands(int(r.max.rate())) + " req/s"
 	}, fmt.Sprintf("waypoint ≥ %.0f%% of nginx", targetThroughput*100), tpResult)
 	row("latency at maximum throughput, p50 / p99", func(r *targetResult) string {
 		return fmt.Sprintf("%s / %s µs", us(pct(r.max.lat, 50)), us(pct(r.max.lat, 99)))
@@ -171,8 +154,8 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		}))
 	row("proxy peak RSS after the maximum-throughput run", proxyOnly(func(r *targetResult) string { return mb(r.rssMax) }), "—", "—")
 	row(fmt.Sprintf("requests answered / errors, %s req/s run; max run", rate), func(r *targetResult) string {
-		return fmt.Sprintf("%s / %d; %s / %d", thousands(len(r.fixed.lat)), r.fixed.errs, thousands(len(r.max.lat)), r.max.errs)
-	}, "no errors", verdict(noErrors(rs)))
+		return fmt.Sprintf("%s / %d; %s / %d", benchfmt.Thousands(len(r.fixed.lat)), r.fixed.errs, benchfmt.Thousands(len(r.max.lat)), r.max.errs)
+	}, "no errors", benchfmt.Verdict(noErrors(rs)))
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Notes: latency at the fixed rate runs from each request's scheduled send time (request i is due at")
