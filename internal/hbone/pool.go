@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/rawconn"
 )
 
 // Defaults of [Pool] fields.
@@ -345,7 +346,9 @@ func (p *Pool) dialTLS(ctx context.Context, network, addr string, conf *tls.Conf
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, conf)
+	// TLS reads and writes the socket with raw system calls
+	// (internal/rawconn).
+	tc := tls.Client(rawconn.Wrap(raw), conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("TLS handshake: %w", err)

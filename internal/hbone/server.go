@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/rawconn"
 )
 
 // DefaultPort is the HBONE port, as in Istio.
@@ -175,7 +176,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // serveConn runs the TLS handshake and then the HTTP/2 connection.
 func (s *Server) serveConn(raw net.Conn) {
 	if tc, ok := raw.(*net.TCPConn); ok {
-		raw = &lingerConn{TCPConn: tc}
+		// TLS reads and writes the socket with raw system calls
+		// (internal/rawconn); closing lingers.
+		raw = &lingerConn{Conn: rawconn.Wrap(tc), tcp: tc}
 	}
 	s.mu.Lock()
 	if s.down {
@@ -265,20 +268,21 @@ const (
 // GOAWAY). So Close shuts down our sending side (the alert and a FIN go
 // out), drains what the peer sent for a moment, and then closes.
 type lingerConn struct {
-	*net.TCPConn
-	once sync.Once
+	net.Conn // tcp, with raw reads and writes
+	tcp      *net.TCPConn
+	once     sync.Once
 }
 
 func (c *lingerConn) Close() error {
 	c.once.Do(func() {
-		if c.CloseWrite() != nil {
-			_ = c.TCPConn.Close()
+		if c.tcp.CloseWrite() != nil {
+			_ = c.tcp.Close()
 			return
 		}
 		go func() {
-			_ = c.SetReadDeadline(time.Now().Add(lingerTime))
-			_, _ = io.Copy(io.Discard, io.LimitReader(c.TCPConn, lingerBytes))
-			_ = c.TCPConn.Close()
+			_ = c.tcp.SetReadDeadline(time.Now().Add(lingerTime))
+			_, _ = io.Copy(io.Discard, io.LimitReader(c.tcp, lingerBytes))
+			_ = c.tcp.Close()
 		}()
 	})
 	return nil

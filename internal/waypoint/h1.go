@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/rawconn"
 )
 
 // h1Transport sends HTTP/1.1 requests to endpoints on connections it
@@ -148,8 +149,8 @@ func (t *h1Transport) getEP(ctx context.Context, ep *model.Endpoint) (*h1Conn, b
 }
 
 func newH1Conn(c net.Conn, addr string) *h1Conn {
-	rd, wr := newRawIO(c)
-	return &h1Conn{c: c, br: bufio.NewReaderSize(rd, 4<<10), bw: bufio.NewWriterSize(wr, 4<<10), addr: addr}
+	rw := rawconn.Wrap(c) // reads and writes only: c keeps the rest
+	return &h1Conn{c: c, br: bufio.NewReaderSize(rw, 4<<10), bw: bufio.NewWriterSize(rw, 4<<10), addr: addr}
 }
 
 // idleConn takes the most recently used idle connection to addr.

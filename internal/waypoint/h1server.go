@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshway/meshway/internal/rawconn"
 )
 
 // The HTTP/1.1 fast path. net/http's server allocates, per request, the
@@ -69,11 +71,11 @@ type h1Down struct {
 // serveH1 serves a downstream HTTP connection: on the fast path while its
 // requests allow, then (if ever) on net/http's server.
 func (p *Proxy) serveH1(ic *inConn) {
-	rd, wr := newRawIO(ic.Conn)
+	rw := rawconn.Wrap(ic.Conn) // reads and writes only: ic keeps the rest
 	dc := &h1Down{
 		p: p, ic: ic,
-		br:        bufio.NewReaderSize(rd, h1ReadBuffer),
-		bw:        bufio.NewWriterSize(wr, 4<<10),
+		br:        bufio.NewReaderSize(rw, h1ReadBuffer),
+		bw:        bufio.NewWriterSize(rw, 4<<10),
 		remote:    ic.RemoteAddr().String(),
 		watchDone: make(chan struct{}, 1),
 	}

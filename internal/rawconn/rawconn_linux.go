@@ -1,6 +1,6 @@
 //go:build linux
 
-package waypoint
+package rawconn
 
 import (
 	"io"
@@ -10,16 +10,18 @@ import (
 	"unsafe"
 )
 
-// rawIO reads and writes a TCP connection's socket (non-blocking, as Go
-// makes every socket) with raw system calls, waiting for readiness in
-// Go's network poller as net.Conn does, deadlines included. net.Conn's
-// system calls go through the runtime's entersyscall, which wakes the
-// runtime's monitor thread (sysmon) whenever it had gone to sleep because
-// the process was idle: at 1,000 requests/s that is twice a request, and
-// with the monitor's polling that follows, a fifth of the waypoint's CPU
-// (perf). A read or write on a non-blocking socket cannot block, so it
-// needs no entersyscall.
+// rawIO is a TCP connection whose Read and Write are raw system calls on
+// its socket (non-blocking, as Go makes every socket), waiting for
+// readiness in Go's network poller as net.Conn does, deadlines included.
+// net.Conn's system calls go through the runtime's entersyscall, which
+// wakes the runtime's monitor thread (sysmon) whenever it had gone to
+// sleep because the process was idle: at 1,000 requests/s that is twice a
+// request, and with the monitor's polling that follows, a fifth of the
+// waypoint's CPU (perf). A read or write on a non-blocking socket cannot
+// block, so it needs no entersyscall. Everything else (deadlines, Close,
+// CloseWrite, addresses) is the TCP connection's own.
 type rawIO struct {
+	*net.TCPConn
 	c  *net.TCPConn
 	rc syscall.RawConn
 	// The callbacks and their arguments and results, bound once: a
@@ -35,20 +37,21 @@ type rawIO struct {
 	writeFn func(fd uintptr) bool
 }
 
-// newRawIO returns c's raw reader and writer, or c itself when it is not a
-// TCP connection.
-func newRawIO(c net.Conn) (io.Reader, io.Writer) {
+// Wrap returns c with raw reads and writes when it is a TCP connection,
+// else c itself. At most one Read and one Write may run at once (as
+// bufio and crypto/tls use a connection).
+func Wrap(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return c, c
+		return c
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c, c
+		return c
 	}
-	r := &rawIO{c: tc, rc: rc}
+	r := &rawIO{TCPConn: tc, c: tc, rc: rc}
 	r.readFn, r.writeFn = r.read, r.write
-	return r, r
+	return r
 }
 
 func (r *rawIO) Read(p []byte) (int, error) {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package waypoint
+package rawconn
 
 import (
 	"bytes"
@@ -33,7 +33,8 @@ func TestRawIO(t *testing.T) {
 	defer c.Close()
 	peer := <-accepted
 	defer peer.Close()
-	rd, wr := newRawIO(c)
+	rd := Wrap(c)
+	wr := rd
 	if _, ok := rd.(*rawIO); !ok {
 		t.Fatalf("a TCP connection gets %T; want the raw reader", rd)
 	}
@@ -86,7 +87,7 @@ func TestRawIO(t *testing.T) {
 	_ = c.SetReadDeadline(time.Time{})
 
 	_ = peer.Close()
-	if n, err := rd.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+	if n, err := rd.Read(make([]byte, 1)); n != 0 || err != io.EOF { //nolint:errorlint // io.Reader returns io.EOF itself, never wrapped
 		t.Fatalf("read after the peer closed: %d, %v; want io.EOF", n, err)
 	}
 	_ = c.Close()

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package rawconn
+
+import "net"
+
+// Wrap returns c: raw system calls are a Linux optimisation
+// (rawconn_linux.go).
+func Wrap(c net.Conn) net.Conn { return c }
