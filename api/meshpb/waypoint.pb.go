@@ -2029,9 +2029,11 @@ type ConnectionPool struct {
 	Http1MaxPendingRequests int64                  `protobuf:"varint,2,opt,name=http1_max_pending_requests,json=http1MaxPendingRequests,proto3" json:"http1_max_pending_requests,omitempty"`
 	Http2MaxRequests        int64                  `protobuf:"varint,3,opt,name=http2_max_requests,json=http2MaxRequests,proto3" json:"http2_max_requests,omitempty"`
 	// Bounds the retries in flight to the cluster.
-	MaxRetries    int64 `protobuf:"varint,4,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxRetries int64 `protobuf:"varint,4,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
+	// Closes an HTTP/1.1 upstream connection after that many requests.
+	MaxRequestsPerConnection int64 `protobuf:"varint,5,opt,name=max_requests_per_connection,json=maxRequestsPerConnection,proto3" json:"max_requests_per_connection,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *ConnectionPool) Reset() {
@@ -2088,6 +2090,13 @@ func (x *ConnectionPool) GetHttp2MaxRequests() int64 {
 func (x *ConnectionPool) GetMaxRetries() int64 {
 	if x != nil {
 		return x.MaxRetries
+	}
+	return 0
+}
+
+func (x *ConnectionPool) GetMaxRequestsPerConnection() int64 {
+	if x != nil {
+		return x.MaxRequestsPerConnection
 	}
 	return 0
 }
@@ -3225,13 +3234,14 @@ const file_waypoint_proto_rawDesc = "" +
 	"hashHeader\x12\x1f\n" +
 	"\vhash_cookie\x18\x03 \x01(\tR\n" +
 	"hashCookie\x12$\n" +
-	"\x0ehash_source_ip\x18\x04 \x01(\bR\fhashSourceIp\"\xc5\x01\n" +
+	"\x0ehash_source_ip\x18\x04 \x01(\bR\fhashSourceIp\"\x84\x02\n" +
 	"\x0eConnectionPool\x12'\n" +
 	"\x0fmax_connections\x18\x01 \x01(\x03R\x0emaxConnections\x12;\n" +
 	"\x1ahttp1_max_pending_requests\x18\x02 \x01(\x03R\x17http1MaxPendingRequests\x12,\n" +
 	"\x12http2_max_requests\x18\x03 \x01(\x03R\x10http2MaxRequests\x12\x1f\n" +
 	"\vmax_retries\x18\x04 \x01(\x03R\n" +
-	"maxRetries\"\xb7\x02\n" +
+	"maxRetries\x12=\n" +
+	"\x1bmax_requests_per_connection\x18\x05 \x01(\x03R\x18maxRequestsPerConnection\"\xb7\x02\n" +
 	"\x10OutlierDetection\x123\n" +
 	"\x15consecutive5xx_errors\x18\x01 \x01(\x03R\x14consecutive5xxErrors\x12<\n" +
 	"\x1aconsecutive_gateway_errors\x18\x02 \x01(\x03R\x18consecutiveGatewayErrors\x125\n" +

@@ -407,6 +407,9 @@ type ConnectionPool struct {
 	HTTP2MaxRequests        int `json:"http2MaxRequests,omitempty"`
 	// MaxRetries bounds the retries in flight to the cluster.
 	MaxRetries int `json:"maxRetries,omitempty"`
+	// MaxRequestsPerConnection closes an HTTP/1.1 upstream connection
+	// after that many requests (http.maxRequestsPerConnection).
+	MaxRequestsPerConnection int `json:"maxRequestsPerConnection,omitempty"`
 }
 
 // OutlierDetection is DestinationRule's outlierDetection: an endpoint
@@ -657,7 +660,7 @@ func (v *validator) traffic(at string, c *Cluster) {
 		for _, f := range []struct {
 			name string
 			v    int
-		}{{"maxConnections", p.MaxConnections}, {"http1MaxPendingRequests", p.HTTP1MaxPendingRequests}, {"http2MaxRequests", p.HTTP2MaxRequests}, {"maxRetries", p.MaxRetries}} {
+		}{{"maxConnections", p.MaxConnections}, {"http1MaxPendingRequests", p.HTTP1MaxPendingRequests}, {"http2MaxRequests", p.HTTP2MaxRequests}, {"maxRetries", p.MaxRetries}, {"maxRequestsPerConnection", p.MaxRequestsPerConnection}} {
 			if f.v < 0 {
 				v.addf("%s.connectionPool.%s: %d must not be negative", at, f.name, f.v)
 			}

@@ -261,10 +261,11 @@ func (t *translator) applyTrafficPolicy(c *model.Cluster, policy *networkingv1al
 	}
 	if pool != nil {
 		p := &model.ConnectionPool{
-			MaxConnections:          int(pool.GetTcp().GetMaxConnections()),
-			HTTP1MaxPendingRequests: int(pool.GetHttp().GetHttp1MaxPendingRequests()),
-			HTTP2MaxRequests:        int(pool.GetHttp().GetHttp2MaxRequests()),
-			MaxRetries:              int(pool.GetHttp().GetMaxRetries()),
+			MaxConnections:           int(pool.GetTcp().GetMaxConnections()),
+			HTTP1MaxPendingRequests:  int(pool.GetHttp().GetHttp1MaxPendingRequests()),
+			HTTP2MaxRequests:         int(pool.GetHttp().GetHttp2MaxRequests()),
+			MaxRetries:               int(pool.GetHttp().GetMaxRetries()),
+			MaxRequestsPerConnection: int(pool.GetHttp().GetMaxRequestsPerConnection()),
 		}
 		if *p != (model.ConnectionPool{}) {
 			c.ConnectionPool = p

@@ -28,6 +28,9 @@ type cluster struct {
 	pending    atomic.Int64
 	maxRetries int64
 	retries    atomic.Int64
+	// maxUses is the requests an HTTP/1.1 upstream connection carries
+	// before it is closed (0: no limit).
+	maxUses int
 
 	outlier *model.OutlierDetection
 	mu      sync.Mutex // guards host ejection state
@@ -38,6 +41,9 @@ type cluster struct {
 type host struct {
 	ep     *model.Endpoint
 	active atomic.Int64 // requests in flight, for LEAST_REQUEST
+	// maxUses is the cluster's: requests per HTTP/1.1 connection (0: no
+	// limit), here for the upstream side, which knows the endpoint only.
+	maxUses int
 
 	// Outlier detection, guarded by cluster.mu.
 	fails5xx, failsGateway int
@@ -86,6 +92,10 @@ func newCluster(mc *model.Cluster, prev *cluster) *cluster {
 			c.maxPending = int64(p.HTTP1MaxPendingRequests)
 		}
 		c.maxRetries = int64(p.MaxRetries)
+		c.maxUses = p.MaxRequestsPerConnection
+		for _, h := range c.hosts {
+			h.maxUses = c.maxUses
+		}
 	}
 	return c
 }

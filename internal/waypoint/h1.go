@@ -48,6 +48,27 @@ type h1Conn struct {
 	// dl says a deadline may be set on c: put clears it then only (a
 	// deadline change per request costs CPU at 1,000 requests/s).
 	dl atomic.Bool
+	// uses counts the requests sent on c; spent says it has carried its
+	// cluster's maxRequestsPerConnection and is not pooled again.
+	uses  int
+	spent bool
+}
+
+// use counts a request about to be sent on pc under a limit of requests
+// per connection (a DestinationRule's maxRequestsPerConnection; 0: none).
+func (pc *h1Conn) use(limit int) {
+	pc.uses++
+	if limit > 0 && pc.uses >= limit {
+		pc.spent = true
+	}
+}
+
+// usesLimit is the per-connection limit of the cluster of ctx's exchange.
+func usesLimit(ctx context.Context) int {
+	if x, _ := ctx.Value(exchangeKey{}).(*exchange); x != nil && x.cl != nil {
+		return x.cl.maxUses
+	}
+	return 0
 }
 
 // interrupt makes c's blocked and future reads and writes fail.
@@ -70,6 +91,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		pc.use(usesLimit(ctx))
 		resp, sent, err := t.exchange(ctx, pc, req)
 		if err == nil {
 			return resp, nil
@@ -172,6 +194,10 @@ func (t *h1Transport) idleConn(addr string) *h1Conn {
 
 // put keeps pc for the next request to its endpoint.
 func (t *h1Transport) put(pc *h1Conn) {
+	if pc.spent {
+		_ = pc.c.Close()
+		return
+	}
 	if pc.dl.Swap(false) {
 		if err := pc.c.SetDeadline(time.Time{}); err != nil {
 			_ = pc.c.Close()

@@ -136,6 +136,7 @@ func (dc *h1Down) roundTrip(out *http.Request, h *host) (*http.Response, error) 
 		if err != nil {
 			return nil, err
 		}
+		pc.use(h.maxUses)
 		resp, sent, err := dc.exchange(ctx, pc, out)
 		if err == nil {
 			return resp, nil

@@ -1,6 +1,7 @@
 package waypoint_test
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -178,5 +179,48 @@ func TestConsistentHash(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("8 users all hashed to %v; want them spread", seen)
+	}
+}
+
+// TestMaxRequestsPerConnection: with a DestinationRule's
+// maxRequestsPerConnection of 2, six requests in a row reach the endpoint
+// on three connections; without it, on one — both through routed traffic
+// and traffic no route matches, over one client connection.
+func TestMaxRequestsPerConnection(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, routed := range []bool{true, false} {
+		for _, c := range []struct{ limit, want int64 }{{2, 3}, {0, 1}} {
+			cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: addr}}}
+			if c.limit > 0 {
+				cl.ConnectionPool = &model.ConnectionPool{MaxRequestsPerConnection: int(c.limit)}
+			}
+			var routes []model.HTTPRoute
+			if routed {
+				routes = oneRule(model.RouteRule{})
+			}
+			_, proxy := startProxy(t, reviewsConfig(routes, cl), reviewsVIP)
+			client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+			conns.Store(0)
+			for range 6 {
+				if r, _ := get(t, client, proxy, http.MethodGet, "/", nil); r.StatusCode != http.StatusOK {
+					t.Fatalf("status %d", r.StatusCode)
+				}
+			}
+			if got := conns.Load(); got != c.want {
+				t.Errorf("routed %v, maxRequestsPerConnection %d: 6 requests on %d upstream connections, want %d", routed, c.limit, got, c.want)
+			}
+			client.CloseIdleConnections()
+		}
 	}
 }

@@ -20,10 +20,11 @@ func clusterPB(c *model.Cluster) *meshpb.Cluster {
 	}
 	if p := c.ConnectionPool; p != nil {
 		pb.ConnectionPool = &meshpb.ConnectionPool{
-			MaxConnections:          int64(p.MaxConnections),
-			Http1MaxPendingRequests: int64(p.HTTP1MaxPendingRequests),
-			Http2MaxRequests:        int64(p.HTTP2MaxRequests),
-			MaxRetries:              int64(p.MaxRetries),
+			MaxConnections:           int64(p.MaxConnections),
+			Http1MaxPendingRequests:  int64(p.HTTP1MaxPendingRequests),
+			Http2MaxRequests:         int64(p.HTTP2MaxRequests),
+			MaxRetries:               int64(p.MaxRetries),
+			MaxRequestsPerConnection: int64(p.MaxRequestsPerConnection),
 		}
 	}
 	if o := c.OutlierDetection; o != nil {
@@ -54,10 +55,11 @@ func clusterModel(pb *meshpb.Cluster) (model.Cluster, error) {
 	var ck checker
 	if p := pb.GetConnectionPool(); p != nil {
 		c.ConnectionPool = &model.ConnectionPool{
-			MaxConnections:          ck.int("connectionPool.maxConnections", p.GetMaxConnections()),
-			HTTP1MaxPendingRequests: ck.int("connectionPool.http1MaxPendingRequests", p.GetHttp1MaxPendingRequests()),
-			HTTP2MaxRequests:        ck.int("connectionPool.http2MaxRequests", p.GetHttp2MaxRequests()),
-			MaxRetries:              ck.int("connectionPool.maxRetries", p.GetMaxRetries()),
+			MaxConnections:           ck.int("connectionPool.maxConnections", p.GetMaxConnections()),
+			HTTP1MaxPendingRequests:  ck.int("connectionPool.http1MaxPendingRequests", p.GetHttp1MaxPendingRequests()),
+			HTTP2MaxRequests:         ck.int("connectionPool.http2MaxRequests", p.GetHttp2MaxRequests()),
+			MaxRetries:               ck.int("connectionPool.maxRetries", p.GetMaxRetries()),
+			MaxRequestsPerConnection: ck.int("connectionPool.maxRequestsPerConnection", p.GetMaxRequestsPerConnection()),
 		}
 	}
 	if o := pb.GetOutlierDetection(); o != nil {
