@@ -22,7 +22,6 @@ import (
 // CloseWrite, addresses) is the TCP connection's own.
 type rawIO struct {
 	*net.TCPConn
-	c  *net.TCPConn
 	rc syscall.RawConn
 	// The callbacks and their arguments and results, bound once: a
 	// closure per call would be an allocation per read and write. Reads
@@ -49,7 +48,7 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawIO{TCPConn: tc, c: tc, rc: rc}
+	r := &rawIO{TCPConn: tc, rc: rc}
 	r.readFn, r.writeFn = r.read, r.write
 	return r
 }
@@ -126,5 +125,5 @@ func (r *rawIO) write(fd uintptr) bool {
 
 // opError wraps err as net.Conn's methods do.
 func (r *rawIO) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: r.c.LocalAddr(), Addr: r.c.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: err}
 }

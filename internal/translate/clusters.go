@@ -33,18 +33,15 @@ func (t *translator) endpoints(s *corev1.Service, sp *corev1.ServicePort, subset
 		if !sel.Matches(labels.Set(p.Labels)) || subsetSel != nil && !subsetSel.Matches(labels.Set(p.Labels)) {
 			continue
 		}
-		if !hasIP(p) || terminated(p) {
+		ips := podIPs(p)
+		if len(ips) == 0 || terminated(p) {
 			continue
 		}
 		port, ok := targetPort(p, sp)
 		if !ok {
 			continue
 		}
-		for _, ip := range podIPs(p) {
-			addr, err := netip.ParseAddr(ip)
-			if err != nil {
-				continue
-			}
+		for _, addr := range ips {
 			out = append(out, model.Endpoint{
 				Address:   netip.AddrPortFrom(addr, port).String(),
 				Identity:  t.identity(p),
@@ -80,9 +77,7 @@ func targetPort(p *corev1.Pod, sp *corev1.ServicePort) (uint16, bool) {
 	return 0, false
 }
 
-func hasIP(p *corev1.Pod) bool { return len(podIPs(p)) > 0 }
-
-func podIPs(p *corev1.Pod) []string {
+func podIPs(p *corev1.Pod) []netip.Addr {
 	ips := make([]string, 0, max(1, len(p.Status.PodIPs)))
 	for _, ip := range p.Status.PodIPs {
 		ips = append(ips, ip.IP)
@@ -92,11 +87,20 @@ func podIPs(p *corev1.Pod) []string {
 	}
 	// The kubelet writes valid IPs; the embedded store takes what it is
 	// given, and an address the proxies cannot parse is no endpoint.
-	out := ips[:0]
+	out := make([]netip.Addr, 0, len(ips))
 	for _, s := range ips {
 		if ip, err := netip.ParseAddr(s); err == nil {
-			out = append(out, ip.String())
+			out = append(out, ip)
 		}
+	}
+	return out
+}
+
+// addrStrings prints addresses as the model keeps them.
+func addrStrings(ips []netip.Addr) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
 	}
 	return out
 }

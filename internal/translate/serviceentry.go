@@ -208,14 +208,10 @@ func (t *translator) seEndpoints(se *networkingv1.ServiceEntry, sp *networkingv1
 	if ws := se.Spec.GetWorkloadSelector(); ws != nil {
 		sel := labels.SelectorFromSet(ws.GetLabels())
 		for _, p := range t.podsByNs[se.Namespace] {
-			if !sel.Matches(labels.Set(p.Labels)) || !hasIP(p) || terminated(p) || defPort > 65535 {
+			if !sel.Matches(labels.Set(p.Labels)) || terminated(p) || defPort > 65535 {
 				continue
 			}
-			for _, a := range podIPs(p) {
-				ip, err := netip.ParseAddr(a)
-				if err != nil {
-					continue
-				}
+			for _, ip := range podIPs(p) {
 				out = append(out, model.Endpoint{
 					Address: netip.AddrPortFrom(ip, uint16(defPort)).String(), Identity: t.identity(p), Labels: p.Labels,
 					Workload: workloadName(p), Namespace: p.Namespace, Unhealthy: !podReady(p),

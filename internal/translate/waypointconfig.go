@@ -257,12 +257,8 @@ func (t *translator) backendIndex() backendIndex {
 // serviceByHost finds the Service a fully qualified hostname names. ns is
 // the namespace looked in, "" when the host names no Service.
 func (t *translator) serviceByHost(host string) (s *corev1.Service, ns string, ok bool) {
-	rest, ok := strings.CutSuffix(host, ".svc."+t.clusterDomain)
+	name, ns, ok := splitServiceHost(host, t.clusterDomain)
 	if !ok {
-		return nil, "", false
-	}
-	name, ns, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(ns, ".") {
 		return nil, "", false
 	}
 	s, ok = t.services[Ref{ns, name}]
@@ -493,10 +489,11 @@ func (b *wpBuild) workloads() {
 	}
 	for _, p := range b.t.workloadPods(b.w.Ref) {
 		b.deps[p.Namespace] = true
-		if !hasIP(p) || terminated(p) {
+		ips := podIPs(p)
+		if len(ips) == 0 || terminated(p) {
 			continue
 		}
-		wl := model.Workload{Name: p.Name, Namespace: p.Namespace, Addresses: podIPs(p), Identity: b.t.identity(p)}
+		wl := model.Workload{Name: p.Name, Namespace: p.Namespace, Addresses: addrStrings(ips), Identity: b.t.identity(p)}
 		protocols := b.t.workloadProtocols(p)
 		seen := map[int32]bool{}
 		for _, c := range p.Spec.Containers {

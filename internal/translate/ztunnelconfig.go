@@ -188,10 +188,10 @@ func (z *ztBuild) workloads() {
 }
 
 func (z *ztBuild) podWorkload(p *corev1.Pod) (candidate, bool) {
-	if !hasIP(p) || terminated(p) || p.Spec.HostNetwork {
+	if terminated(p) || p.Spec.HostNetwork {
 		return candidate{}, false
 	}
-	addrs := ipAddresses(podIPs(p))
+	addrs := addrStrings(podIPs(p))
 	if len(addrs) == 0 {
 		return candidate{}, false
 	}
@@ -323,17 +323,6 @@ func canonicalRevision(lbls map[string]string) string {
 		}
 	}
 	return "latest"
-}
-
-// ipAddresses keeps the values that are IP addresses, normalised.
-func ipAddresses(values []string) []string {
-	var out []string
-	for _, v := range values {
-		if ip, err := netip.ParseAddr(v); err == nil {
-			out = append(out, ip.String())
-		}
-	}
-	return out
 }
 
 // waypoints lists every ready waypoint with the workloads that run it.
