@@ -94,8 +94,8 @@ func TestDefaultRetry(t *testing.T) {
 		t.Errorf("with the default retry: %d %q after %d tries; want 200 and the body echoed on the third try", code, body, hits.Load())
 	}
 	hits.Store(0)
-	w.DefaultRetry = nil
-	if err := p.Load(w); err != nil {
+	// A new configuration: the loaded one is the proxy's and stays as it is.
+	if err := p.Load(reviewsConfig(nil, cl)); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := post(t, proxy, "x"); code != http.StatusServiceUnavailable || hits.Load() != 1 {
