@@ -184,6 +184,9 @@ func TestChangesAreDebouncedAndPushed(t *testing.T) {
 		apply(t, st, service(fmt.Sprintf("svc%d", i), fmt.Sprintf("10.96.1.%d", i)))
 	}
 	waitFor(t, "11 services pushed", func() bool { cfg, _ := p.get(); return len(cfg.GetServices()) == 11 })
+	// The proxy can have the configuration before the controller counts
+	// the push that sent it.
+	waitFor(t, "the push counted", func() bool { return ctl.Pushes() > pushes })
 	if got := ctl.Pushes() - pushes; got != 1 {
 		t.Errorf("10 changes within the debounce made %d pushes, want 1", got)
 	}
