@@ -49,7 +49,11 @@ type Server struct {
 	mu       sync.Mutex
 	versions map[string]map[string]string // type → name → version (hash of the bytes)
 	grpc     *grpc.Server
-	done     chan struct{}
+
+	// running counts the watchdog and the streams' handler goroutines, which
+	// can outlive the gRPC handler that started them; Stop waits for them so
+	// nothing logs or counts after the server is stopped.
+	running sync.WaitGroup
 }
 
 // NewServer returns a server with no resources.
@@ -66,7 +70,6 @@ func NewServer(opts ServerOptions) *Server {
 		caches:   map[string]*cache.LinearCache{},
 		versions: map[string]map[string]string{},
 		cancel:   cancel,
-		done:     make(chan struct{}),
 	}
 	mux := &cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return r.GetTypeUrl() },
@@ -82,7 +85,7 @@ func NewServer(opts ServerOptions) *Server {
 	s.tracker = newTracker(opts.Logf, opts.Metrics, s.currentVersion)
 	// Legacy wildcard off: a proxy gets exactly what it names, never "everything".
 	s.delta = delta.NewServer(ctx, mux, s.tracker, delta.DeactivateLegacyWildcard())
-	go s.watchdog(ctx)
+	s.running.Go(func() { s.watchdog(ctx) })
 	return s
 }
 
@@ -207,6 +210,7 @@ func (s *Server) Stop() {
 	if g != nil {
 		g.Stop()
 	}
+	s.running.Wait()
 }
 
 // Status lists the connected proxies, sorted by name.
@@ -226,7 +230,7 @@ func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoverySe
 	// The tracker finds the way to cut the stream off in its context.
 	gs := &guardedStream{DeltaStream: stream, ctx: context.WithValue(ctx, abortKey{}, cancel)}
 	errc := make(chan error, 1)
-	go func() { errc <- s.delta.DeltaStreamHandler(gs, resource.AnyType) }()
+	s.running.Go(func() { errc <- s.delta.DeltaStreamHandler(gs, resource.AnyType) })
 	select {
 	case err := <-errc:
 		return err
