@@ -27,7 +27,7 @@ func main() {
 	flag.StringVar(&o.systemNamespace, "system-namespace", envOr("POD_NAMESPACE", "istio-system"), "the control plane's namespace (leader election lease, class-wide waypoint defaults)")
 	flag.StringVar(&o.waypointImage, "waypoint-image", "", "waypoint container image written into waypoint Deployments (default meshway/waypoint:latest)")
 	flag.StringVar(&o.podXDSAddress, "waypoint-xds-address", "", "the xDS address waypoint pods dial (default meshd.<system-namespace>.svc.cluster.local:15010)")
-	flag.DurationVar(&o.debounceAfter, "debounce-after", 0, "how long the store must be quiet before a change is pushed (default 10ms)")
+	flag.DurationVar(&o.debounceAfter, "debounce-after", 0, "how long the store must be quiet before changes are pushed; a change after such a quiet spell is pushed at once (default 10ms)")
 	flag.DurationVar(&o.debounceMax, "debounce-max", 0, "the longest a change waits under a steady stream of changes (default 100ms)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file when meshd stops (for benchmarks: make bench-controlplane)")
 	flag.Parse()

@@ -28,9 +28,10 @@ type Options struct {
 	// Writers write to the store (waypoint deployments, status) while this
 	// replica leads, each on the newest snapshot of every object.
 	Writers []Writer
-	// DebounceAfter is how long the store must be quiet before a change is
-	// translated and pushed; DebounceMax bounds the wait under a steady
-	// stream of changes. 0 means 10ms and 100ms (Istio: 100ms and 10s; a
+	// DebounceAfter is how long the store must be quiet before changes are
+	// translated and pushed — except a change after such a quiet spell,
+	// which is pushed at once (see Run); DebounceMax bounds the wait under
+	// a steady stream of changes. 0 means 10ms and 100ms (Istio: 100ms and 10s; a
 	// shorter wait keeps a change's time to ACK low, and translation is
 	// cheap enough to run more often).
 	DebounceAfter, DebounceMax time.Duration
@@ -170,6 +171,38 @@ func (c *Controller) Run(ctx context.Context) error {
 			reconcileDeadline = time.After(reconcileMax)
 		}
 	}
+	// take records one event; it reports whether the initial content is
+	// complete (store.Synced).
+	take := func(ev store.Event) bool {
+		switch ev.Type {
+		case store.Synced:
+			return true
+		case store.Deleted:
+			k := keyOf(ev)
+			c.pending = append(c.pending, translate.Change{Old: objects[k]})
+			delete(objects, k)
+			c.inputs.Delete(ev.Object)
+		default:
+			k := keyOf(ev)
+			ch := translate.Change{New: ev.Object}
+			if old, ok := objects[k]; ok {
+				ch.Old = old
+			}
+			c.pending = append(c.pending, ch)
+			objects[k] = ev.Object
+			c.inputs.Set(ev.Object)
+		}
+		return false
+	}
+	// The debounce has a leading edge: a change that comes after the store
+	// has been quiet for DebounceAfter is pushed at once, with whatever
+	// events are already queued behind it, rather than after waiting
+	// DebounceAfter for more: an isolated edit reaches the proxies sooner.
+	// Changes that follow within DebounceAfter are batched as before, and
+	// the writers (deployments, status) run only on the trailing edge, so
+	// a burst's first object alone never shows in status.
+	var lastEvent time.Time
+	pushedEarly := false // the pending debounce follows a leading-edge push
 	for {
 		select {
 		case <-ctx.Done():
@@ -181,39 +214,36 @@ func (c *Controller) Run(ctx context.Context) error {
 				}
 				return fmt.Errorf("watch on %s ended", c.o.Store.Describe())
 			}
-			switch ev.Type {
-			case store.Synced:
+			if take(ev) {
 				synced = true
-				c.sync(ctx, objects)
+				c.sync(ctx, objects, true)
 				afterSync()
 				continue
-			case store.Deleted:
-				k := keyOf(ev)
-				c.pending = append(c.pending, translate.Change{Old: objects[k]})
-				delete(objects, k)
-				c.inputs.Delete(ev.Object)
-			default:
-				k := keyOf(ev)
-				ch := translate.Change{New: ev.Object}
-				if old, ok := objects[k]; ok {
-					ch.Old = old
-				}
-				c.pending = append(c.pending, ch)
-				objects[k] = ev.Object
-				c.inputs.Set(ev.Object)
 			}
 			if !synced {
 				continue
+			}
+			now := time.Now()
+			isolated := quiet == nil && now.Sub(lastEvent) >= c.o.DebounceAfter
+			lastEvent = now
+			if isolated {
+				if closed := c.drain(events, take); closed {
+					continue // the next receive reports it
+				}
+				c.sync(ctx, objects, false)
+				pushedEarly = true
 			}
 			quiet = time.After(c.o.DebounceAfter)
 			if deadline == nil {
 				deadline = time.After(c.o.DebounceMax)
 			}
 		case <-quiet:
-			c.sync(ctx, objects)
+			c.debounced(ctx, objects, pushedEarly)
+			pushedEarly = false
 			afterSync()
 		case <-deadline:
-			c.sync(ctx, objects)
+			c.debounced(ctx, objects, pushedEarly)
+			pushedEarly = false
 			afterSync()
 		case <-reconcileQuiet:
 			reconcile()
@@ -256,10 +286,46 @@ func snapshot(objects map[objectKey]manifest.Object) []manifest.Object {
 	return out
 }
 
+// drain takes the events already queued, without waiting for more. It
+// reports whether the channel closed (or the initial content completed,
+// which cannot happen after it has).
+func (c *Controller) drain(events <-chan store.Event, take func(store.Event) bool) (closed bool) {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return true
+			}
+			take(ev)
+		default:
+			return false
+		}
+	}
+}
+
+// debounced ends a debounce: it translates and pushes the pending changes
+// and hands a snapshot to the writers. After a leading-edge push with
+// nothing pending since, only the writers are owed.
+func (c *Controller) debounced(ctx context.Context, objects map[objectKey]manifest.Object, pushedEarly bool) {
+	if pushedEarly && len(c.pending) == 0 {
+		c.queueWritesIfLeading(ctx, objects)
+		return
+	}
+	c.sync(ctx, objects, true)
+}
+
+// queueWritesIfLeading hands a snapshot to the writers while this replica
+// leads.
+func (c *Controller) queueWritesIfLeading(ctx context.Context, objects map[objectKey]manifest.Object) {
+	if ctx.Err() == nil && c.leader.Load() && len(c.o.Writers) > 0 {
+		c.queueWrites(snapshot(objects))
+	}
+}
+
 // sync translates what the pending changes can affect (everything the
-// first time), pushes the configurations translated again and hands a
-// snapshot to the writers.
-func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Object) {
+// first time), pushes the configurations translated again and, if write,
+// hands a snapshot to the writers.
+func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Object, write bool) {
 	var changed []translate.Ref
 	if c.tr == nil {
 		c.tr = translate.Translate(c.inputs.Inputs())
@@ -276,8 +342,8 @@ func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Ob
 	}
 	c.push(changed, c.gen == 1)
 	c.once.Do(func() { close(c.synced) })
-	if ctx.Err() == nil && c.leader.Load() && len(c.o.Writers) > 0 {
-		c.queueWrites(snapshot(objects))
+	if write {
+		c.queueWritesIfLeading(ctx, objects)
 	}
 }
 

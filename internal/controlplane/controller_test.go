@@ -177,8 +177,10 @@ func TestChangesAreDebouncedAndPushed(t *testing.T) {
 		t.Errorf("writers ran %d times before this replica leads", w.count())
 	}
 
-	// Ten services added one by one, faster than the debounce: one push,
-	// with all of them.
+	// Ten services added one by one, faster than the debounce: the first
+	// is pushed at once (the store was quiet: the leading edge), the
+	// other nine together after it.
+	time.Sleep(60 * time.Millisecond) // quiet for longer than DebounceAfter
 	pushes := ctl.Pushes()
 	for i := range 10 {
 		apply(t, st, service(fmt.Sprintf("svc%d", i), fmt.Sprintf("10.96.1.%d", i)))
@@ -187,8 +189,8 @@ func TestChangesAreDebouncedAndPushed(t *testing.T) {
 	// The proxy can have the configuration before the controller counts
 	// the push that sent it.
 	waitFor(t, "the push counted", func() bool { return ctl.Pushes() > pushes })
-	if got := ctl.Pushes() - pushes; got != 1 {
-		t.Errorf("10 changes within the debounce made %d pushes, want 1", got)
+	if got := ctl.Pushes() - pushes; got > 2 {
+		t.Errorf("10 changes within the debounce made %d pushes, want at most 2 (the first at once, the rest together)", got)
 	}
 
 	ctl.SetLeader(true)
@@ -267,5 +269,47 @@ spec:
 	waitFor(t, "the route's warning logged", func() bool { return l.find("backend(missing.default.svc.cluster.local) not found") != "" })
 	if line := l.find("differs from a full translation"); line != "" {
 		t.Errorf("reconciliation corrected the incremental translation: %s", line)
+	}
+}
+
+// TestIsolatedChangeIsPushedAtOnce: a change after a quiet store is pushed
+// without waiting out the debounce (here a minute), and the writers wait
+// for the debounce's end.
+func TestIsolatedChangeIsPushedAtOnce(t *testing.T) {
+	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
+	apply(t, st, meshYAML)
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
+	t.Cleanup(srv.Stop)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	w := &writer{}
+	ctl := controlplane.New(controlplane.Options{
+		Store: st, Push: srv, Writers: []controlplane.Writer{w}, Logf: t.Logf,
+		DebounceAfter: time.Minute, DebounceMax: time.Hour,
+	})
+	ctl.SetLeader(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ctl.Synced()
+	waitFor(t, "the first writes", func() bool { return w.count() == 1 })
+
+	p := &proxy{}
+	c := pushclient.New(pushclient.Options{
+		Address: ln.Addr().String(), TypeURL: wire.WaypointType, Names: []string{"default/waypoint"}, Handler: p,
+		Node: pushclient.NodeInfo{Kind: pushclient.KindWaypoint, Namespace: "default", Name: "waypoint", Instance: "test"},
+	})
+	go func() { _ = c.Run(ctx) }()
+	waitFor(t, "the first configuration", func() bool { cfg, _ := p.get(); return cfg != nil })
+
+	// No change came since the initial content: this one is isolated.
+	apply(t, st, service("late", "10.96.2.1"))
+	waitFor(t, "the change pushed before the debounce ends", func() bool { cfg, _ := p.get(); return len(cfg.GetServices()) == 2 })
+	if n := w.count(); n != 1 {
+		t.Errorf("writers ran %d times, want once (the change's writes wait for the debounce's end)", n)
 	}
 }
