@@ -46,6 +46,7 @@ type config struct {
 	targets             []string
 	cpuProfile          string
 	waypointBin         string
+	rounds              int
 }
 
 func main() {
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
 	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
 	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
 	flag.Parse()
 	if co.mode != "" {
@@ -84,8 +86,8 @@ func main() {
 			cfg.targets = append(cfg.targets, t)
 		}
 	}
-	if cfg.rate <= 0 || cfg.rateConns <= 0 || cfg.maxConns <= 0 || cfg.duration <= 0 || cfg.maxDur <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -rate, -rate-conns, -conns, -duration and -max-duration must be positive")
+	if cfg.rate <= 0 || cfg.rateConns <= 0 || cfg.maxConns <= 0 || cfg.duration <= 0 || cfg.maxDur <= 0 || cfg.rounds <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rate, -rate-conns, -conns, -duration, -max-duration and -rounds must be positive")
 		os.Exit(2)
 	}
 	if cfg.cpuProfile != "" {
@@ -117,6 +119,7 @@ type bench struct {
 	clientSrc   identity.CertSource
 	clientPool  *hbone.Pool
 	waypointBin string
+	round       int // the round being measured, from 0
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -153,17 +156,30 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	load := benchfmt.LoadAverage()
-	var results []*targetResult
+	var selected []target
 	for _, t := range targets {
-		if !slices.Contains(cfg.targets, t.key) {
-			continue
+		if slices.Contains(cfg.targets, t.key) {
+			selected = append(selected, t)
 		}
-		fmt.Fprintf(os.Stderr, "bench: %s\n", t.name)
-		r, err := b.measure(ctx, t)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+	}
+	// Rounds measure every target in turn, each round starting at another
+	// target, so that a noisy spell of this shared machine falls on
+	// different targets rather than on one, and the table pools them.
+	rounds := map[string][]*targetResult{}
+	for b.round = range cfg.rounds {
+		for i := range selected {
+			t := selected[(i+b.round)%len(selected)]
+			fmt.Fprintf(os.Stderr, "bench: round %d/%d: %s\n", b.round+1, cfg.rounds, t.name)
+			r, err := b.measure(ctx, t)
+			if err != nil {
+				return fmt.Errorf("round %d: %s: %w", b.round+1, t.name, err)
+			}
+			rounds[t.key] = append(rounds[t.key], r)
 		}
-		results = append(results, r)
+	}
+	results := make([]*targetResult, len(selected))
+	for i, t := range selected {
+		results[i] = pool(rounds[t.key])
 	}
 	printHeader(load, b)
 	printTable(os.Stdout, cfg, b.node, results)
@@ -280,12 +296,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 }
 
 // profilePath is where the waypoint target key writes its CPU profile of
-// phase ("rate" or "max"), or "" for none: -cpuprofile FILE is the plain
-// waypoint at maximum throughput; "-hbone" and "-rate" go before FILE's
-// extension for the others.
+// phase ("rate" or "max"), or "" for none (always after the first round):
+// -cpuprofile FILE is the plain waypoint at maximum throughput; "-hbone"
+// and "-rate" go before FILE's extension for the others.
 func (b *bench) profilePath(key, phase string) string {
 	p := b.cfg.cpuProfile
-	if p == "" || (key != "waypoint" && key != "waypoint-hbone") {
+	if p == "" || b.round > 0 || (key != "waypoint" && key != "waypoint-hbone") {
 		return ""
 	}
 	ext := filepath.Ext(p)
@@ -310,5 +326,7 @@ func printHeader(load string, b *bench) {
 	fmt.Printf("  nginx worker_processes auto (%d), HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d); access logs off\n", b.cpus, b.cpus, b.cpus)
 	fmt.Printf("- runs per target: %s warm-up, %s at %d req/s over %d connections (open loop), %s warm-up, %s at maximum\n",
 		b.cfg.warmup, b.cfg.duration, b.cfg.rate, b.cfg.rateConns, b.cfg.warmup, b.cfg.maxDur)
-	fmt.Printf("  throughput over %d connections (closed loop)\n\n", b.cfg.maxConns)
+	fmt.Printf("  throughput over %d connections (closed loop); %d round(s), each measuring every target in turn (a fresh\n", b.cfg.maxConns, b.cfg.rounds)
+	fmt.Printf("  proxy each time), the order rotated each round; the table pools the rounds (percentiles over every\n")
+	fmt.Printf("  round's requests, CPU and throughput over their sum, the highest peak RSS)\n\n")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,42 @@ type targetResult struct {
 	rssFixed, rssMax uint64 // bytes, summed VmHWM of the proxy's processes
 	profiles         []string
 	note             string
+	rounds           []*targetResult // what pool pooled, in the order measured
+}
+
+// pool makes one result of a target's rounds: latencies pooled (so the
+// percentiles are over every round's requests), counts, times and CPU
+// summed (so CPU per 1,000 requests and throughput are over all rounds),
+// peak RSS the highest.
+func pool(rounds []*targetResult) *targetResult {
+	first := rounds[0]
+	out := &targetResult{key: first.key, name: first.name, proxied: first.proxied, note: first.note, rounds: rounds,
+		fixed: &runStats{}, max: &runStats{}}
+	for _, r := range rounds {
+		out.profiles = append(out.profiles, r.profiles...)
+		out.rssFixed, out.rssMax = max(out.rssFixed, r.rssFixed), max(out.rssMax, r.rssMax)
+		addStats(out.fixed, r.fixed)
+		addStats(out.max, r.max)
+	}
+	slices.Sort(out.fixed.lat)
+	slices.Sort(out.fixed.late)
+	slices.Sort(out.max.lat)
+	slices.Sort(out.max.late)
+	return out
+}
+
+func addStats(to, s *runStats) {
+	to.sent += s.sent
+	to.errs += s.errs
+	to.reconnects += s.reconnects
+	if to.firstErr == nil {
+		to.firstErr = s.firstErr
+	}
+	to.elapsed += s.elapsed
+	to.lat = append(to.lat, s.lat...)
+	to.late = append(to.late, s.late...)
+	to.genCPU += s.genCPU
+	to.proxyCPU += s.proxyCPU
 }
 
 // cpuPer1000 is the proxy's CPU-seconds per 1,000 requests answered.
@@ -184,6 +221,26 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		late = append(late, fmt.Sprintf("%s %s / %s", r.name, us(pct(r.fixed.late, 50)), us(pct(r.fixed.late, 99))))
 	}
 	fmt.Fprintf(w, "How late sends left their schedule at %s req/s, p50 / p99 µs (counted in the latencies): %s.\n", rate, strings.Join(late, ", "))
+	if cfg.rounds > 1 {
+		fmt.Fprintf(w, "Each of the %d rounds alone (the table pools them):\n", cfg.rounds)
+		var cpus, maxes, p99s []string
+		for _, r := range rs {
+			var c, m, p []string
+			for _, x := range r.rounds {
+				c = append(c, fmt.Sprintf("%.3f", cpuPer1000(x.fixed)))
+				m = append(m, benchfmt.Thousands(int(x.max.rate())))
+				p = append(p, us(pct(x.fixed.lat, 99)))
+			}
+			if r.proxied {
+				cpus = append(cpus, fmt.Sprintf("%s %s s", r.name, strings.Join(c, " / ")))
+			}
+			maxes = append(maxes, fmt.Sprintf("%s %s req/s", r.name, strings.Join(m, " / ")))
+			p99s = append(p99s, fmt.Sprintf("%s %s µs", r.name, strings.Join(p, " / ")))
+		}
+		fmt.Fprintf(w, "- proxy CPU per 1,000 requests at %s req/s: %s.\n", rate, strings.Join(cpus, "; "))
+		fmt.Fprintf(w, "- maximum throughput: %s.\n", strings.Join(maxes, "; "))
+		fmt.Fprintf(w, "- latency p99 at %s req/s: %s.\n", rate, strings.Join(p99s, "; "))
+	}
 	if node != nodeAddr && find("waypoint-hbone") != nil {
 		fmt.Fprintf(w, "The backend's node could not listen on %s (taken): it listened on %s and the waypoint's pool dialled that instead.\n", nodeAddr, node)
 	}
