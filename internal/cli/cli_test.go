@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshway/meshway/internal/kube/kubetest"
+	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/store"
 )
 
@@ -371,6 +374,24 @@ func TestMissingGatewayCRDs(t *testing.T) {
 		out, code := h.run("", tc.args...)
 		if code == 0 || !strings.HasPrefix(out, tc.want) {
 			t.Errorf("meshctl %s: exit %d\n%s\nwant it to start with %q", strings.Join(tc.args, " "), code, out, tc.want)
+		}
+	}
+}
+
+// TestManagedFieldsHidden: -o yaml leaves metadata.managedFields out unless
+// --show-managed-fields, as kubectl does.
+func TestManagedFieldsHidden(t *testing.T) {
+	sa := &corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Name: "waypoint", Namespace: "default", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "meshd", Operation: metav1.ManagedFieldsOperationApply}}},
+	}
+	for _, show := range []bool{false, true} {
+		var out bytes.Buffer
+		if err := printStructured(&out, "yaml", []manifest.Object{sa}, false, show); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "managedFields"); got != show {
+			t.Errorf("show-managed-fields=%v: managedFields printed: %v\n%s", show, got, out.String())
 		}
 	}
 }

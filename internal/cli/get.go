@@ -177,6 +177,7 @@ type getOptions struct {
 	selector      string
 	labelColumns  []string
 	showLabels    bool
+	managedFields bool
 }
 
 func newGetCmd(a *app) *cobra.Command {
@@ -198,6 +199,7 @@ func newGetCmd(a *app) *cobra.Command {
 	f.StringVarP(&o.selector, "selector", "l", "", "label selector, e.g. app=reviews,version!=v1")
 	f.StringSliceVarP(&o.labelColumns, "label-columns", "L", nil, "label keys to show as columns")
 	f.BoolVar(&o.showLabels, "show-labels", false, "show all labels as the last column")
+	f.BoolVar(&o.managedFields, "show-managed-fields", false, "keep metadata.managedFields in -o yaml and -o json (hidden by default, as kubectl does)")
 	return cmd
 }
 
@@ -266,7 +268,7 @@ func (a *app) runGet(ctx context.Context, out, errOut io.Writer, args []string, 
 func (a *app) printObjects(out, errOut io.Writer, objs []manifest.Object, kinds []*manifest.Kind, byKind map[*manifest.Kind][]manifest.Object, o *getOptions, listing bool) error {
 	switch o.output {
 	case "yaml", "json":
-		return printStructured(out, o.output, objs, listing)
+		return printStructured(out, o.output, objs, listing, o.managedFields)
 	case "name":
 		for _, obj := range objs {
 			fmt.Fprintf(out, "%s/%s\n", manifest.MustKindOf(obj).QualifiedSingular(), obj.GetName())
@@ -304,10 +306,19 @@ func (a *app) printObjects(out, errOut io.Writer, objs []manifest.Object, kinds 
 }
 
 // printStructured prints one object as itself, several (or a listing) as a v1 List, as kubectl does.
-func printStructured(out io.Writer, format string, objs []manifest.Object, listing bool) error {
+func printStructured(out io.Writer, format string, objs []manifest.Object, listing, managedFields bool) error {
+	toMap := func(obj manifest.Object) (map[string]any, error) {
+		m, err := manifest.ToMap(obj)
+		if err == nil && !managedFields {
+			if meta, ok := m["metadata"].(map[string]any); ok {
+				delete(meta, "managedFields")
+			}
+		}
+		return m, err
+	}
 	var doc any
 	if len(objs) == 1 && !listing {
-		m, err := manifest.ToMap(objs[0])
+		m, err := toMap(objs[0])
 		if err != nil {
 			return err
 		}
@@ -315,7 +326,7 @@ func printStructured(out io.Writer, format string, objs []manifest.Object, listi
 	} else {
 		items := make([]any, 0, len(objs))
 		for _, obj := range objs {
-			m, err := manifest.ToMap(obj)
+			m, err := toMap(obj)
 			if err != nil {
 				return err
 			}

@@ -185,7 +185,7 @@ func (d *Deployer) apply(ctx context.Context, x *storedObjects, gw *gwv1.Gateway
 		return fmt.Errorf("%s: not overwriting %s: it exists and was not made for a waypoint (no label %s=%s); rename or delete it, or name the waypoint's objects otherwise with the annotation %s",
 			owner, what, deploy.LabelManaged, deploy.ManagedValue, deploy.AnnotationNameOverride)
 	}
-	if current != nil && storedMatches(current, obj) {
+	if current != nil && storedMatches(current, obj, deployFieldManager) {
 		return nil
 	}
 	written, err := d.st.Apply(ctx, obj, store.ApplyOptions{FieldManager: deployFieldManager, Force: true})

@@ -89,6 +89,7 @@ var deployerCases = []backendCase{
 	{"DeployerParametersRef", testDeployerParametersRef},
 	{"DeployerLeavesOthersObjects", testDeployerLeavesOthersObjects},
 	{"DeployerNameOverrideMovesObjects", testDeployerNameOverride},
+	{"DeployerRemovesInfrastructureLabels", testDeployerRemovesInfrastructureLabels},
 }
 
 // listAll lists every object of every kind: what the control loop hands to Sync.
@@ -276,6 +277,61 @@ func testDeployerLifecycle(t *testing.T, st store.Store) {
 	}
 	if _, err := st.Get(t.Context(), manifest.GatewayClass, "", deploy.ClassName); err != nil {
 		t.Errorf("the GatewayClass must stay: %v", err)
+	}
+}
+
+// testDeployerRemovesInfrastructureLabels: a label or annotation taken
+// out of the Gateway's spec.infrastructure leaves the rendered objects, as
+// server-side apply removes the fields its manager no longer applies; one
+// another writer added stays.
+func testDeployerRemovesInfrastructureLabels(t *testing.T, st store.Store) {
+	d := NewDeployer(st, deploy.Options{}, testLogf(t))
+	gw := guideWaypoint("waypoint")
+	gw.Spec.Infrastructure = &gwv1.GatewayInfrastructure{
+		Labels:      map[gwv1.LabelKey]gwv1.LabelValue{"team": "payments", "tier": "gold"},
+		Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"example.com/owner": "payments"},
+	}
+	create(t, st, gw)
+	syncDeployer(t, d, st)
+	dep := get[*appsv1.Deployment](t, st, manifest.Deployment, "default", "waypoint")
+	if dep.Labels["team"] != "payments" || dep.Labels["tier"] != "gold" || dep.Annotations["example.com/owner"] != "payments" {
+		t.Fatalf("Deployment labels %v, annotations %v: want spec.infrastructure's", dep.Labels, dep.Annotations)
+	}
+	// Someone else labels the Deployment.
+	dep.Labels["cost-center"] = "42"
+	if _, err := st.Update(t.Context(), dep); err != nil {
+		t.Fatal(err)
+	}
+
+	gw = get[*gwv1.Gateway](t, st, manifest.Gateway, "default", "waypoint")
+	gw.Spec.Infrastructure = &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"team": "payments"}}
+	if _, err := st.Update(t.Context(), gw); err != nil {
+		t.Fatal(err)
+	}
+	syncDeployer(t, d, st)
+	for _, kind := range deployedKinds {
+		obj, err := st.Get(t.Context(), kind, "default", "waypoint")
+		if err != nil {
+			t.Fatalf("%s default/waypoint: %v", kind, err)
+		}
+		if _, ok := obj.GetLabels()["tier"]; ok {
+			t.Errorf("%s: label tier still there after it left spec.infrastructure: %v", kind, obj.GetLabels())
+		}
+		if _, ok := obj.GetAnnotations()["example.com/owner"]; ok {
+			t.Errorf("%s: annotation example.com/owner still there after it left spec.infrastructure: %v", kind, obj.GetAnnotations())
+		}
+		if obj.GetLabels()["team"] != "payments" {
+			t.Errorf("%s: label team lost: %v", kind, obj.GetLabels())
+		}
+	}
+	dep = get[*appsv1.Deployment](t, st, manifest.Deployment, "default", "waypoint")
+	if dep.Labels["cost-center"] != "42" {
+		t.Errorf("Deployment: the label another writer added is gone: %v", dep.Labels)
+	}
+	before := resourceVersions(t, st)
+	syncDeployer(t, d, st)
+	if after := resourceVersions(t, st); !mapsEqual(before, after) {
+		t.Errorf("a Sync with nothing changed wrote: %s", diffVersions(before, after))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshway/meshway/internal/manifest"
+	"github.com/meshway/meshway/internal/store"
 )
 
 // This file holds what the Deployer and the StatusWriter share: an index of
@@ -181,9 +182,21 @@ func containsJSON(have, want any) bool {
 }
 
 // storedMatches reports whether the stored object already has every field
-// of desired (metadata and spec; status is not the writer's), so writing
-// desired would change nothing.
-func storedMatches(stored, desired manifest.Object) bool {
+// of desired (metadata and spec; status is not the writer's) and no label
+// or annotation that manager applied before and desired no longer has, so
+// applying desired would change nothing.
+func storedMatches(stored, desired manifest.Object, manager string) bool {
+	labels, annotations := store.OwnedMetadata(stored, manager)
+	for _, k := range labels {
+		if _, ok := desired.GetLabels()[k]; !ok {
+			return false
+		}
+	}
+	for _, k := range annotations {
+		if _, ok := desired.GetAnnotations()[k]; !ok {
+			return false
+		}
+	}
 	have, err := manifest.ToMap(stored)
 	if err != nil {
 		return false
