@@ -30,7 +30,7 @@ func OwnedMetadata(obj manifest.Object, manager string) (labels, annotations []s
 				Annotations map[string]json.RawMessage `json:"f:annotations"`
 			} `json:"f:metadata"`
 		}
-		if json.Unmarshal(e.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(e.FieldsV1.GetRawBytes(), &fields) != nil {
 			continue
 		}
 		labels = append(labels, fieldKeys(fields.Metadata.Labels)...)
@@ -98,6 +98,6 @@ func appliedFields(entries []metav1.ManagedFieldsEntry, applied manifest.Object,
 	return append(out, metav1.ManagedFieldsEntry{
 		Manager: manager, Operation: metav1.ManagedFieldsOperationApply,
 		APIVersion: applied.GetObjectKind().GroupVersionKind().GroupVersion().String(),
-		Time:       &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: raw},
+		Time:       &now, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(raw)),
 	})
 }
