@@ -415,8 +415,11 @@ type ConnectionPool struct {
 // OutlierDetection is DestinationRule's outlierDetection: an endpoint
 // that answers Consecutive5xxErrors 5xx (or ConsecutiveGatewayErrors 502,
 // 503 or 504; connection failures count for both) in a row is ejected for
-// BaseEjectionTime times the number of its ejections, but never more than
-// MaxEjectionPercent of the cluster's endpoints at once.
+// BaseEjectionTime times the number of its ejections (at most 300s, or
+// BaseEjectionTime if longer: Envoy's max_ejection_time), but never more
+// than MaxEjectionPercent of the cluster's endpoints at once. Each Interval
+// (zero means 10s, Envoy's default) an endpoint spends in the pool takes
+// one from its number of ejections, as Envoy's sweep does.
 type OutlierDetection struct {
 	Consecutive5xxErrors     int      `json:"consecutive5xxErrors,omitempty"`
 	ConsecutiveGatewayErrors int      `json:"consecutiveGatewayErrors,omitempty"`

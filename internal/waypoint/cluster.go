@@ -49,6 +49,7 @@ type host struct {
 	fails5xx, failsGateway int
 	ejectedUntil           time.Time
 	ejections              int
+	returned               time.Time // when the last ejection ended
 }
 
 // newCluster builds a cluster from its configuration. prev, the cluster of
@@ -74,10 +75,16 @@ func newCluster(mc *model.Cluster, prev *cluster) *cluster {
 		h := &host{ep: ep}
 		if o := old[ep.Address]; o != nil {
 			prev.mu.Lock()
-			h.fails5xx, h.failsGateway, h.ejectedUntil, h.ejections = o.fails5xx, o.failsGateway, o.ejectedUntil, o.ejections
+			h.fails5xx, h.failsGateway, h.ejectedUntil, h.ejections, h.returned = o.fails5xx, o.failsGateway, o.ejectedUntil, o.ejections, o.returned
 			prev.mu.Unlock()
-			if time.Now().Before(h.ejectedUntil) {
+			switch {
+			case time.Now().Before(h.ejectedUntil):
 				c.ejected++
+			case !h.ejectedUntil.IsZero():
+				// Its ejection ended before anyone looked: it is back
+				// (and not counted in c.ejected, which isEjected would
+				// otherwise decrement).
+				h.returned, h.ejectedUntil = h.ejectedUntil, time.Time{}
 			}
 		}
 		c.hosts = append(c.hosts, h)
@@ -245,9 +252,39 @@ func (c *cluster) isEjected(h *host, now time.Time) bool {
 		return true
 	}
 	// Back in the pool: the ejection time is over.
+	h.returned = h.ejectedUntil
 	h.ejectedUntil = time.Time{}
 	c.ejected--
 	return false
+}
+
+// Envoy's defaults for what DestinationRule leaves unset.
+const (
+	defaultEjectionInterval = 10 * time.Second
+	defaultBaseEjectionTime = 30 * time.Second
+	maxEjectionTime         = 300 * time.Second
+)
+
+// ejectionTime is how long h's next ejection lasts: the base time times
+// its ejections, which Envoy's sweep lowers by one for every interval the
+// endpoint spent in the pool since its last ejection ended (so an
+// endpoint that fails again after long health starts over at the base
+// time), capped like Envoy's max_ejection_time. c.mu is held.
+func (c *cluster) ejectionTime(h *host, now time.Time) time.Duration {
+	o := c.outlier
+	base := time.Duration(o.BaseEjectionTime)
+	if base <= 0 {
+		base = defaultBaseEjectionTime
+	}
+	interval := time.Duration(o.Interval)
+	if interval <= 0 {
+		interval = defaultEjectionInterval
+	}
+	if !h.returned.IsZero() && now.After(h.returned) {
+		h.ejections = max(0, h.ejections-int(now.Sub(h.returned)/interval))
+	}
+	h.ejections++
+	return min(base*time.Duration(h.ejections), max(maxEjectionTime, base))
 }
 
 // report records a try's outcome for outlier detection: status is the
@@ -282,12 +319,8 @@ func (c *cluster) report(h *host, status int) {
 	if c.ejected*100 >= maxPct*len(c.hosts) {
 		return // as Envoy: never more than maxEjectionPercent at once
 	}
-	base := time.Duration(o.BaseEjectionTime)
-	if base <= 0 {
-		base = 30 * time.Second // Envoy's default
-	}
-	h.ejections++
-	h.ejectedUntil = time.Now().Add(base * time.Duration(h.ejections))
+	now := time.Now()
+	h.ejectedUntil = now.Add(c.ejectionTime(h, now))
 	h.fails5xx, h.failsGateway = 0, 0
 	c.ejected++
 }
