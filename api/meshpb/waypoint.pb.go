@@ -166,11 +166,16 @@ type Telemetry struct {
 	// The share of new traces sampled, 0-100; unset means 1, Istio's
 	// default (so 0 and unset differ).
 	TracingPercent *float64 `protobuf:"fixed64,2,opt,name=tracing_percent,json=tracingPercent,proto3,oneof" json:"tracing_percent,omitempty"`
-	// The OTLP/HTTP collector (host:port) spans are sent to; empty: traces
-	// are continued but no spans are exported.
+	// The OTLP collector (host:port) spans are sent to, in plain text;
+	// empty: traces are continued but no spans are exported.
 	TracingEndpoint string `protobuf:"bytes,3,opt,name=tracing_endpoint,json=tracingEndpoint,proto3" json:"tracing_endpoint,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How spans reach tracing_endpoint: "grpc" (OTLP/gRPC) or "http"
+	// (OTLP/HTTP); empty is http, what tracing_endpoint meant before.
+	TracingProtocol string `protobuf:"bytes,4,opt,name=tracing_protocol,json=tracingProtocol,proto3" json:"tracing_protocol,omitempty"`
+	// The URL path of OTLP/HTTP export; empty is /v1/traces.
+	TracingPath   string `protobuf:"bytes,5,opt,name=tracing_path,json=tracingPath,proto3" json:"tracing_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Telemetry) Reset() {
@@ -220,6 +225,20 @@ func (x *Telemetry) GetTracingPercent() float64 {
 func (x *Telemetry) GetTracingEndpoint() string {
 	if x != nil {
 		return x.TracingEndpoint
+	}
+	return ""
+}
+
+func (x *Telemetry) GetTracingProtocol() string {
+	if x != nil {
+		return x.TracingProtocol
+	}
+	return ""
+}
+
+func (x *Telemetry) GetTracingPath() string {
+	if x != nil {
+		return x.TracingPath
 	}
 	return ""
 }
@@ -3089,12 +3108,14 @@ const file_waypoint_proto_rawDesc = "" +
 	"\ttelemetry\x18\a \x01(\v2\x1a.meshway.mesh.v1.TelemetryR\ttelemetry\x12@\n" +
 	"\vrate_limits\x18\b \x03(\v2\x1f.meshway.mesh.v1.LocalRateLimitR\n" +
 	"rateLimits\x12;\n" +
-	"\rdefault_retry\x18\t \x01(\v2\x16.meshway.mesh.v1.RetryR\fdefaultRetry\"\x97\x01\n" +
+	"\rdefault_retry\x18\t \x01(\v2\x16.meshway.mesh.v1.RetryR\fdefaultRetry\"\xe5\x01\n" +
 	"\tTelemetry\x12\x1d\n" +
 	"\n" +
 	"access_log\x18\x01 \x01(\bR\taccessLog\x12,\n" +
 	"\x0ftracing_percent\x18\x02 \x01(\x01H\x00R\x0etracingPercent\x88\x01\x01\x12)\n" +
-	"\x10tracing_endpoint\x18\x03 \x01(\tR\x0ftracingEndpointB\x12\n" +
+	"\x10tracing_endpoint\x18\x03 \x01(\tR\x0ftracingEndpoint\x12)\n" +
+	"\x10tracing_protocol\x18\x04 \x01(\tR\x0ftracingProtocol\x12!\n" +
+	"\ftracing_path\x18\x05 \x01(\tR\vtracingPathB\x12\n" +
 	"\x10_tracing_percent\"\xad\x02\n" +
 	"\aService\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -50,11 +51,28 @@ type Telemetry struct {
 	// arrive with a traceparent keep its decision); nil means 1, Istio's
 	// default.
 	TracingPercent *float64 `json:"tracingPercent,omitempty"`
-	// TracingEndpoint is the OTLP/HTTP collector spans are sent to
-	// (host:port, plain HTTP, as an in-mesh collector is reached); empty:
-	// traces are continued but no spans are exported.
+	// TracingEndpoint is the OTLP collector spans are sent to (host:port,
+	// in plain text, as an in-mesh collector is reached); empty: traces are
+	// continued but no spans are exported.
 	TracingEndpoint string `json:"tracingEndpoint,omitempty"`
+	// TracingProtocol is how spans reach TracingEndpoint. Empty is
+	// TracingHTTP, what TracingEndpoint meant before this field existed;
+	// translation always sets it (Istio's OpenTelemetry provider is gRPC
+	// unless it has an http block).
+	TracingProtocol TracingProtocol `json:"tracingProtocol,omitempty"`
+	// TracingPath is the URL path OTLP/HTTP spans are POSTed to; empty is
+	// /v1/traces. Only with TracingHTTP.
+	TracingPath string `json:"tracingPath,omitempty"`
 }
+
+// TracingProtocol is the OTLP transport of span export.
+type TracingProtocol string
+
+// Tracing protocols.
+const (
+	TracingHTTP TracingProtocol = "http" // OTLP/HTTP, protobuf bodies (collector port 4318)
+	TracingGRPC TracingProtocol = "grpc" // OTLP/gRPC (collector port 4317)
+)
 
 // Protocol is how the waypoint handles a port's traffic, from the Service
 // port's appProtocol or name prefix as in Istio.
@@ -530,11 +548,7 @@ func (w *Waypoint) Validate() error {
 	if p := w.Telemetry.TracingPercent; p != nil && (*p < 0 || *p > 100) {
 		v.addf("telemetry.tracingPercent: %v is outside 0-100", *p)
 	}
-	if e := w.Telemetry.TracingEndpoint; e != "" {
-		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
-			v.addf("telemetry.tracingEndpoint: %q is not host:port (the OTLP/HTTP collector, e.g. otel-collector.observability:4318)", e)
-		}
-	}
+	v.tracing(&w.Telemetry)
 	for i := range w.Policies {
 		if err := w.Policies[i].Validate(); err != nil {
 			v.addf("policies[%d] (%s/%s): %w", i, w.Policies[i].Namespace, w.Policies[i].Name, err)
@@ -710,6 +724,43 @@ func (v *validator) match(at string, m RouteMatch) {
 func (v *validator) regexp(at, expr string) {
 	if _, err := regexp.Compile(expr); err != nil {
 		v.addf("%s: invalid regular expression %q: %v", at, expr, err)
+	}
+}
+
+// tracingHost is what a collector's hostname may be made of (DNS names,
+// with a final dot or not).
+var tracingHost = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$`)
+
+// tracing checks the collector span export goes to.
+func (v *validator) tracing(t *Telemetry) {
+	e := t.TracingEndpoint
+	if e == "" {
+		if t.TracingProtocol != "" || t.TracingPath != "" {
+			v.addf("telemetry: tracingProtocol and tracingPath need a tracingEndpoint (the collector's host:port); set it or remove them")
+		}
+		return
+	}
+	if host, port, err := net.SplitHostPort(e); err != nil || host == "" || port == "" {
+		v.addf("telemetry.tracingEndpoint: %q is not host:port (the OTLP collector, e.g. otel-collector.observability:4317)", e)
+	} else {
+		if _, err := netip.ParseAddr(host); err != nil && !tracingHost.MatchString(host) {
+			v.addf("telemetry.tracingEndpoint: host %q of %q is neither an IP address nor a hostname", host, e)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			v.addf("telemetry.tracingEndpoint: port %q of %q is not a number 1-65535", port, e)
+		}
+	}
+	switch t.TracingProtocol {
+	case "", TracingHTTP:
+		if p := t.TracingPath; p != "" && !strings.HasPrefix(p, "/") {
+			v.addf("telemetry.tracingPath: %q does not start with / (e.g. /v1/traces)", p)
+		}
+	case TracingGRPC:
+		if t.TracingPath != "" {
+			v.addf("telemetry.tracingPath: %q is set but tracingProtocol is grpc, which has no path; remove it or use http", t.TracingPath)
+		}
+	default:
+		v.addf("telemetry.tracingProtocol: %q is not %q or %q", t.TracingProtocol, TracingGRPC, TracingHTTP)
 	}
 }
 

@@ -51,7 +51,8 @@
 // [ParseTraceparent] and [SpanContext.Traceparent] read and write the
 // traceparent header, [NewRoot] and [NewChild] make span contexts, and
 // [Sampler] decides from the trace id alone, so every proxy on a trace decides
-// alike. [Tracer] exports one span per proxied request over OTLP/HTTP with
-// the OpenTelemetry SDK, deciding sampling before the SDK is involved so
+// alike. [Tracer] exports one span per proxied request over OTLP/gRPC or
+// OTLP/HTTP (as Istio's opentelemetry provider sends them) with the
+// OpenTelemetry SDK, deciding sampling before the SDK is involved so
 // that unsampled requests stay cheap.
 package telemetry

@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -45,16 +46,38 @@ const maxPathTagLength = 256
 // instrumentationName is the instrumentation scope of the spans.
 const instrumentationName = "github.com/meshway/meshway/internal/telemetry"
 
+// OTLPProtocol is the transport of OTLP export.
+type OTLPProtocol string
+
+// The OTLP transports, as Istio's OpenTelemetry provider names them: gRPC
+// unless the provider has an http block.
+const (
+	// OTLPHTTP POSTs protobuf-encoded batches to a URL path (OTLP/HTTP,
+	// the collector's port 4318).
+	OTLPHTTP OTLPProtocol = "http"
+	// OTLPGRPC calls the collector's TraceService/Export (OTLP/gRPC, the
+	// collector's port 4317).
+	OTLPGRPC OTLPProtocol = "grpc"
+)
+
+// DefaultOTLPPath is where OTLP/HTTP spans are POSTed unless
+// TracerOptions.URLPath says otherwise: the OTLP specification's default.
+const DefaultOTLPPath = "/v1/traces"
+
 // TracerOptions configure a [Tracer].
 type TracerOptions struct {
-	// Endpoint is the collector's OTLP/HTTP address as host:port
-	// ("127.0.0.1:4318", "otel-collector.observability:4318"); spans are
-	// POSTed to /v1/traces there. Required.
+	// Endpoint is the collector's address as host:port
+	// ("127.0.0.1:4318", "otel-collector.observability:4317"). Required.
 	Endpoint string
-	// Insecure sends plain HTTP; otherwise HTTPS, verified against the
-	// system's roots. A collector inside the mesh is reached in plain HTTP
-	// (as Istio's OpenTelemetry provider does): the caller should default
-	// this to true.
+	// Protocol is how spans reach Endpoint; empty is OTLPHTTP.
+	Protocol OTLPProtocol
+	// URLPath is where OTLP/HTTP spans are POSTed; empty is
+	// [DefaultOTLPPath]. It must be empty with OTLPGRPC, which has no path.
+	URLPath string
+	// Insecure sends in plain text (HTTP, or gRPC without TLS); otherwise
+	// over TLS, verified against the system's roots. A collector inside the
+	// mesh is reached in plain text (as Istio's OpenTelemetry provider
+	// does): the caller should default this to true.
 	Insecure bool
 	// ServiceName is the resource's service.name: "waypoint.default". Empty
 	// keeps the SDK's default (OTEL_SERVICE_NAME, else unknown_service).
@@ -76,9 +99,9 @@ type TracerOptions struct {
 	Tags map[string]string
 }
 
-// Tracer exports one span per proxied request to an OTLP/HTTP collector,
-// through a batch span processor with a bounded queue ([SpanQueueSize]).
-// Its methods are safe for concurrent use. A nil *Tracer exports nothing:
+// Tracer exports one span per proxied request to an OTLP collector, over
+// HTTP or gRPC, through a batch span processor with a bounded queue
+// ([SpanQueueSize]). Its methods are safe for concurrent use. A nil *Tracer exports nothing:
 // its spans only carry the trace on ([NewChild] of the parent).
 type Tracer struct {
 	provider *sdktrace.TracerProvider
@@ -104,32 +127,18 @@ func NewTracer(o TracerOptions) (*Tracer, error) {
 	if _, _, err := net.SplitHostPort(o.Endpoint); err != nil {
 		return nil, fmt.Errorf("tracer: collector endpoint %q is not host:port: %w", o.Endpoint, err)
 	}
-	opts := []otlptracehttp.Option{
-		otlptracehttp.WithEndpoint(o.Endpoint),
-		otlptracehttp.WithTimeout(SpanExportTimeout),
-		// Retries of one batch stay within its export timeout, so a slow
-		// collector delays only the export goroutine, never a request.
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
-			Enabled:         true,
-			InitialInterval: 500 * time.Millisecond,
-			MaxInterval:     2 * time.Second,
-			MaxElapsedTime:  SpanExportTimeout,
-		}),
-	}
-	if o.Insecure {
-		opts = append(opts, otlptracehttp.WithInsecure())
-	}
-	// New does not dial: the context is not kept.
-	exp, err := otlptracehttp.New(context.Background(), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("tracer: %w", err)
-	}
 	res := resource.Default()
 	if o.ServiceName != "" {
+		var err error
 		res, err = resource.Merge(res, resource.NewSchemaless(attribute.String("service.name", o.ServiceName)))
 		if err != nil {
 			return nil, fmt.Errorf("tracer: resource: %w", err)
 		}
+	}
+	// Made last, so that no error leaves an exporter (a gRPC client) behind.
+	exp, err := newExporter(o)
+	if err != nil {
+		return nil, fmt.Errorf("tracer: %w", err)
 	}
 	percent := o.SamplePercent
 	if math.IsNaN(percent) {
@@ -165,6 +174,65 @@ func NewTracer(o TracerOptions) (*Tracer, error) {
 		t.fixed = append(t.fixed, attribute.String(validString(k), validString(o.Tags[k])))
 	}
 	return t, nil
+}
+
+// The retries of one batch stay within its export timeout
+// (SpanExportTimeout), so a slow collector delays only the export
+// goroutine, never a request. Both exporters take these, under their own
+// types.
+const (
+	retryInitialInterval = 500 * time.Millisecond
+	retryMaxInterval     = 2 * time.Second
+)
+
+// newExporter makes the OTLP exporter of o.Protocol. Neither dials: the
+// gRPC client connects on the first export, and reconnects by itself.
+func newExporter(o TracerOptions) (sdktrace.SpanExporter, error) {
+	// New does not dial: the context is not kept.
+	ctx := context.Background()
+	switch o.Protocol {
+	case OTLPHTTP, "":
+		opts := []otlptracehttp.Option{
+			otlptracehttp.WithEndpoint(o.Endpoint),
+			otlptracehttp.WithTimeout(SpanExportTimeout),
+			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
+				Enabled:         true,
+				InitialInterval: retryInitialInterval,
+				MaxInterval:     retryMaxInterval,
+				MaxElapsedTime:  SpanExportTimeout,
+			}),
+		}
+		if o.URLPath != "" {
+			if !strings.HasPrefix(o.URLPath, "/") {
+				return nil, fmt.Errorf("OTLP/HTTP path %q does not start with /; write it as %s", o.URLPath, DefaultOTLPPath)
+			}
+			opts = append(opts, otlptracehttp.WithURLPath(o.URLPath))
+		}
+		if o.Insecure {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		}
+		return otlptracehttp.New(ctx, opts...)
+	case OTLPGRPC:
+		if o.URLPath != "" {
+			return nil, fmt.Errorf("OTLP/gRPC has no URL path, got %q: leave it empty or export over OTLP/HTTP", o.URLPath)
+		}
+		opts := []otlptracegrpc.Option{
+			otlptracegrpc.WithEndpoint(o.Endpoint),
+			otlptracegrpc.WithTimeout(SpanExportTimeout),
+			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{
+				Enabled:         true,
+				InitialInterval: retryInitialInterval,
+				MaxInterval:     retryMaxInterval,
+				MaxElapsedTime:  SpanExportTimeout,
+			}),
+		}
+		if o.Insecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	default:
+		return nil, fmt.Errorf("OTLP protocol %q is not one of %q, %q", o.Protocol, OTLPHTTP, OTLPGRPC)
+	}
 }
 
 // Shutdown exports the spans that have ended and stops the tracer; spans

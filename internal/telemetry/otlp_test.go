@@ -19,10 +19,11 @@ import (
 )
 
 // collector is an OTLP/HTTP trace receiver on 127.0.0.1: it decodes what
-// the exporter POSTs to /v1/traces and keeps the spans.
+// the exporter POSTs to its path (/v1/traces) and keeps the spans.
 type collector struct {
-	t   testing.TB
-	srv *httptest.Server
+	t    testing.TB
+	srv  *httptest.Server
+	path string
 	// block, when not nil, holds every request until it is closed.
 	block chan struct{}
 
@@ -39,7 +40,12 @@ type gotSpan struct {
 }
 
 func newCollector(t testing.TB, block chan struct{}) *collector {
-	c := &collector{t: t, block: block}
+	return newCollectorAt(t, DefaultOTLPPath, block)
+}
+
+// newCollectorAt is a collector that takes spans at path.
+func newCollectorAt(t testing.TB, path string, block chan struct{}) *collector {
+	c := &collector{t: t, block: block, path: path}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(c.srv.Close)
 	return c
@@ -49,8 +55,8 @@ func newCollector(t testing.TB, block chan struct{}) *collector {
 func (c *collector) endpoint() string { return c.srv.Listener.Addr().String() }
 
 func (c *collector) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" {
-		c.t.Errorf("collector: %s %s, want POST /v1/traces", r.Method, r.URL.Path)
+	if r.Method != http.MethodPost || r.URL.Path != c.path {
+		c.t.Errorf("collector: %s %s, want POST %s", r.Method, r.URL.Path, c.path)
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
@@ -548,6 +554,15 @@ func TestNewTracerErrors(t *testing.T) {
 	for _, ep := range []string{"", "http://127.0.0.1:4318", "127.0.0.1"} {
 		if _, err := NewTracer(TracerOptions{Endpoint: ep}); err == nil {
 			t.Errorf("NewTracer(Endpoint %q): no error", ep)
+		}
+	}
+	for _, o := range []TracerOptions{
+		{Endpoint: "127.0.0.1:4317", Protocol: OTLPGRPC, URLPath: "/v1/traces"},
+		{Endpoint: "127.0.0.1:4318", Protocol: "thrift"},
+		{Endpoint: "127.0.0.1:4318", URLPath: "v1/traces"},
+	} {
+		if _, err := NewTracer(o); err == nil {
+			t.Errorf("NewTracer(%+v): no error", o)
 		}
 	}
 }

@@ -9,8 +9,10 @@
 // explanations of those decisions behind `meshctl explain`, and
 // [WaypointConfigs]: each waypoint's configuration (model.Waypoint) from
 // the services bound to it, their endpoints, HTTPRoutes, GRPCRoutes,
-// VirtualServices, DestinationRules, AuthorizationPolicies, Telemetry and
-// LocalRateLimitPolicies, with warnings for what does not apply;
+// VirtualServices, DestinationRules, AuthorizationPolicies, Telemetry (with
+// the tracing providers of Istio's MeshConfig, the root namespace's
+// ConfigMap istio) and LocalRateLimitPolicies, with warnings for what does
+// not apply;
 // [ZtunnelConfigs]: each node's ztunnel configuration (model.Ztunnel): the
 // mesh's workloads, services and waypoints as binding resolves them, and
 // the L4 AuthorizationPolicies, converted as Istio converts them for

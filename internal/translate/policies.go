@@ -344,6 +344,11 @@ func (t *translator) telemetry(w Waypoint) model.Telemetry {
 		}
 	}
 	var out model.Telemetry
+	// Tracing as Istio's Telemetries.Tracing merges it: the MeshConfig's
+	// default provider, replaced by the provider each tracing entry names
+	// (the narrowest level's last), and disableSpanReporting likewise.
+	provider, hasProvider := t.defaultTracingRef()
+	disabled := false
 	for _, tel := range levels {
 		if tel == nil {
 			continue
@@ -351,12 +356,26 @@ func (t *translator) telemetry(w Waypoint) model.Telemetry {
 		if logs := tel.Spec.GetAccessLogging(); len(logs) > 0 {
 			out.AccessLog = slices.ContainsFunc(logs, func(a *telemetryv1alpha1.AccessLogging) bool { return !a.GetDisabled().GetValue() })
 		}
-		for _, tr := range tel.Spec.GetTracing() {
+		for i, tr := range tel.Spec.GetTracing() {
 			if p := tr.GetRandomSamplingPercentage(); p != nil {
 				v := min(100, max(0, p.GetValue()))
 				out.TracingPercent = &v
 			}
+			if ref, ok := t.telemetryTracingRef(tel, i); ok {
+				provider, hasProvider = ref, true
+			}
+			if d := tr.GetDisableSpanReporting(); d != nil {
+				disabled = d.GetValue()
+			}
 		}
+	}
+	if out.TracingPercent == nil {
+		if p, ok := t.meshSamplingPercent(); ok {
+			out.TracingPercent = &p
+		}
+	}
+	if hasProvider && !disabled {
+		t.setTracingCollector(&out, provider)
 	}
 	return out
 }

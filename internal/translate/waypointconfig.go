@@ -38,6 +38,11 @@ type ConfigInputs struct {
 	AuthorizationPolicies  []*securityv1.AuthorizationPolicy
 	Telemetries            []*telemetryv1.Telemetry
 	LocalRateLimitPolicies []*ratelimitv1alpha1.LocalRateLimitPolicy
+	// MeshConfigMaps are the ConfigMaps named istio (MeshConfigMapName):
+	// the root namespace's holds Istio's MeshConfig under key mesh, whose
+	// extensionProviders and defaultProviders say where Telemetry tracing
+	// sends spans. Those of other namespaces are not read.
+	MeshConfigMaps []*corev1.ConfigMap
 	// RootNamespace holds mesh-wide policies; empty means "istio-system".
 	RootNamespace string
 	// TrustDomain of workload identities; empty means "cluster.local".
@@ -78,6 +83,14 @@ func (in *ConfigInputs) Add(obj any) bool {
 		in.Telemetries = append(in.Telemetries, o)
 	case *ratelimitv1alpha1.LocalRateLimitPolicy:
 		in.LocalRateLimitPolicies = append(in.LocalRateLimitPolicies, o)
+	case *corev1.ConfigMap:
+		// Only the mesh configuration's name: the other ConfigMaps of a
+		// cluster (many, often changing) would make translations that
+		// read nothing of them.
+		if o.Name != MeshConfigMapName {
+			return false
+		}
+		in.MeshConfigMaps = append(in.MeshConfigMaps, o)
 	default:
 		return false
 	}
@@ -119,9 +132,13 @@ const BlackHoleCluster = "BlackHoleCluster"
 //     app.kubernetes.io/name or app label, else its owner's name (a
 //     ReplicaSet's without the template hash, i.e. the Deployment's), else
 //     the pod's name.
-//   - Telemetry TracingEndpoint needs meshConfig extension providers, which
-//     meshway does not read: it is left empty (traces are continued, no spans
-//     exported).
+//   - Telemetry tracing providers are looked up in the extensionProviders
+//     of Istio's MeshConfig (the root namespace's ConfigMap istio, key mesh;
+//     see meshconfig.go), defaultProviders.tracing when no Telemetry names
+//     one. Only opentelemetry providers can be honoured (the waypoint
+//     exports OTLP); another type, an unknown name or an unreadable
+//     MeshConfig leaves TracingEndpoint empty (traces are continued, no
+//     spans exported) with a warning.
 //   - ServiceEntries bound to the waypoint are captured as one service per
 //     host (see serviceEntries in serviceentry.go); their endpoints are the
 //     inline endpoints with an IP address, or the pods and WorkloadEntries
@@ -164,7 +181,9 @@ type translator struct {
 	// workloads need it.
 	podsBoundTo map[Ref][]*corev1.Pod
 	idx         inputIndex
-	warnings    map[Warning]bool
+	// mesh is the root namespace's MeshConfig, read once per translator.
+	mesh     meshConfig
+	warnings map[Warning]bool
 	// attached records route parents (route key, parent index) that applied
 	// to some waypoint, to warn about the others.
 	attached map[string]bool
@@ -213,6 +232,7 @@ func newTranslator(in ConfigInputs) *translator {
 	}
 	t.indexServiceEntries()
 	t.idx = newInputIndex(t)
+	t.readMeshConfig()
 	return t
 }
 

@@ -1,6 +1,7 @@
 package waypoint
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,9 +62,17 @@ type Proxy struct {
 
 // tracerFor is the span exporter of one tracing configuration.
 type tracerFor struct {
+	collector collectorOf
+	percent   float64
+	t         *telemetry.Tracer
+}
+
+// collectorOf is where spans go: a tracer is replaced only when it changes
+// (or the sampling does).
+type collectorOf struct {
 	endpoint string
-	percent  float64
-	t        *telemetry.Tracer
+	protocol model.TracingProtocol
+	path     string
 }
 
 // Load validates and compiles w and makes it the configuration new
@@ -88,19 +97,25 @@ func (p *Proxy) setTracer(w *model.Waypoint) {
 	if w.Telemetry.TracingPercent != nil {
 		percent = *w.Telemetry.TracingPercent
 	}
+	tel := &w.Telemetry
+	want := collectorOf{endpoint: tel.TracingEndpoint, protocol: tel.TracingProtocol, path: tel.TracingPath}
 	old := p.tracer.Load()
-	if old != nil && old.endpoint == w.Telemetry.TracingEndpoint && old.percent == percent {
+	if old != nil && old.collector == want && old.percent == percent {
 		return
 	}
 	var next *tracerFor
-	if e := w.Telemetry.TracingEndpoint; e != "" {
+	if want.endpoint != "" {
+		// An empty protocol is OTLP/HTTP, as model.Telemetry says; the
+		// model's names are the telemetry package's.
+		proto := telemetry.OTLPProtocol(cmp.Or(want.protocol, model.TracingHTTP))
 		t, err := telemetry.NewTracer(telemetry.TracerOptions{
-			Endpoint: e, Insecure: true, ServiceName: w.Name + "." + w.Namespace, SamplePercent: percent,
+			Endpoint: want.endpoint, Protocol: proto, URLPath: want.path,
+			Insecure: true, ServiceName: w.Name + "." + w.Namespace, SamplePercent: percent,
 		})
 		if err != nil {
-			p.logf("waypoint: tracing to %s: %v", e, err)
+			p.logf("waypoint: tracing to %s (OTLP/%s): %v", want.endpoint, proto, err)
 		} else {
-			next = &tracerFor{endpoint: e, percent: percent, t: t}
+			next = &tracerFor{collector: want, percent: percent, t: t}
 		}
 	}
 	p.tracer.Store(next)

@@ -65,6 +65,8 @@ func telemetryPB(t *model.Telemetry) *meshpb.Telemetry {
 		AccessLog:       t.AccessLog,
 		TracingPercent:  ptr(t.TracingPercent),
 		TracingEndpoint: t.TracingEndpoint,
+		TracingProtocol: string(t.TracingProtocol),
+		TracingPath:     t.TracingPath,
 	}
 }
 
@@ -77,6 +79,8 @@ func telemetryModel(pb *meshpb.Telemetry) model.Telemetry {
 		AccessLog:       pb.GetAccessLog(),
 		TracingPercent:  ptr(pb.TracingPercent),
 		TracingEndpoint: pb.GetTracingEndpoint(),
+		TracingProtocol: model.TracingProtocol(pb.GetTracingProtocol()),
+		TracingPath:     pb.GetTracingPath(),
 	}
 }
 
