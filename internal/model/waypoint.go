@@ -407,8 +407,10 @@ type ConnectionPool struct {
 	HTTP2MaxRequests        int `json:"http2MaxRequests,omitempty"`
 	// MaxRetries bounds the retries in flight to the cluster.
 	MaxRetries int `json:"maxRetries,omitempty"`
-	// MaxRequestsPerConnection closes an HTTP/1.1 upstream connection
-	// after that many requests (http.maxRequestsPerConnection).
+	// MaxRequestsPerConnection is how many requests an upstream
+	// connection carries (http.maxRequestsPerConnection): an HTTP/1.1
+	// connection is closed after them, an HTTP/2 one takes no new streams
+	// and closes once they are done.
 	MaxRequestsPerConnection int `json:"maxRequestsPerConnection,omitempty"`
 }
 
