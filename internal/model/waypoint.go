@@ -243,7 +243,11 @@ type ValueMatch struct {
 }
 
 // GRPCMethod matches a gRPC service and method (either may be empty: any).
+// Type is Exact (the default) or RegularExpression: then Service and Method
+// are RE2 expressions that must match the whole name, as GRPCRoute's
+// method match says.
 type GRPCMethod struct {
+	Type    string `json:"type,omitempty"`
 	Service string `json:"service,omitempty"`
 	Method  string `json:"method,omitempty"`
 }
@@ -684,6 +688,20 @@ func (v *validator) match(at string, m RouteMatch) {
 			v.regexp(at+".path.value", p.Value)
 		default:
 			v.addf("%s.path.type: unknown %q; use Exact, PathPrefix or RegularExpression", at, p.Type)
+		}
+	}
+	if g := m.GRPC; g != nil {
+		switch g.Type {
+		case "", MatchExact:
+		case MatchRegularExpression:
+			if g.Service != "" {
+				v.regexp(at+".grpc.service", g.Service)
+			}
+			if g.Method != "" {
+				v.regexp(at+".grpc.method", g.Method)
+			}
+		default:
+			v.addf("%s.grpc.type: unknown %q; use Exact or RegularExpression", at, g.Type)
 		}
 	}
 	for _, list := range []struct {
