@@ -13,7 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/waypoint"
 )
 
 // h2cBackend is an HTTP/2-cleartext server (prior knowledge, as Istio's
@@ -250,4 +255,75 @@ func TestMaxRequestsPerConnectionH2(t *testing.T) {
 			t.Errorf("%d requests in flight at once on %d connections; want at least %d", n, got, n/limit)
 		}
 	})
+}
+
+// TestMirrorH2COverHBONE: a mirror cluster whose endpoint has a mesh
+// identity is reached through HBONE (podIP:15008, :authority podIP:port),
+// over h2c on an HTTP2 port, under its maxRequestsPerConnection: two
+// mirrored requests with a limit of 1 take two tunnels, hence two
+// connections at the backend.
+func TestMirrorH2COverHBONE(t *testing.T) {
+	m := newManager(t)
+	primary, shadow := newH2CBackend(t, "reviews", nil), newH2CBackend(t, "shadow", nil)
+	shadowAddr := strings.TrimPrefix(shadow.srv.URL, "http://")
+	_, shadowPort, _ := net.SplitHostPort(shadowAddr)
+	tunnels := make(chan spiffeid.ID, 10)
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler: hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
+			tunnels <- s.PeerID
+			up, err := net.Dial("tcp", shadowAddr)
+			if err != nil {
+				s.Reject(http.StatusServiceUnavailable, err.Error())
+				return
+			}
+			defer up.Close()
+			hbone.Splice(s, up)
+		}),
+		Logf: t.Logf,
+	})
+	pool := &hbone.Pool{Bundle: m.Bundle()}
+	t.Cleanup(func() { pool.Close() })
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	t.Cleanup(func() { proxy.Close() })
+	mirrorCluster := model.Cluster{
+		Name:           "shadow",
+		Endpoints:      []model.Endpoint{{Address: nodeIP + ":" + shadowPort, Identity: reviewsID.String()}},
+		ConnectionPool: &model.ConnectionPool{MaxRequestsPerConnection: 1},
+	}
+	w := reviewsConfig(oneRule(model.RouteRule{Filters: []model.Filter{{
+		Type: model.FilterRequestMirror, RequestMirror: &model.RequestMirror{Cluster: "shadow"},
+	}}}), primary.cluster(), mirrorCluster)
+	w.Services[0].Ports[0].Protocol = model.ProtocolHTTP2
+	if err := proxy.Load(w); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() { _ = proxy.ServeListener(ln, reviewsVIP) }()
+
+	c := client(t)
+	for i := range 2 {
+		if r, body := get(t, c, ln.Addr().String(), http.MethodGet, "/", nil); r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "reviews" {
+			t.Fatalf("request %d: %d %q; want the primary's answer", i, r.StatusCode, body)
+		}
+		if got := shadow.next(t, "mirror"); got.host != "reviews.default.svc.cluster.local-shadow:9080" || got.protoMajor != 2 {
+			t.Errorf("mirror %d saw host %q over HTTP/%d", i, got.host, got.protoMajor)
+		}
+		// The node forwarded it: each mirrored request came in a tunnel of its own.
+		select {
+		case got := <-tunnels:
+			if got != waypointID {
+				t.Errorf("tunnel %d from %s; want the waypoint's identity", i, got)
+			}
+		default:
+			t.Errorf("mirror %d did not come through a tunnel of its own", i)
+		}
+	}
+	if got := shadow.accepted.Load(); got != 2 {
+		t.Errorf("2 mirrored requests, limit 1 per connection: %d connections at the mirror backend, want 2", got)
+	}
 }
