@@ -1181,9 +1181,12 @@ func (x *ValueMatch) GetValue() string {
 
 // GRPCMethod matches a gRPC service and method (either may be empty: any).
 type GRPCMethod struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Method  string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// Exact (empty means Exact) or RegularExpression: service and method are
+	// then RE2 expressions that match the whole name.
+	Type          string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1228,6 +1231,13 @@ func (x *GRPCMethod) GetService() string {
 func (x *GRPCMethod) GetMethod() string {
 	if x != nil {
 		return x.Method
+	}
+	return ""
+}
+
+func (x *GRPCMethod) GetType() string {
+	if x != nil {
+		return x.Type
 	}
 	return ""
 }
@@ -2049,7 +2059,9 @@ type ConnectionPool struct {
 	Http2MaxRequests        int64                  `protobuf:"varint,3,opt,name=http2_max_requests,json=http2MaxRequests,proto3" json:"http2_max_requests,omitempty"`
 	// Bounds the retries in flight to the cluster.
 	MaxRetries int64 `protobuf:"varint,4,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
-	// Closes an HTTP/1.1 upstream connection after that many requests.
+	// Requests an upstream connection carries: an HTTP/1.1 connection is
+	// closed after them, an HTTP/2 one takes no new streams and closes once
+	// they are done.
 	MaxRequestsPerConnection int64 `protobuf:"varint,5,opt,name=max_requests_per_connection,json=maxRequestsPerConnection,proto3" json:"max_requests_per_connection,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
@@ -3188,11 +3200,12 @@ const file_waypoint_proto_rawDesc = "" +
 	"ValueMatch\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\">\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"R\n" +
 	"\n" +
 	"GRPCMethod\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
-	"\x06method\x18\x02 \x01(\tR\x06method\"\xb8\x02\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\"\xb8\x02\n" +
 	"\x06Filter\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12H\n" +
 	"\x0fheader_modifier\x18\x02 \x01(\v2\x1f.meshway.mesh.v1.HeaderModifierR\x0eheaderModifier\x12K\n" +

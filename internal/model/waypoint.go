@@ -261,7 +261,11 @@ type ValueMatch struct {
 }
 
 // GRPCMethod matches a gRPC service and method (either may be empty: any).
+// Type is Exact (the default) or RegularExpression: then Service and Method
+// are RE2 expressions that must match the whole name, as GRPCRoute's
+// method match says.
 type GRPCMethod struct {
+	Type    string `json:"type,omitempty"`
 	Service string `json:"service,omitempty"`
 	Method  string `json:"method,omitempty"`
 }
@@ -425,8 +429,10 @@ type ConnectionPool struct {
 	HTTP2MaxRequests        int `json:"http2MaxRequests,omitempty"`
 	// MaxRetries bounds the retries in flight to the cluster.
 	MaxRetries int `json:"maxRetries,omitempty"`
-	// MaxRequestsPerConnection closes an HTTP/1.1 upstream connection
-	// after that many requests (http.maxRequestsPerConnection).
+	// MaxRequestsPerConnection is how many requests an upstream
+	// connection carries (http.maxRequestsPerConnection): an HTTP/1.1
+	// connection is closed after them, an HTTP/2 one takes no new streams
+	// and closes once they are done.
 	MaxRequestsPerConnection int `json:"maxRequestsPerConnection,omitempty"`
 }
 
@@ -699,6 +705,20 @@ func (v *validator) match(at string, m RouteMatch) {
 			v.regexp(at+".path.value", p.Value)
 		default:
 			v.addf("%s.path.type: unknown %q; use Exact, PathPrefix or RegularExpression", at, p.Type)
+		}
+	}
+	if g := m.GRPC; g != nil {
+		switch g.Type {
+		case "", MatchExact:
+		case MatchRegularExpression:
+			if g.Service != "" {
+				v.regexp(at+".grpc.service", g.Service)
+			}
+			if g.Method != "" {
+				v.regexp(at+".grpc.method", g.Method)
+			}
+		default:
+			v.addf("%s.grpc.type: unknown %q; use Exact or RegularExpression", at, g.Type)
 		}
 	}
 	for _, list := range []struct {

@@ -28,8 +28,8 @@ type cluster struct {
 	pending    atomic.Int64
 	maxRetries int64
 	retries    atomic.Int64
-	// maxUses is the requests an HTTP/1.1 upstream connection carries
-	// before it is closed (0: no limit).
+	// maxUses is the requests an upstream connection carries before it
+	// is closed, HTTP/1.1 (h1.go) or HTTP/2 (h2.go) (0: no limit).
 	maxUses int
 
 	outlier *model.OutlierDetection
@@ -42,7 +42,8 @@ type host struct {
 	ep     *model.Endpoint
 	active atomic.Int64 // requests in flight, for LEAST_REQUEST
 	// maxUses is the cluster's: requests per HTTP/1.1 connection (0: no
-	// limit), here for the upstream side, which knows the endpoint only.
+	// limit), here for the fast path's upstream side, which knows the
+	// endpoint only.
 	maxUses int
 
 	// Outlier detection, guarded by cluster.mu.
