@@ -1810,8 +1810,11 @@ type Cluster struct {
 	ConnectionPool *ConnectionPool `protobuf:"bytes,4,opt,name=connection_pool,json=connectionPool,proto3" json:"connection_pool,omitempty"`
 	// Ejects endpoints that keep failing.
 	OutlierDetection *OutlierDetection `protobuf:"bytes,5,opt,name=outlier_detection,json=outlierDetection,proto3" json:"outlier_detection,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The destination port's protocol (HTTP, HTTP2, GRPC, TCP; empty:
+	// unknown): HTTP2 and GRPC make every request to the cluster h2c.
+	Protocol      string `protobuf:"bytes,6,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -1877,6 +1880,13 @@ func (x *Cluster) GetOutlierDetection() *OutlierDetection {
 		return x.OutlierDetection
 	}
 	return nil
+}
+
+func (x *Cluster) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
 }
 
 // Endpoint is one upstream address of a cluster.
@@ -3244,13 +3254,14 @@ const file_waypoint_proto_rawDesc = "" +
 	"\a_weight\"\x83\x01\n" +
 	"\bTimeouts\x123\n" +
 	"\arequest\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\arequest\x12B\n" +
-	"\x0fbackend_request\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebackendRequest\"\xb4\x02\n" +
+	"\x0fbackend_request\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebackendRequest\"\xd0\x02\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\tendpoints\x18\x02 \x03(\v2\x19.meshway.mesh.v1.EndpointR\tendpoints\x12B\n" +
 	"\rload_balancer\x18\x03 \x01(\v2\x1d.meshway.mesh.v1.LoadBalancerR\floadBalancer\x12H\n" +
 	"\x0fconnection_pool\x18\x04 \x01(\v2\x1f.meshway.mesh.v1.ConnectionPoolR\x0econnectionPool\x12N\n" +
-	"\x11outlier_detection\x18\x05 \x01(\v2!.meshway.mesh.v1.OutlierDetectionR\x10outlierDetection\"\xaa\x02\n" +
+	"\x11outlier_detection\x18\x05 \x01(\v2!.meshway.mesh.v1.OutlierDetectionR\x10outlierDetection\x12\x1a\n" +
+	"\bprotocol\x18\x06 \x01(\tR\bprotocol\"\xaa\x02\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\x12=\n" +

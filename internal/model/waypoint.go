@@ -389,6 +389,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 type Cluster struct {
 	Name      string     `json:"name"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Protocol is the destination port's, as Istio's cluster for a service
+	// port has: HTTP2 or GRPC make every request to the cluster HTTP/2
+	// cleartext, whatever the client spoke (a route on an HTTP port may
+	// send to a gRPC backend); empty, HTTP and TCP follow the listener's
+	// protocol and the client's.
+	Protocol Protocol `json:"protocol,omitempty"`
 	// LoadBalancer picks among healthy endpoints; nil means LEAST_REQUEST,
 	// Istio's default.
 	LoadBalancer *LoadBalancer `json:"loadBalancer,omitempty"`
@@ -486,6 +492,9 @@ func (w *Waypoint) Validate() error {
 			v.addf("%s.name: cluster %q is defined twice", at, c.Name)
 		}
 		clusters[c.Name] = true
+		if c.Protocol != "" {
+			v.protocol(at+".protocol", c.Protocol)
+		}
 		v.traffic(at, &c)
 		for j, e := range c.Endpoints {
 			if _, err := netip.ParseAddrPort(e.Address); err != nil {

@@ -466,6 +466,7 @@ func (b *wpBuild) cluster(s *corev1.Service, port int32, subset string) string {
 	if sp == nil {
 		return name
 	}
+	c.Protocol = portProtocol(sp.AppProtocol, sp.Name)
 	dr := b.t.destinationRule(host, s.Namespace)
 	var subsetLabels map[string]string
 	if dr != nil {

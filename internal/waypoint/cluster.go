@@ -18,8 +18,11 @@ import (
 type cluster struct {
 	name  string
 	hosts []*host // the healthy endpoints
-	lb    model.LoadBalancer
-	next  atomic.Uint64 // round robin
+	// h2 says its port is HTTP2 or GRPC: requests to it go h2c whatever
+	// the client spoke.
+	h2   bool
+	lb   model.LoadBalancer
+	next atomic.Uint64 // round robin
 
 	// Circuit breaker: slots bounds requests in flight (nil: no bound);
 	// maxPending how many more may wait for a slot.
@@ -58,7 +61,8 @@ type host struct {
 // of the endpoints both have (ejections, requests in flight), so a
 // configuration push does not bring an ejected endpoint back early.
 func newCluster(mc *model.Cluster, prev *cluster) *cluster {
-	c := &cluster{name: mc.Name, lb: model.LoadBalancer{Policy: model.LBLeastRequest}, outlier: mc.OutlierDetection}
+	c := &cluster{name: mc.Name, lb: model.LoadBalancer{Policy: model.LBLeastRequest}, outlier: mc.OutlierDetection,
+		h2: mc.Protocol == model.ProtocolHTTP2 || mc.Protocol == model.ProtocolGRPC}
 	if mc.LoadBalancer != nil {
 		c.lb = *mc.LoadBalancer
 	}

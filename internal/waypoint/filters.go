@@ -132,7 +132,8 @@ func matchedPrefix(rule *model.RouteRule, path string) string {
 
 // sendMirrors sends copies of r to the mirror clusters, with Envoy's
 // "-shadow" suffix on the host, and ignores the answers. A copy goes the
-// way the request itself goes, on up (HTTP/1.1 or h2c, plain TCP or
+// way the request itself goes, on up (HTTP/1.1 or h2c — h2c always for a
+// cluster of an HTTP2 or GRPC port —, plain TCP or
 // HBONE as the endpoint says, under its cluster's per-connection limit):
 // an h2c or gRPC endpoint speaks nothing else. Requests with a body larger
 // than maxReplayBody are not mirrored.
@@ -188,7 +189,11 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
 		go func() {
 			defer func() { <-p.mirrorSlots }()
 			defer cancel()
-			resp, err := up.base.RoundTrip(out)
+			via := up
+			if m.cl.h2 {
+				via = p.h2c // an HTTP2 or gRPC port speaks nothing else
+			}
+			resp, err := via.base.RoundTrip(out)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				_ = resp.Body.Close()

@@ -327,3 +327,29 @@ func TestMirrorH2COverHBONE(t *testing.T) {
 		t.Errorf("2 mirrored requests, limit 1 per connection: %d connections at the mirror backend, want 2", got)
 	}
 }
+
+// TestClusterProtocolPicksH2C: a route on an HTTP port to a cluster of an
+// HTTP2 or GRPC port (Istio's cluster protocol is its port's) sends an
+// HTTP/1.1 client's request upstream over h2c — for the routed request
+// and for its mirror — as the backend speaks nothing else.
+func TestClusterProtocolPicksH2C(t *testing.T) {
+	primary, shadow := newH2CBackend(t, "reviews", nil), newH2CBackend(t, "shadow", nil)
+	routes := oneRule(model.RouteRule{Filters: []model.Filter{{
+		Type: model.FilterRequestMirror, RequestMirror: &model.RequestMirror{Cluster: "shadow"},
+	}}})
+	pc, sc := primary.cluster(), shadow.cluster()
+	pc.Protocol, sc.Protocol = model.ProtocolGRPC, model.ProtocolHTTP2
+	w := reviewsConfig(routes, pc, sc)
+	w.Services[0].Ports[0].Protocol = model.ProtocolHTTP
+	_, proxy := startProxy(t, w, reviewsVIP)
+	resp, body := get(t, client(t), proxy, http.MethodGet, "/reviews/1", nil)
+	if resp.StatusCode != http.StatusOK || body != "reviews GET /reviews/1" {
+		t.Fatalf("HTTP/1.1 request to a GRPC port's cluster: %d %q; want the backend's 200", resp.StatusCode, body)
+	}
+	if got := primary.next(t, "primary"); got.protoMajor != 2 {
+		t.Errorf("primary saw HTTP/%d, want HTTP/2", got.protoMajor)
+	}
+	if got := shadow.next(t, "mirror"); got.protoMajor != 2 {
+		t.Errorf("mirror saw HTTP/%d, want HTTP/2", got.protoMajor)
+	}
+}

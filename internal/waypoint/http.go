@@ -302,7 +302,7 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 	}
 	defer release()
 	up := p.h1
-	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 {
+	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 || cl.h2 {
 		up = p.h2c
 	}
 	if len(x.mirrors) > 0 {
