@@ -139,6 +139,21 @@ func (c *cluster) admit(ctx context.Context) (release func(), ok bool) {
 
 func (c *cluster) release() { <-c.slots }
 
+// admitNow takes a slot of the circuit breaker only if one is free: a
+// mirrored request counts against its cluster's limits, as Envoy's shadow
+// requests do, but never waits for a slot.
+func (c *cluster) admitNow() (release func(), ok bool) {
+	if c.slots == nil {
+		return func() {}, true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return c.release, true
+	default:
+		return nil, false
+	}
+}
+
 // admitRetry takes a retry slot (DestinationRule maxRetries).
 func (c *cluster) admitRetry() bool {
 	if c.retries.Add(1) > c.maxRetries && c.maxRetries > 0 {

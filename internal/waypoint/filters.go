@@ -164,6 +164,11 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
 		default:
 			continue // too many outstanding: drop
 		}
+		release, ok := m.cl.admitNow()
+		if !ok {
+			<-p.mirrorSlots
+			continue // the mirror cluster's circuit breaker is open: drop
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out := r.Clone(context.WithValue(ctx, exchangeKey{}, &exchange{host: h, cl: m.cl, src: x.src}))
 		out.RequestURI = ""
@@ -188,6 +193,7 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
 		}
 		go func() {
 			defer func() { <-p.mirrorSlots }()
+			defer release()
 			defer cancel()
 			via := up
 			if m.cl.h2 {

@@ -353,3 +353,51 @@ func TestClusterProtocolPicksH2C(t *testing.T) {
 		t.Errorf("mirror saw HTTP/%d, want HTTP/2", got.protoMajor)
 	}
 }
+
+// TestMirrorCountsAgainstCircuitBreaker: a mirrored request takes a slot
+// of its cluster's circuit breaker, as Envoy's shadow requests do; with
+// the slot taken, further mirrors are dropped (never queued), and the
+// primary requests are answered all the same.
+func TestMirrorCountsAgainstCircuitBreaker(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	primary := newH2CBackend(t, "reviews", nil)
+	shadow := newH2CBackend(t, "shadow", func(*http.Request) { <-release })
+	routes := oneRule(model.RouteRule{Filters: []model.Filter{{
+		Type: model.FilterRequestMirror, RequestMirror: &model.RequestMirror{Cluster: "shadow"},
+	}}})
+	sc := shadow.cluster()
+	sc.Protocol = model.ProtocolHTTP2
+	sc.ConnectionPool = &model.ConnectionPool{HTTP2MaxRequests: 1}
+	pc := primary.cluster()
+	pc.Protocol = model.ProtocolHTTP2
+	w := reviewsConfig(routes, pc, sc)
+	_, proxy := startProxy(t, w, reviewsVIP)
+	c := client(t)
+	for i := range 3 {
+		if resp, _ := get(t, c, proxy, http.MethodGet, "/", nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	shadow.next(t, "the first mirror")
+	releaseOnce.Do(func() { close(release) })
+	select {
+	case got := <-shadow.seen:
+		t.Errorf("a second mirror reached the shadow (%+v) while the first held its cluster's only slot", got)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The slot is free again once the first mirror is answered.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		get(t, c, proxy, http.MethodGet, "/", nil)
+		select {
+		case <-shadow.seen:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no mirror reached the shadow after its slot was freed")
+		}
+	}
+}
