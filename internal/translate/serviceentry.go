@@ -159,6 +159,8 @@ func (b *wpBuild) seCluster(se *networkingv1.ServiceEntry, host string, sp *netw
 	b.clusters[name] = c
 	if dr := b.t.destinationRule(host, se.Namespace); dr != nil {
 		b.t.applyTrafficPolicy(c, dr.Spec.GetTrafficPolicy(), port, dr)
+	} else {
+		b.t.upgradeToH2(c, nil)
 	}
 	c.Endpoints = b.t.seEndpoints(se, sp)
 	if len(c.Endpoints) == 0 {

@@ -486,7 +486,10 @@ func (b *wpBuild) cluster(s *corev1.Service, port int32, subset string) string {
 			}
 		}
 		b.t.applyTrafficPolicy(c, policy, port, dr)
-	} else if subset != "" {
+	} else {
+		b.t.upgradeToH2(c, nil)
+	}
+	if dr == nil && subset != "" {
 		b.t.warnf("Service", s.Namespace, s.Name, "no DestinationRule defines subset %q for host %s; cluster %s has no endpoints", subset, host, name)
 		return name
 	}
