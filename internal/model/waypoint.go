@@ -214,9 +214,11 @@ type Retry struct {
 	Codes []int `json:"codes,omitempty"`
 	// On lists Envoy retry_on conditions: 5xx, gateway-error, reset,
 	// connect-failure, refused-stream, retriable-4xx,
-	// retriable-status-codes. Empty means connect-failure,
-	// refused-stream and retriable-status-codes, as Istio sets for an
-	// HTTPRoute retry.
+	// retriable-status-codes, and the gRPC ones (Envoy's retry_grpc_on:
+	// a response whose headers carry that grpc-status, a trailers-only
+	// answer) cancelled, deadline-exceeded, internal, resource-exhausted,
+	// unavailable. Empty means connect-failure, refused-stream and
+	// retriable-status-codes, as Istio sets for an HTTPRoute retry.
 	On []string `json:"on,omitempty"`
 	// PerTryTimeout bounds each try; zero means only the request timeout.
 	PerTryTimeout Duration `json:"perTryTimeout,omitzero"`
@@ -229,6 +231,12 @@ type Retry struct {
 var retryOn = map[string]bool{
 	"5xx": true, "gateway-error": true, "reset": true, "connect-failure": true,
 	"refused-stream": true, "retriable-4xx": true, "retriable-status-codes": true,
+	"cancelled": true, "deadline-exceeded": true, "internal": true, "resource-exhausted": true, "unavailable": true,
+}
+
+// GRPCRetryOn maps the gRPC retry conditions to their grpc-status codes.
+var GRPCRetryOn = map[string]string{
+	"cancelled": "1", "deadline-exceeded": "4", "resource-exhausted": "8", "internal": "13", "unavailable": "14",
 }
 
 // RouteMatch matches a request when every set field does.
@@ -808,7 +816,7 @@ func (v *validator) retry(at string, r *Retry) {
 	}
 	for j, on := range r.On {
 		if !retryOn[on] {
-			v.addf("%s.on[%d]: unknown condition %q; use 5xx, gateway-error, reset, connect-failure, refused-stream, retriable-4xx or retriable-status-codes", at, j, on)
+			v.addf("%s.on[%d]: unknown condition %q; use 5xx, gateway-error, reset, connect-failure, refused-stream, retriable-4xx, retriable-status-codes, cancelled, deadline-exceeded, internal, resource-exhausted or unavailable", at, j, on)
 		}
 	}
 }

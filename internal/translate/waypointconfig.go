@@ -348,10 +348,10 @@ func (t *translator) waypoint(w Waypoint) (_ *model.Waypoint, deps []string) {
 
 // IstioDefaultRetry is the retry policy Istio gives a route that names none
 // (pilot's retry.DefaultPolicy): two more attempts, on a failed or refused
-// connection and on a 503, each to another endpoint when there is one.
-// Istio's gRPC conditions (unavailable, cancelled) are not modelled.
+// connection, on a 503 and on a gRPC answer of UNAVAILABLE or CANCELLED,
+// each to another endpoint when there is one.
 func IstioDefaultRetry() *model.Retry {
-	return &model.Retry{Attempts: 2, On: []string{"connect-failure", "refused-stream", "retriable-status-codes"}, Codes: []int{http.StatusServiceUnavailable}}
+	return &model.Retry{Attempts: 2, On: []string{"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"}, Codes: []int{http.StatusServiceUnavailable}}
 }
 
 // defaultRetries gives every rule without a retry policy Istio's default,
