@@ -73,7 +73,7 @@ type Schema struct {
 	// CRDName is the CRD's name, e.g. "httproutes.gateway.networking.k8s.io".
 	CRDName string
 	// Origin names the project and version the CRD comes from, e.g.
-	// "Gateway API standard channel v1.6.3".
+	// "Gateway API experimental channel v1.6.3".
 	Origin string
 	// HasStatusSubresource: the status is written apart from the rest.
 	HasStatusSubresource bool
