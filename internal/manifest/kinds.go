@@ -89,6 +89,10 @@ func (k *Kind) QualifiedSingular() string {
 
 func (k *Kind) String() string { return k.Kind }
 
+// IsCustomResource reports whether the kind is a custom resource, defined by a
+// CRD, rather than built in to the API server.
+func (k *Kind) IsCustomResource() bool { return k.Group != "" && k.Group != "apps" }
+
 func kind[T any](group, version, name, resource string, namespaced bool, short []string, other ...string) *Kind {
 	return &Kind{
 		Group: group, Version: version, Kind: name, Resource: resource,

@@ -220,9 +220,10 @@ func (e *Env) Stop() error {
 	return err
 }
 
-// crdPaths finds the CRD manifests: Gateway API's standard channel and
+// crdPaths finds the CRD manifests: Gateway API's experimental channel and
 // Istio's generated CRDs in the module cache, at the versions go.mod pins,
-// and meshway's own.
+// and meshway's own — the CRDs the embedded store validates with
+// (internal/crd, which says why the experimental channel).
 func crdPaths() ([]string, error) {
 	gw, err := moduleDir("sigs.k8s.io/gateway-api")
 	if err != nil {
@@ -237,7 +238,7 @@ func crdPaths() ([]string, error) {
 		return nil, err
 	}
 	return []string{
-		filepath.Join(gw, "config", "crd", "standard"),
+		filepath.Join(gw, "config", "crd", "experimental"),
 		filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml"),
 		filepath.Join(own, "api", "ratelimit", "v1alpha1", "crd.yaml"),
 	}, nil
