@@ -16,11 +16,6 @@ import (
 	"github.com/meshway/meshway/internal/store"
 )
 
-// caCheckInterval is how often meshd looks for a changed CA (an operator
-// replacing cacerts, a root rotation) to reload it; istiod watches its
-// cacerts files the same way.
-const caCheckInterval = 30 * time.Second
-
 // embeddedCADir is where meshd keeps its CA on the embedded store: in the
 // store's directory, like the .meshd.lock beside it, so that each store
 // has one mesh CA (as a cluster has its Secret); the store never reads
@@ -194,7 +189,7 @@ func writeCAFiles(dir string, data map[string][]byte) error {
 // watchCA reloads the CA when its source changes, until ctx ends, and has
 // the writers run again (ConfigMap istio-ca-root-cert) whenever the roots
 // change.
-func watchCA(ctx context.Context, mc *meshCA, ctl *controlplane.Controller, logf func(string, ...any)) {
+func watchCA(ctx context.Context, mc *meshCA, every time.Duration, ctl *controlplane.Controller, logf func(string, ...any)) {
 	go func() {
 		for {
 			changed := mc.ca.Bundle().Changed()
@@ -207,7 +202,7 @@ func watchCA(ctx context.Context, mc *meshCA, ctl *controlplane.Controller, logf
 			}
 		}
 	}()
-	t := time.NewTicker(caCheckInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	last := ""
 	for {

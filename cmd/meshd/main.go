@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -24,6 +25,7 @@ func main() {
 	flag.StringVar(&o.xdsAddr, "xds-address", "127.0.0.1:15010", "serve xDS (plaintext gRPC, no authentication) here; in a pod: :15010 or empty (off)")
 	flag.StringVar(&o.secureAddr, "secure-address", "127.0.0.1:15012", "serve xDS and the CA's CSR service over TLS here, for callers with a token (in a pod: :15012; empty: off)")
 	flag.StringVar(&o.caDir, "ca-dir", "", "the mesh CA's directory, Istio's cacerts layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem), generated if empty (default: on a cluster the Secret cacerts, else istio-ca-secret, in -system-namespace; on the embedded store <store>/"+embeddedCADir+")")
+	flag.DurationVar(&o.caCheckInterval, "ca-check-interval", 30*time.Second, "how often to look for a replaced or rotated CA (the Secret, or the files of -ca-dir) and reload it; istio-ca-root-cert follows")
 	flag.StringVar(&o.trustDomain, "trust-domain", "cluster.local", "the mesh's trust domain: identities are spiffe://<trust-domain>/ns/<ns>/sa/<sa>")
 	flag.StringVar(&o.nodeTokens, "node-tokens", "", "embedded store: file of \"<node-name> <token>\" lines authenticating callers of the secure port (a node obtains its pods' identities)")
 	flag.StringVar(&o.monitorAddr, "monitoring-address", "127.0.0.1:15014", "serve /metrics, /ready and /debug/syncz here (empty: off)")
@@ -35,6 +37,10 @@ func main() {
 	flag.DurationVar(&o.debounceMax, "debounce-max", 0, "the longest a change waits under a steady stream of changes (default 100ms)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file when meshd stops (for benchmarks: make bench-controlplane)")
 	flag.Parse()
+	if o.caCheckInterval <= 0 {
+		fmt.Fprintf(os.Stderr, "meshd: -ca-check-interval %s: want a positive duration\n", o.caCheckInterval)
+		os.Exit(2)
+	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "meshd: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)

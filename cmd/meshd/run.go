@@ -31,6 +31,7 @@ type options struct {
 	leaderElect                       bool
 	systemNamespace                   string
 	caDir, trustDomain, nodeTokens    string
+	caCheckInterval                   time.Duration
 	waypointImage, podXDSAddress      string
 	debounceAfter, debounceMax        time.Duration
 	logf                              func(string, ...any)
@@ -186,7 +187,7 @@ func run(ctx context.Context, o options) error {
 	}()
 	go func() { errc <- ctl.Run(ctx) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); watchCA(ctx, mc, ctl, o.logf) }()
+	go func() { defer wg.Done(); watchCA(ctx, mc, o.caCheckInterval, ctl, o.logf) }()
 	select {
 	case <-ctx.Done():
 		return nil

@@ -75,7 +75,8 @@ func TestMeshdSecurePortOnKubernetes(t *testing.T) {
 	m := &mesh{t: t, bin: t.TempDir()}
 	build(t, m.bin, "github.com/meshway/meshway/cmd/meshd", "github.com/meshway/meshway/cmd/waypoint")
 	m.secure, m.monitor, m.waypoint = freeAddr(t), freeAddr(t), freeAddr(t)
-	m.meshd = m.start("meshd", "--kubeconfig", kubeconfig, "-xds-address", "", "-secure-address", m.secure, "-monitoring-address", m.monitor)
+	m.meshd = m.start("meshd", "--kubeconfig", kubeconfig, "-xds-address", "", "-secure-address", m.secure, "-monitoring-address", m.monitor,
+		"-ca-check-interval", "200ms")
 
 	// The CA meshd made, as the test's own signer for the reviews pods and
 	// the client (they stand for other pods of the mesh).
@@ -255,6 +256,32 @@ func TestMeshdSecurePortOnKubernetes(t *testing.T) {
 				t.Errorf("got %v; want %v mentioning %q", err, tc.want, tc.wantText)
 			}
 		})
+	}
+
+	// An operator replaces the CA in istio-ca-secret: meshd reloads it,
+	// republishes the root, and serves with a certificate of the new CA.
+	next := t.TempDir()
+	if _, err := identity.NewCA(next, identity.CAOptions{TrustDomain: td}); err != nil {
+		t.Fatal(err)
+	}
+	nextData := map[string][]byte{}
+	for _, name := range []string{"ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"} {
+		b, err := os.ReadFile(filepath.Join(next, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nextData[name] = b
+	}
+	env.UpdateSecretData(t, "istio-system", kube.SelfSignedCASecret, nextData)
+	waitFor(t, 30*time.Second, "ConfigMap other/istio-ca-root-cert to hold the new root", func() bool {
+		obj, err := st.Get(ctx, manifest.ConfigMap, "other", "istio-ca-root-cert")
+		return err == nil && obj.(*corev1.ConfigMap).Data["root-cert.pem"] == string(nextData["root-cert.pem"])
+	})
+	if err := os.WriteFile(rootFile, nextData["root-cert.pem"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := csr(dial(token), wpID); err != nil {
+		t.Errorf("a certificate from meshd verified against the new root: %v", err)
 	}
 }
 

@@ -277,3 +277,23 @@ func (e *Env) ServiceAccountToken(t testing.TB, namespace, name, audience string
 	}
 	return tr.Status.Token
 }
+
+// UpdateSecretData replaces the data of Secret namespace/name, as an
+// operator replacing a CA Secret would.
+func (e *Env) UpdateSecretData(t testing.TB, namespace, name string, data map[string][]byte) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data = data
+	if _, err := cs.CoreV1().Secrets(namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("updating Secret %s/%s: %v", namespace, name, err)
+	}
+}
