@@ -2,6 +2,7 @@ package waypoint
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -58,8 +59,12 @@ func (t *h2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := c.cc.RoundTrip(req)
 		if err == nil {
+			if c.spent.Load() {
+				resp.Body = &spentBody{ReadCloser: resp.Body, c: c}
+			}
 			return resp, nil
 		}
+		c.closeIfDone()
 		if reused && safe && ctx.Err() == nil && c.cc.Err() != nil {
 			continue
 		}
@@ -140,10 +145,28 @@ func (t *h2Transport) reserve(addr string, limit int) *h2Conn {
 // stream ends (among other changes), so a spent connection closes as its
 // last stream ends. Closing it then cuts no response short: a finished
 // stream's unread body stays readable.
-func (c *h2Conn) stateChanged(cc *http.ClientConn) {
-	if c.spent.Load() && cc.InFlight() == 0 {
-		_ = cc.Close()
+func (c *h2Conn) stateChanged(*http.ClientConn) { c.closeIfDone() }
+
+// closeIfDone closes a spent connection with no stream left.
+func (c *h2Conn) closeIfDone() {
+	if c.spent.Load() && c.cc.InFlight() == 0 {
+		_ = c.cc.Close()
 	}
+}
+
+// spentBody is the response body of a spent connection's last stream.
+// Closing it checks once more whether the connection can close: the state
+// hook alone was seen to miss a stream's end under load (a connection
+// stayed open until its idle timeout).
+type spentBody struct {
+	io.ReadCloser
+	c *h2Conn
+}
+
+func (b *spentBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.c.closeIfDone()
+	return err
 }
 
 // CloseIdleConnections closes the idle connections of both pools.
