@@ -691,3 +691,32 @@ func TestDirWatchStopsItsGoroutines(t *testing.T) {
 		t.Errorf("%d goroutines after all watches closed, %d before", n, before)
 	}
 }
+
+// TestDirWatchNewKindDirectoryIsNotAFullScan: a namespace's first object
+// of a kind makes its directory; the watch starts watching it and reads it
+// alone, not the whole tree (meshd writes a ConfigMap, a Deployment and a
+// ServiceAccount into every namespace with a waypoint, and a full scan per
+// new directory made a big store crawl).
+func TestDirWatchNewKindDirectoryIsNotAFullScan(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	store.SetRescanInterval(d, time.Hour)
+	for i := range 30 {
+		storetest.MustCreate(t, d, storetest.Service("other", fmt.Sprintf("svc%d", i), nil))
+	}
+	w := storetest.StartWatch(t, d, manifest.ConfigMap, store.ListOptions{})
+	w.ExpectInitial(t)
+	before := store.ObjectsScanned(d)
+	storetest.MustCreate(t, d, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "istio-ca-root-cert"}})
+	w.Expect(t, store.Added, "other/istio-ca-root-cert")
+	if n := store.ObjectsScanned(d) - before; n > 2 {
+		t.Errorf("the watch looked at %d objects for a new directory of one file, want at most 2 (no full scan)", n)
+	}
+	// Files written into it afterwards are file events of a watched directory.
+	before = store.ObjectsScanned(d)
+	storetest.MustCreate(t, d, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "second"}})
+	w.Expect(t, store.Added, "other/second")
+	if n := store.ObjectsScanned(d) - before; n > 4 {
+		t.Errorf("the watch looked at %d objects for a second file, want at most 4", n)
+	}
+}

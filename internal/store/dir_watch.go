@@ -213,6 +213,14 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 			}
 			if k, ok := h.d.dirOfFile(ev.Name); ok {
 				dirty[k] = true
+			} else if k, ok := h.d.newObjectDir(ev); ok && loop.fsw.Add(ev.Name) == nil {
+				// A namespace's first object of a kind: watch its new
+				// directory and read it whole, rather than the tree
+				// (meshd makes one per namespace for what it writes).
+				h.mu.Lock() // rescanLocked reads loop.watched
+				loop.watched[ev.Name] = true
+				h.mu.Unlock()
+				dirty[k] = true
 			} else {
 				full = true // a directory came or went, or a file out of place
 			}
@@ -246,6 +254,35 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 			fullScan()
 		}
 	}
+}
+
+// newObjectDir returns the directory of spec (or status) files a Create
+// event made: <kind>/<namespace> or _status/<kind>/<namespace>. Its files
+// written before the watch on it was added are found by reading it whole.
+func (d *Dir) newObjectDir(ev fsnotify.Event) (dirKey, bool) {
+	if !ev.Has(fsnotify.Create) {
+		return dirKey{}, false
+	}
+	rel, err := filepath.Rel(d.root, ev.Name)
+	if err != nil {
+		return dirKey{}, false
+	}
+	rel = filepath.ToSlash(rel)
+	if r, ok := strings.CutPrefix(rel, statusDir+"/"); ok {
+		rel = r
+	}
+	parts := strings.Split(rel, "/")
+	if len(parts) != 2 {
+		return dirKey{}, false
+	}
+	key, ok := keyForPath(parts[0] + "/" + parts[1] + "/x" + objectFileExt)
+	if !ok {
+		return dirKey{}, false
+	}
+	if info, err := os.Lstat(ev.Name); err != nil || !info.IsDir() {
+		return dirKey{}, false
+	}
+	return dirKey{key.kind, key.namespace}, true
 }
 
 // dirOfFile returns the directory of spec files a file event at path
