@@ -35,6 +35,9 @@ type Options struct {
 	// shorter wait keeps a change's time to ACK low, and translation is
 	// cheap enough to run more often).
 	DebounceAfter, DebounceMax time.Duration
+	// Ztunnels: push the ztunnels' configuration too, as the resources of
+	// wire.ZtunnelTypes, which Push must serve (see ztunnel.go).
+	Ztunnels bool
 	// ReconcileAfter is how long the store must be quiet before a full
 	// translation follows incremental ones (see reconcileAfter); 0 means 5s.
 	ReconcileAfter time.Duration
@@ -70,6 +73,16 @@ type Controller struct {
 	// gen counts syncs, so that a full translation made in the background
 	// (reconcile) is only used if nothing was pushed since it started.
 	gen int
+
+	// The ztunnels' translation (ztunnel.go): one at a time, in the
+	// background; ztRunning and ztOwed are Run's goroutine's.
+	zt        *ztunnelPusher
+	ztRunning bool
+	ztOwed    bool
+	ztResults chan ztunnelResult
+	ztWG      sync.WaitGroup
+	ztPushes  atomic.Int64
+	ztWarned  map[string]bool
 }
 
 // A sync that translated part of the waypoints (see translate.Update) owes
@@ -105,10 +118,13 @@ func New(o Options) *Controller {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	return &Controller{
+	c := &Controller{
 		o: o, kick: make(chan struct{}, 1), synced: make(chan struct{}),
 		writes: make(chan []manifest.Object, 1), warned: map[string]bool{},
+		ztResults: make(chan ztunnelResult, 1), ztWarned: map[string]bool{},
 	}
+	c.zt = &ztunnelPusher{c: c}
+	return c
 }
 
 // SetLeader says whether this replica leads (may write deployment objects
@@ -143,6 +159,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); c.writeLoop(ctx) }()
 	defer wg.Wait()
+	// A ztunnel translation in progress finishes (it does not block): what
+	// it pushes goes to a server the caller stops after Run returns.
+	defer c.ztWG.Wait()
 
 	objects := map[objectKey]manifest.Object{}
 	c.inputs = translate.NewObjects(translate.ConfigInputs{})
@@ -257,6 +276,8 @@ func (c *Controller) Run(ctx context.Context) error {
 				// due while this one ran.
 				reconcileQuiet = time.After(c.o.ReconcileAfter)
 			}
+		case r := <-c.ztResults:
+			c.ztunnelsDone(r)
 		case <-c.kick:
 			if synced {
 				c.queueWrites(snapshot(objects))
@@ -341,6 +362,7 @@ func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Ob
 		c.logWarnings(c.tr.Warnings)
 	}
 	c.push(changed, c.gen == 1)
+	c.ztunnelsDue()
 	c.once.Do(func() { close(c.synced) })
 	if write {
 		c.queueWritesIfLeading(ctx, objects)

@@ -65,9 +65,28 @@ const (
 //     Istio converts them for ztunnel (see ztunnelPolicy); each captured
 //     workload lists the ones that apply to it.
 func ZtunnelConfigs(in ConfigInputs) ([]*model.Ztunnel, []Warning) {
+	mesh, nodes, warnings := ZtunnelMesh(in)
+	out := make([]*model.Ztunnel, 0, len(nodes))
+	for _, n := range nodes {
+		z := *mesh
+		z.Node = n
+		out = append(out, &z)
+	}
+	return out, warnings
+}
+
+// ZtunnelMesh builds what every node's ztunnel configuration shares, once:
+// a model.Ztunnel with every workload, service, waypoint and L4 policy of
+// the mesh and no Node (it does not Validate until one is set), the nodes
+// a Pod's spec.nodeName names, sorted, and the warnings, sorted. The
+// control plane pushes these pieces to every ztunnel as shared resources
+// (internal/push/wire.ZtunnelResources), and each ztunnel adds its own
+// Node: computing one configuration per node would build the same
+// megabytes once per node. ZtunnelConfigs, for a given node, is this with
+// Node set; see it for the choices translation makes.
+func ZtunnelMesh(in ConfigInputs) (mesh *model.Ztunnel, nodes []string, warnings []Warning) {
 	t := newTranslator(in)
-	mesh := newZtBuild(t).build()
-	var nodes []string
+	z := newZtBuild(t).build()
 	for _, p := range in.Pods {
 		if p != nil && p.Spec.NodeName != "" {
 			nodes = append(nodes, p.Spec.NodeName)
@@ -75,13 +94,7 @@ func ZtunnelConfigs(in ConfigInputs) ([]*model.Ztunnel, []Warning) {
 	}
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
-	out := make([]*model.Ztunnel, 0, len(nodes))
-	for _, n := range nodes {
-		z := mesh
-		z.Node = n
-		out = append(out, &z)
-	}
-	return out, t.sortedWarnings()
+	return &z, nodes, t.sortedWarnings()
 }
 
 // ztBuild is the mesh-wide part of the ztunnel configuration under
