@@ -21,6 +21,7 @@ type ztResult struct {
 	// bytes, all ztunnels.
 	first      time.Duration
 	firstBytes int
+	rssFirst   uint64 // the control plane's peak RSS once it is done
 	// Per measured pod change: how many ztunnels received it (a response
 	// carrying the changed pod's workload), and per ztunnel that did, the
 	// time from the change to its ACK and the response's bytes.
@@ -35,10 +36,13 @@ type ztResult struct {
 	// meshd's deployment writer creates one per waypoint (directory mode),
 	// after the first push and possibly while the changes are made.
 	deployed int
-	// translate and push are the control plane's times per ztunnel
-	// translation (its log: "translated in", "pushed in").
-	translate, push []time.Duration
-	nacks           int
+	// updates are the control plane's times per incremental ztunnel
+	// translation and push (its log: "translated and pushed in");
+	// fullTranslate and fullPush per full one ("full translation in",
+	// "pushed in"), the first push's included.
+	updates                 []time.Duration
+	fullTranslate, fullPush []time.Duration
+	nacks                   int
 }
 
 // ztunnelsFirstPush waits until every ztunnel has the whole of each type.
@@ -52,6 +56,7 @@ func (b *bench) ztunnelsFirstPush(ctx context.Context, r *modeResult, t *target,
 		last, bytes, nacks, ok := zf.firstPush()
 		if ok {
 			r.zt.first, r.zt.firstBytes, r.zt.nacks = last.Sub(t.start), bytes, nacks
+			r.zt.rssFirst = t.p.peakRSS()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -87,7 +92,10 @@ func changedUID(size meshSize, c change) string {
 	return "Kubernetes//Pod/" + nsName(c.ns) + "/" + changePod(size)
 }
 
-var ztLogTimes = regexp.MustCompile(`translated in ([^,]+), pushed in ([^)]+)\)`)
+var (
+	ztUpdateTimes = regexp.MustCompile(`translated and pushed in ([^)]+)\)`)
+	ztFullTimes   = regexp.MustCompile(`full translation in ([^,]+), pushed in ([^)]+)\)`)
+)
 
 // ztunnelChanges attributes the ztunnels' responses since the log index
 // from to the changes: a pod change's response is the first, at each
@@ -99,11 +107,16 @@ func (b *bench) ztunnelChanges(r *modeResult, t *target, zf *ztFleet, from int) 
 		return nil
 	}
 	for _, line := range t.p.logLines("ztunnel resource(s) changed") {
-		if m := ztLogTimes.FindStringSubmatch(line); m != nil {
+		if m := ztUpdateTimes.FindStringSubmatch(line); m != nil {
+			if d, err := time.ParseDuration(m[1]); err == nil {
+				r.zt.updates = append(r.zt.updates, d)
+			}
+		}
+		if m := ztFullTimes.FindStringSubmatch(line); m != nil {
 			tr, err1 := time.ParseDuration(m[1])
 			pu, err2 := time.ParseDuration(m[2])
 			if err1 == nil && err2 == nil {
-				r.zt.translate, r.zt.push = append(r.zt.translate, tr), append(r.zt.push, pu)
+				r.zt.fullTranslate, r.zt.fullPush = append(r.zt.fullTranslate, tr), append(r.zt.fullPush, pu)
 			}
 		}
 	}
@@ -163,12 +176,14 @@ func printZtunnelRows(w io.Writer, cfg config, rs []*modeResult, row func(string
 	row(fmt.Sprintf("ztunnels (%d): time to first full push: start → every ztunnel ACKed every type", n), func(r *modeResult) string {
 		return secs(r.zt.first)
 	}, "—", "—")
-	row("ztunnels: bytes of the first push, per ztunnel (all four types)", func(r *modeResult) string {
-		return kib(r.zt.firstBytes / max(1, r.zt.n))
+	row("ztunnels: bytes of the first push, per ztunnel (all four types); control plane peak RSS once it is done", func(r *modeResult) string {
+		return fmt.Sprintf("%s; %s", kib(r.zt.firstBytes/max(1, r.zt.n)), mib(r.zt.rssFirst))
 	}, "—", "—")
-	row("ztunnels: control plane time per ztunnel translation, translate / push (compare and hand to the push server), p50 / max", func(r *modeResult) string {
-		return fmt.Sprintf("%s / %s ms; %s / %s ms (%d translations)", ms(pct(r.zt.translate, 50)), ms(pct(r.zt.translate, 100)),
-			ms(pct(r.zt.push, 50)), ms(pct(r.zt.push, 100)), len(r.zt.translate))
+	row("ztunnels: control plane time per incremental ztunnel translation and push (the changed namespace), p50 / max", func(r *modeResult) string {
+		return fmt.Sprintf("%s / %s ms (%d)", ms(pct(r.zt.updates, 50)), ms(pct(r.zt.updates, 100)), len(r.zt.updates))
+	}, "—", "—")
+	row("ztunnels: full translations (the first push's included): how many; translate / push, max", func(r *modeResult) string {
+		return fmt.Sprintf("%d; %s / %s ms", len(r.zt.fullTranslate), ms(pct(r.zt.fullTranslate, 100)), ms(pct(r.zt.fullPush, 100)))
 	}, "—", "—")
 	row("ztunnels that received a pod label change, min / max", func(r *modeResult) string {
 		return fmt.Sprintf("%d / %d of %d", pct(r.zt.receivers, 0), pct(r.zt.receivers, 100), r.zt.n)

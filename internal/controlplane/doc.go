@@ -3,6 +3,10 @@
 // pushes it (internal/push), keeps the waypoints' workload objects in the
 // store (internal/deploy) and writes the status users read on their objects.
 //
+// The waypoints' configurations and the ztunnels' (shared pieces of the
+// whole mesh) are translated incrementally, the waypoints' first: a change
+// reaches the waypoints it affects without waiting for the ztunnels.
+//
 // Pushing does not wait for writes: the store's writes (deployment objects,
 // status) run on their own goroutine on the newest snapshot, and only on the
 // elected leader, while every replica serves xDS.

@@ -261,6 +261,37 @@ func TestZtunnelsGetOnlyWhatChanged(t *testing.T) {
 		t.Errorf("after a pod left a service, the ztunnel got %q, want %q", got, want)
 	}
 
+	// The pod changes were translated incrementally: the first
+	// translation is the only full one.
+	if full, incremental := ctl.ZtunnelTranslations(); full != 1 || incremental < 2 {
+		t.Errorf("%d full and %d incremental ztunnel translations, want 1 full and the pod changes' incremental", full, incremental)
+	}
+
+	// A route changes nothing a ztunnel sees: no ztunnel translation.
+	full0, incr0 := ctl.ZtunnelTranslations()
+	pushes := ctl.Pushes()
+	apply(t, st, `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  parentRefs:
+  - kind: Service
+    group: ""
+    name: reviews
+  rules:
+  - backendRefs:
+    - name: reviews
+      port: 9080
+`)
+	waitFor(t, "the route pushed to the waypoint", func() bool { return ctl.Pushes() > pushes })
+	time.Sleep(100 * time.Millisecond)
+	if full, incr := ctl.ZtunnelTranslations(); full != full0 || incr != incr0 {
+		t.Errorf("an HTTPRoute made %d full and %d incremental ztunnel translations, want none", full-full0, incr-incr0)
+	}
+
 	// A deleted pod is removed, and so is its endpoint.
 	got = change("pod deletion", func() {
 		if err := st.Delete(context.Background(), manifest.Pod, "default", "reviews-v2", store.DeleteOptions{}); err != nil {
@@ -278,16 +309,31 @@ func TestZtunnelsGetOnlyWhatChanged(t *testing.T) {
 	}
 }
 
-// TestZtunnelTranslationsCoalesce: changes made faster than the ztunnels'
-// translation runs are taken together by the next, and the last one
-// always reaches the ztunnel.
-func TestZtunnelTranslationsCoalesce(t *testing.T) {
+// TestZtunnelFullTranslationsCoalesce: changes that reach across
+// namespaces (a Namespace's labels) need full translations, which run in
+// the background one at a time; changes made meanwhile, of any kind, are
+// taken by the next, and the last one always reaches the ztunnel.
+func TestZtunnelFullTranslationsCoalesce(t *testing.T) {
 	st, _, ctl, z := startZtunnelMesh(t, meshYAML+"---"+ztunnelMeshYAML)
 	waitFor(t, "the first configuration", func() bool { return z.Current() != nil })
-	pushes := ctl.ZtunnelPushes()
-	for i := range 30 {
+	full0, _ := ctl.ZtunnelTranslations()
+	for i := range 20 {
+		apply(t, st, fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels:
+    istio.io/dataplane-mode: ambient
+    istio.io/use-waypoint: waypoint
+    round: "%d"
+`, i))
 		apply(t, st, service(fmt.Sprintf("svc%d", i), fmt.Sprintf("10.96.1.%d", i)))
 	}
-	waitFor(t, "31 services at the ztunnel", func() bool { return len(z.Current().Services) == 31 })
-	t.Logf("30 changes made %d ztunnel pushes", ctl.ZtunnelPushes()-pushes)
+	waitFor(t, "21 services at the ztunnel", func() bool { return len(z.Current().Services) == 21 })
+	full, incremental := ctl.ZtunnelTranslations()
+	t.Logf("40 changes, 20 of them global: %d full and %d incremental ztunnel translations", full-full0, incremental)
+	if full-full0 >= 20 {
+		t.Errorf("20 global changes in a burst made %d full translations: they were not taken together", full-full0)
+	}
 }

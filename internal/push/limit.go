@@ -19,7 +19,7 @@ import (
 // that it never waits for a slot it must release itself.
 const (
 	bigResponse    = 1024
-	bigSendsAtOnce = 8
+	bigSendsAtOnce = 4
 )
 
 type sendLimiter struct {

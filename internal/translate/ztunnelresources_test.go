@@ -8,6 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/push/wire"
@@ -82,5 +85,44 @@ func TestZtunnelResourcesAssembleToConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestZtunnelPiecesSortByNamespaceThenName: waypoints, services and
+// policies sort by namespace, then name, as the model says and the
+// ztunnel's assembler sorts them — not by "namespace/name" as a string,
+// which puts namespace a-b before a.
+func TestZtunnelPiecesSortByNamespaceThenName(t *testing.T) {
+	ip := gwv1.IPAddressType
+	var in ConfigInputs
+	for _, ns := range []string{"a-b", "a"} {
+		in.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{LabelDataplaneMode: DataplaneModeAmbient}}})
+		in.Add(&gwv1.Gateway{
+			ObjectMeta: metav1.ObjectMeta{Name: "wp", Namespace: ns},
+			Spec:       gwv1.GatewaySpec{GatewayClassName: WaypointClassName, Listeners: []gwv1.Listener{{Name: "mesh", Port: 15008, Protocol: "HBONE"}}},
+			Status:     gwv1.GatewayStatus{Addresses: []gwv1.GatewayStatusAddress{{Type: &ip, Value: map[string]string{"a": "10.0.0.1", "a-b": "10.0.0.2"}[ns]}}},
+		})
+		in.Add(&corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns},
+			Spec:       corev1.PodSpec{NodeName: "node-1"},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: map[string]string{"a": "10.1.0.1", "a-b": "10.1.0.2"}[ns]},
+		})
+	}
+	mesh, _, _ := ZtunnelMesh(in)
+	var got []string
+	for _, w := range mesh.Waypoints {
+		got = append(got, w.Namespace+"/"+w.Name)
+	}
+	if want := []string{"a/wp", "a-b/wp"}; !slices.Equal(got, want) {
+		t.Fatalf("waypoints in order %v, want %v", got, want)
+	}
+	assembled, err := assembleFromResources(t, mesh, "node-1", wire.ZtunnelTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *mesh
+	want.Node = "node-1"
+	if diff := cmp.Diff(&want, assembled); diff != "" {
+		t.Errorf("assembled differently (-translated +assembled):\n%s", diff)
 	}
 }
