@@ -174,25 +174,33 @@ func (c *Controller) ztunnelsRested() {
 }
 
 // ztunnelsReconciled takes the full translation a reconciliation made of
-// the state's inputs (nothing was pushed since): it logs its warnings and
-// pushes what the incremental translations got wrong, if anything. Run's
+// the current inputs (nothing was synced since it started): it logs its
+// warnings and pushes what the incremental translations got wrong, if
+// anything; or, when a full translation is owed, it is that one. Run's
 // goroutine only.
 func (c *Controller) ztunnelsReconciled(full *translate.ZtunnelTranslation) {
 	z := &c.zt
-	if full == nil || z.running || z.state == nil {
+	if full == nil || z.running {
 		return
 	}
 	c.logZtunnelWarnings(full.Warnings)
 	delta := z.state.Diff(full)
-	if delta.Empty() {
+	behind := z.fullOwed || z.state == nil
+	if delta.Empty() && !behind {
 		return
 	}
-	c.o.Logf("translate: the incremental ztunnel translation differs from a full translation; pushing the full one (a bug: please report it)")
-	if _, err := pushZtunnelDelta(c.o.Push, &delta, false); err != nil {
+	if !behind {
+		c.o.Logf("translate: the incremental ztunnel translation differs from a full translation; pushing the full one (a bug: please report it)")
+	}
+	n, err := pushZtunnelDelta(c.o.Push, &delta, z.state == nil)
+	if err != nil {
 		c.o.Logf("push: ztunnel resources: %v", err)
 		return
 	}
-	z.state = full
+	if n > 0 {
+		z.pushes.Add(1)
+	}
+	z.state, z.fullOwed = full, false
 }
 
 // pushZtunnelDelta hands the pieces a translation changed to the push

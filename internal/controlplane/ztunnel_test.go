@@ -337,3 +337,40 @@ metadata:
 		t.Errorf("20 global changes in a burst made %d full translations: they were not taken together", full-full0)
 	}
 }
+
+// TestZtunnelChangesAreReconciled: an incremental ztunnel translation
+// (which computes no warnings) is followed, once the store is quiet, by a
+// full one that logs the ztunnels' warnings and finds nothing to correct.
+func TestZtunnelChangesAreReconciled(t *testing.T) {
+	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
+	apply(t, st, meshYAML+"---"+ztunnelMeshYAML)
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, WildcardTypes: wire.ZtunnelTypes, Logf: t.Logf})
+	t.Cleanup(srv.Stop)
+	l := &logs{}
+	ctl := controlplane.New(controlplane.Options{Store: st, Push: srv, Logf: l.logf, Ztunnels: true, ReconcileAfter: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ctl.Synced()
+	waitFor(t, "the first ztunnel translation", func() bool { full, _ := ctl.ZtunnelTranslations(); return full == 1 })
+
+	apply(t, st, `
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: vm
+  namespace: default
+spec:
+  address: vm.example.com
+`)
+	waitFor(t, "the entry's ztunnel warning logged", func() bool {
+		return l.find(`translate (ztunnel): WorkloadEntry default/vm: address "vm.example.com" is not an IP address`) != ""
+	})
+	if full, incremental := ctl.ZtunnelTranslations(); full != 1 || incremental != 1 {
+		t.Errorf("%d full and %d incremental ztunnel translations, want the first and the entry's", full, incremental)
+	}
+	if line := l.find("incremental ztunnel translation differs"); line != "" {
+		t.Errorf("reconciliation corrected the incremental ztunnel translation: %s", line)
+	}
+}
