@@ -65,16 +65,17 @@ clean: ## Remove build output.
 
 .PHONY: gen gen-check bench-hbone bench-waypoint bench-controlplane
 
-gen: ## Regenerate protobuf code in api/meshpb (installs protoc and the pinned plugins if missing).
+gen: ## Regenerate protobuf code in api/meshpb (installs protoc and the pinned plugins if missing) and the CRDs in internal/crd/crds.
 	./hack/gen.sh
 
 # Untracked files count too: a new .proto whose generated code was never added
-# would otherwise pass.
-gen-check: ## Regenerate api/meshpb and fail if the committed generated code differs (stale or missing).
+# would otherwise pass, and so would a CRD of a new kind.
+GENERATED := api/meshpb internal/crd/crds
+gen-check: ## Regenerate api/meshpb and internal/crd/crds and fail if the committed generated files differ (stale or missing).
 	./hack/gen.sh
-	@changed="$$(git diff --name-only -- api/meshpb; git ls-files --others --exclude-standard -- api/meshpb)"; \
+	@changed="$$(git diff --name-only -- $(GENERATED); git ls-files --others --exclude-standard -- $(GENERATED))"; \
 	if [ -n "$$changed" ]; then \
-		echo "gen-check: after regenerating, these files under api/meshpb differ from git (changed or untracked):"; \
+		echo "gen-check: after regenerating, these generated files differ from git (changed or untracked):"; \
 		echo "$$changed" | sed 's/^/  /'; \
 		echo "gen-check: run make gen and commit the result"; \
 		exit 1; \

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates the protobuf code under api/meshpb. The generated files are
-# committed: building and testing never need protoc.
+# Regenerates the protobuf code under api/meshpb, and copies the CRDs the
+# embedded store validates with into internal/crd/crds (hack/crdgen, from the
+# modules go.mod pins). The generated files are committed: building and
+# testing never need protoc or the module cache.
 #
 # Installs what it needs: protoc from Debian's protobuf-compiler when it is
 # missing, and protoc-gen-go / protoc-gen-go-grpc built from the versions
@@ -41,3 +43,4 @@ PATH="$bindir:$PATH" protoc \
 	--go-grpc_out=api/meshpb --go-grpc_opt=paths=source_relative \
 	api/meshpb/*.proto
 echo "gen: regenerated $(ls api/meshpb/*.pb.go | tr '\n' ' ')"
+"$go" run ./hack/crdgen

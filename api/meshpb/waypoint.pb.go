@@ -1181,9 +1181,12 @@ func (x *ValueMatch) GetValue() string {
 
 // GRPCMethod matches a gRPC service and method (either may be empty: any).
 type GRPCMethod struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Method        string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Method  string                 `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// Exact (empty means Exact) or RegularExpression: service and method are
+	// then RE2 expressions that match the whole name.
+	Type          string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1228,6 +1231,13 @@ func (x *GRPCMethod) GetService() string {
 func (x *GRPCMethod) GetMethod() string {
 	if x != nil {
 		return x.Method
+	}
+	return ""
+}
+
+func (x *GRPCMethod) GetType() string {
+	if x != nil {
+		return x.Type
 	}
 	return ""
 }
@@ -1800,8 +1810,11 @@ type Cluster struct {
 	ConnectionPool *ConnectionPool `protobuf:"bytes,4,opt,name=connection_pool,json=connectionPool,proto3" json:"connection_pool,omitempty"`
 	// Ejects endpoints that keep failing.
 	OutlierDetection *OutlierDetection `protobuf:"bytes,5,opt,name=outlier_detection,json=outlierDetection,proto3" json:"outlier_detection,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The destination port's protocol (HTTP, HTTP2, GRPC, TCP; empty:
+	// unknown): HTTP2 and GRPC make every request to the cluster h2c.
+	Protocol      string `protobuf:"bytes,6,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -1867,6 +1880,13 @@ func (x *Cluster) GetOutlierDetection() *OutlierDetection {
 		return x.OutlierDetection
 	}
 	return nil
+}
+
+func (x *Cluster) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
 }
 
 // Endpoint is one upstream address of a cluster.
@@ -2049,7 +2069,9 @@ type ConnectionPool struct {
 	Http2MaxRequests        int64                  `protobuf:"varint,3,opt,name=http2_max_requests,json=http2MaxRequests,proto3" json:"http2_max_requests,omitempty"`
 	// Bounds the retries in flight to the cluster.
 	MaxRetries int64 `protobuf:"varint,4,opt,name=max_retries,json=maxRetries,proto3" json:"max_retries,omitempty"`
-	// Closes an HTTP/1.1 upstream connection after that many requests.
+	// Requests an upstream connection carries: an HTTP/1.1 connection is
+	// closed after them, an HTTP/2 one takes no new streams and closes once
+	// they are done.
 	MaxRequestsPerConnection int64 `protobuf:"varint,5,opt,name=max_requests_per_connection,json=maxRequestsPerConnection,proto3" json:"max_requests_per_connection,omitempty"`
 	unknownFields            protoimpl.UnknownFields
 	sizeCache                protoimpl.SizeCache
@@ -3188,11 +3210,12 @@ const file_waypoint_proto_rawDesc = "" +
 	"ValueMatch\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\">\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"R\n" +
 	"\n" +
 	"GRPCMethod\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
-	"\x06method\x18\x02 \x01(\tR\x06method\"\xb8\x02\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\"\xb8\x02\n" +
 	"\x06Filter\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12H\n" +
 	"\x0fheader_modifier\x18\x02 \x01(\v2\x1f.meshway.mesh.v1.HeaderModifierR\x0eheaderModifier\x12K\n" +
@@ -3231,13 +3254,14 @@ const file_waypoint_proto_rawDesc = "" +
 	"\a_weight\"\x83\x01\n" +
 	"\bTimeouts\x123\n" +
 	"\arequest\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\arequest\x12B\n" +
-	"\x0fbackend_request\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebackendRequest\"\xb4\x02\n" +
+	"\x0fbackend_request\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebackendRequest\"\xd0\x02\n" +
 	"\aCluster\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\tendpoints\x18\x02 \x03(\v2\x19.meshway.mesh.v1.EndpointR\tendpoints\x12B\n" +
 	"\rload_balancer\x18\x03 \x01(\v2\x1d.meshway.mesh.v1.LoadBalancerR\floadBalancer\x12H\n" +
 	"\x0fconnection_pool\x18\x04 \x01(\v2\x1f.meshway.mesh.v1.ConnectionPoolR\x0econnectionPool\x12N\n" +
-	"\x11outlier_detection\x18\x05 \x01(\v2!.meshway.mesh.v1.OutlierDetectionR\x10outlierDetection\"\xaa\x02\n" +
+	"\x11outlier_detection\x18\x05 \x01(\v2!.meshway.mesh.v1.OutlierDetectionR\x10outlierDetection\x12\x1a\n" +
+	"\bprotocol\x18\x06 \x01(\tR\bprotocol\"\xaa\x02\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\x12=\n" +

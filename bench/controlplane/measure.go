@@ -113,7 +113,9 @@ func (b *bench) measureDir(ctx context.Context) (*modeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{bin, "-store", root, "-xds-address", addr, "-monitoring-address", mon}
+	// The secure port is off: what is measured is the push, and a fixed
+	// port could be taken on the machine.
+	args := []string{bin, "-store", root, "-xds-address", addr, "-secure-address", "", "-monitoring-address", mon}
 	prof := b.profilePath("dir")
 	if prof != "" {
 		args = append(args, "-cpuprofile", prof)

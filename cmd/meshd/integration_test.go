@@ -40,6 +40,7 @@ type mesh struct {
 	storeDir string
 	caDir    string
 	xds      string // meshd's xDS address
+	secure   string // meshd's secure address (xDS and CA over TLS)
 	monitor  string // meshd's monitoring address
 	waypoint string // the waypoint's HBONE address
 	meshd    *exec.Cmd
@@ -86,7 +87,15 @@ func logTo(t *testing.T, name string, r io.Reader) {
 
 func (m *mesh) start(name string, args ...string) *exec.Cmd {
 	m.t.Helper()
+	return m.startEnv(name, nil, args...)
+}
+
+// startEnv starts a binary with env added to the test's environment (a
+// pod's downward API variables).
+func (m *mesh) startEnv(name string, env []string, args ...string) *exec.Cmd {
+	m.t.Helper()
 	cmd := exec.Command(filepath.Join(m.bin, name), args...)
+	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -99,7 +108,7 @@ func (m *mesh) start(name string, args ...string) *exec.Cmd {
 }
 
 func (m *mesh) startMeshd() {
-	m.meshd = m.start("meshd", "-store", m.storeDir, "-xds-address", m.xds, "-monitoring-address", m.monitor)
+	m.meshd = m.start("meshd", "-store", m.storeDir, "-xds-address", m.xds, "-secure-address", m.secure, "-monitoring-address", m.monitor)
 	waitFor(m.t, 20*time.Second, "meshd ready", func() bool {
 		resp, err := http.Get("http://" + m.monitor + "/ready")
 		if err != nil {
@@ -202,7 +211,7 @@ func TestMeshdWaypointGuide(t *testing.T) {
 	}
 	m.meshctl("apply", "-f", meshFile)
 
-	m.xds, m.monitor, m.waypoint = freeAddr(t), freeAddr(t), freeAddr(t)
+	m.xds, m.secure, m.monitor, m.waypoint = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	m.startMeshd()
 	m.start("waypoint", "-xds-address", m.xds, "-waypoint", "default/default",
 		"-hbone", m.waypoint, "-ca-dir", m.caDir, "-identity", identity.MustWorkloadID(td, "default", "waypoint").String(),

@@ -45,7 +45,7 @@ func TestMeshdOnKubernetes(t *testing.T) {
 	m := &mesh{t: t, bin: t.TempDir()}
 	build(t, m.bin, "github.com/meshway/meshway/cmd/meshd")
 	m.xds, m.monitor = freeAddr(t), freeAddr(t)
-	m.meshd = m.start("meshd", "--kubeconfig", kubeconfig, "-xds-address", m.xds, "-monitoring-address", m.monitor)
+	m.meshd = m.start("meshd", "--kubeconfig", kubeconfig, "-xds-address", m.xds, "-secure-address", freeAddr(t), "-monitoring-address", m.monitor)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/meshway/meshway/internal/identity"
 	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/waypoint"
 )
@@ -38,6 +39,56 @@ func instance() string {
 	return fmt.Sprintf("%s-%d", h, os.Getpid())
 }
 
+// Where a waypoint pod finds its token and the mesh's roots (Istio's
+// paths; internal/deploy mounts them).
+const (
+	defaultTokenFile = "/var/run/secrets/tokens/istio-token"
+	defaultRootCert  = "/var/run/secrets/istio/root-cert.pem"
+)
+
+// rootCertGiven says whether the control plane is reached over TLS: the
+// -root-cert flag was set, or its default file exists (in a pod, mounted
+// from ConfigMap istio-ca-root-cert). Without one the waypoint speaks
+// plaintext xDS, as to meshd's 15010 on loopback.
+func rootCertGiven(path string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "root-cert" })
+	if set {
+		return path != ""
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// podIdentity is the SPIFFE ID of the pod's ServiceAccount: from the
+// downward API ($POD_NAMESPACE, $SERVICE_ACCOUNT, as internal/deploy sets
+// them), else from the claims of the ServiceAccount token. The control
+// plane issues a certificate only for the identity the token proves.
+func podIdentity(trustDomain, tokenFile string) (string, error) {
+	ns, sa := os.Getenv("POD_NAMESPACE"), os.Getenv("SERVICE_ACCOUNT")
+	if ns == "" || sa == "" {
+		tok, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("$POD_NAMESPACE or $SERVICE_ACCOUNT unset and no token to read them from: %w", err)
+		}
+		if ns, sa, err = identity.TokenServiceAccount(string(tok)); err != nil {
+			return "", fmt.Errorf("$POD_NAMESPACE or $SERVICE_ACCOUNT unset, and the token %s: %w", tokenFile, err)
+		}
+	}
+	id, err := identity.WorkloadID(trustDomain, ns, sa)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+func envDefault(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
 // listenFlags collects repeated -listen ADDR=ORIGDST flags.
 type listenFlags []waypoint.Listen
 
@@ -56,17 +107,32 @@ func main() {
 	var opts waypoint.Options
 	var listens listenFlags
 	flag.StringVar(&opts.ConfigPath, "config", "", "waypoint configuration file (YAML); reloaded when it changes or on SIGHUP")
-	flag.StringVar(&opts.XDSAddress, "xds-address", "", "take the configuration from the control plane's xDS server at HOST:PORT (meshd: 127.0.0.1:15010) instead of -config")
+	flag.StringVar(&opts.XDSAddress, "xds-address", "", "take the configuration from the control plane's xDS server at HOST:PORT instead of -config: meshd's secure port (in a pod meshd.istio-system.svc:15012; TLS with -root-cert and -token-file) or its plaintext one (127.0.0.1:15010, without a root certificate)")
 	gateway := flag.String("waypoint", defaultWaypoint(), "with -xds-address: this waypoint's Gateway, NAMESPACE/NAME (default from $POD_NAMESPACE and $GATEWAY_NAME)")
 	flag.Var(&listens, "listen", "plain TCP listener whose traffic goes to an original destination: ADDR=IP:PORT or ADDR=HOSTNAME:PORT (repeatable)")
 	flag.StringVar(&opts.AdminAddr, "admin", "127.0.0.1:15000", "admin address (loopback only): /config_dump")
 	flag.StringVar(&opts.ReadyAddr, "ready", "127.0.0.1:15021", "readiness address: /healthz/ready (in a pod: :15021)")
 	flag.StringVar(&opts.MetricsAddr, "metrics", "127.0.0.1:15020", "Prometheus metrics address: /stats/prometheus (empty: off; in a pod: :15020)")
 	flag.StringVar(&opts.HBONEAddr, "hbone", "", "serve HBONE (mTLS HTTP/2 CONNECT) on this address, e.g. 127.0.0.1:15008")
-	flag.StringVar(&opts.CADir, "ca-dir", "", "with -hbone: the mesh CA's directory (created if absent)")
-	flag.StringVar(&opts.Identity, "identity", "", "with -hbone: the waypoint's SPIFFE ID, spiffe://<trust-domain>/ns/<ns>/sa/<sa>")
+	flag.StringVar(&opts.CAAddress, "ca-address", "", "with -hbone: obtain and renew the certificate from the control plane's CSR service at HOST:PORT over TLS, with -root-cert and -token-file (default with a root certificate: -xds-address)")
+	flag.StringVar(&opts.CADir, "ca-dir", "", "with -hbone: sign the certificate with the mesh CA in this directory on this host instead (created if absent)")
+	rootCert := flag.String("root-cert", defaultRootCert, "PEM roots the control plane's serving certificate is verified against; given, or present at the default path (a pod's istio-ca-root-cert ConfigMap), it makes xDS and -ca-address TLS")
+	flag.StringVar(&opts.TokenFile, "token-file", defaultTokenFile, "the token authenticating the waypoint to the control plane over TLS (a pod's projected ServiceAccount token for audience istio-ca)")
+	trustDomain := flag.String("trust-domain", envDefault("TRUST_DOMAIN", "cluster.local"), "the mesh's trust domain, for the default -identity")
+	flag.StringVar(&opts.Identity, "identity", "", "with -hbone: the waypoint's SPIFFE ID, spiffe://<trust-domain>/ns/<ns>/sa/<sa> (default from $POD_NAMESPACE and $SERVICE_ACCOUNT, else the claims of -token-file)")
 	flag.Parse()
 	opts.Listen = listens
+	if rootCertGiven(*rootCert) {
+		opts.RootCert = *rootCert
+	}
+	if opts.HBONEAddr != "" && opts.Identity == "" && opts.CADir == "" {
+		id, err := podIdentity(*trustDomain, opts.TokenFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "waypoint: -hbone: no -identity given and %v\n", err)
+			os.Exit(2)
+		}
+		opts.Identity = id
+	}
 	if opts.XDSAddress != "" {
 		ns, name, ok := strings.Cut(*gateway, "/")
 		if !ok || ns == "" || name == "" {

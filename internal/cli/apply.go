@@ -3,14 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"reflect"
+	"strings"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/meshway/meshway/internal/crd"
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/store"
 )
@@ -124,14 +128,61 @@ func (a *app) runApply(ctx context.Context, out io.Writer, f *fileOptions) error
 	if err := checkNamespaces(ctx, s, docs); err != nil {
 		return err
 	}
+	// As kubectl: an object the server refuses is reported and the others are
+	// still applied; the command fails at the end.
+	failed := false
 	for _, d := range docs {
 		result, err := applyObject(ctx, s, d.Object, d.Raw)
 		if err != nil {
-			return fmt.Errorf("applying %s: %w", describeDoc(d), err)
+			if apierrors.ReasonForError(err) == "" {
+				return fmt.Errorf("applying %s: %w", describeDoc(d), err) // not the server's answer: stop
+			}
+			failed = true
+			printError(a.env.Stderr, refused(d, err))
+			continue
 		}
 		fmt.Fprintf(out, "%s %s\n", objectRef(d.Object), result)
 	}
+	if failed {
+		return &exitError{}
+	}
 	return nil
+}
+
+// refused is the error for a document the server refused: where it is, which
+// object, and the server's answer — for an invalid object, one line per field
+// at fault, as kubectl prints them.
+func refused(d manifest.Document, err error) error {
+	k := manifest.MustKindOf(d.Object)
+	what := k.Kind + " " + d.Object.GetName()
+	if k.Namespaced {
+		what = k.Kind + " " + d.Object.GetNamespace() + "/" + d.Object.GetName()
+	}
+	return &manifest.Error{Source: d.Source, Document: d.Index, Line: d.Line, Object: what, Err: invalidFields(err)}
+}
+
+// invalidFields renders an Invalid API error as kubectl does ("The HTTPRoute
+// "reviews" is invalid:" and a line per cause); other errors as
+// serverError does.
+func invalidFields(err error) error {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil || len(status.Status().Details.Causes) == 0 {
+		return serverError(err)
+	}
+	d := status.Status().Details
+	// In the order the embedded store reports them (an API server's order
+	// changes from one request to the next).
+	errs := make(field.ErrorList, len(d.Causes))
+	for i, c := range d.Causes {
+		errs[i] = &field.Error{Field: c.Field, Detail: c.Message}
+	}
+	crd.SortErrors(errs)
+	var b strings.Builder
+	fmt.Fprintf(&b, "The %s %q is invalid:", d.Kind, d.Name)
+	for _, e := range errs {
+		fmt.Fprintf(&b, "\n* %s: %s", e.Field, e.Detail)
+	}
+	return errors.New(b.String())
 }
 
 func describeDoc(d manifest.Document) string {

@@ -12,10 +12,13 @@ import (
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	istiosecurityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/meshway/meshway/internal/manifest"
@@ -60,6 +63,19 @@ func tableColumns(k *manifest.Kind) columns {
 				want = *d.Spec.Replicas
 			}
 			return []string{fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, want), itoa(d.Status.UpdatedReplicas), itoa(d.Status.AvailableReplicas)}, nil
+		}}
+	case manifest.HorizontalPodAutoscaler:
+		return columns{headers: []string{"REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS"}, row: hpaRow}
+	case manifest.PodDisruptionBudget:
+		return columns{headers: []string{"MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS"}, row: func(o manifest.Object) ([]string, []string) {
+			pdb := o.(*policyv1.PodDisruptionBudget)
+			orNA := func(v *intstr.IntOrString) string {
+				if v == nil {
+					return "N/A"
+				}
+				return v.String()
+			}
+			return []string{orNA(pdb.Spec.MinAvailable), orNA(pdb.Spec.MaxUnavailable), itoa(pdb.Status.DisruptionsAllowed)}, nil
 		}}
 	case manifest.ServiceAccount:
 		return columns{headers: []string{"SECRETS"}, row: func(o manifest.Object) ([]string, []string) {
@@ -119,6 +135,37 @@ func tableColumns(k *manifest.Kind) columns {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// hpaRow is kubectl's: the scale target, each metric's current/target
+// ("<unknown>" until the controller reports), the bounds and the replicas.
+func hpaRow(o manifest.Object) ([]string, []string) {
+	h := o.(*autoscalingv2.HorizontalPodAutoscaler)
+	var targets []string
+	for _, m := range h.Spec.Metrics {
+		if m.Type != autoscalingv2.ResourceMetricSourceType || m.Resource == nil {
+			targets = append(targets, "<unknown>/<unknown>")
+			continue
+		}
+		want := "<unknown>"
+		switch t := m.Resource.Target; {
+		case t.AverageUtilization != nil:
+			want = fmt.Sprintf("%d%%", *t.AverageUtilization)
+		case t.AverageValue != nil:
+			want = t.AverageValue.String()
+		}
+		targets = append(targets, fmt.Sprintf("%s: <unknown>/%s", m.Resource.Name, want))
+	}
+	shown := "<none>"
+	if len(targets) > 0 {
+		shown = strings.Join(targets, ", ")
+	}
+	minPods := "<unset>"
+	if h.Spec.MinReplicas != nil {
+		minPods = itoa(*h.Spec.MinReplicas)
+	}
+	ref := h.Spec.ScaleTargetRef.Kind + "/" + h.Spec.ScaleTargetRef.Name
+	return []string{ref, shown, minPods, itoa(h.Spec.MaxReplicas), itoa(h.Status.CurrentReplicas)}, nil
+}
 
 func listOrEmpty(s []string) string {
 	if len(s) == 0 {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -171,8 +172,12 @@ func (a *app) translateInputs(f *fileOptions) (translate.ConfigInputs, error) {
 							Err: fmt.Errorf("the namespace from the provided object %q does not match the namespace %q; pass --namespace=%s or remove one of them", ns, a.namespace, ns)}
 					}
 				}
-				manifest.ApplyDefaults(d.Object)
-				in.Add(d.Object)
+				// What a store would hold: defaulted, and refused when invalid.
+				obj, err := manifest.Admit(context.Background(), manifest.Create, "", d.Object, nil)
+				if err != nil {
+					return in, refused(d, err)
+				}
+				in.Add(obj)
 				n++
 			}
 		}

@@ -131,6 +131,16 @@ func (c *Controller) SetLeader(v bool) {
 	}
 }
 
+// Rewrite has the writers run again on the current objects, while this
+// replica leads: for a change they depend on outside the store, such as
+// the CA's roots that RootCertWriter publishes.
+func (c *Controller) Rewrite() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Synced is closed once the store's initial content has been pushed.
 func (c *Controller) Synced() <-chan struct{} { return c.synced }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +25,14 @@ import (
 // field manager on Kubernetes).
 const deployFieldManager = "meshd"
 
-// deployedKinds are the kinds Render gives that the store holds, and so the
-// kinds the Deployer deletes when their Gateway is gone.
-var deployedKinds = []*manifest.Kind{manifest.ServiceAccount, manifest.Deployment, manifest.Service}
+// deployedKinds are the kinds Render gives every waypoint; with
+// overlayKinds, which it gives only when the parametersRef overlay asks,
+// they are the kinds the Deployer deletes when their Gateway no longer
+// wants them.
+var (
+	deployedKinds = []*manifest.Kind{manifest.ServiceAccount, manifest.Deployment, manifest.Service}
+	overlayKinds  = []*manifest.Kind{manifest.HorizontalPodAutoscaler, manifest.PodDisruptionBudget}
+)
 
 // Deployer keeps each waypoint Gateway's workload objects in the store and reports Gateway status.
 type Deployer struct {
@@ -65,8 +71,9 @@ func NewDeployer(st store.Store, opts deploy.Options, logf func(format string, a
 // them (the embedded store has no garbage collector). A Gateway that cannot
 // be rendered (a missing parametersRef ConfigMap, a bad overlay) keeps its
 // objects and is reported in its status (Accepted False, InvalidParameters),
-// not as an error of Sync. Rendered kinds the store does not hold
-// (HorizontalPodAutoscaler, PodDisruptionBudget) are logged and skipped.
+// not as an error of Sync. The HorizontalPodAutoscaler and
+// PodDisruptionBudget an overlay asks for are written like the others, and
+// deleted when it no longer does.
 //
 // A failure on one object does not stop the others: Sync returns them all,
 // joined. A status write that meets a newer resourceVersion is skipped: the
@@ -206,7 +213,7 @@ func (d *Deployer) apply(ctx context.Context, x *storedObjects, gw *gwv1.Gateway
 // that no Gateway wants any more.
 func (d *Deployer) deleteOrphans(ctx context.Context, x *storedObjects, desired map[storedKey]bool, keep map[translate.Ref]bool) []error {
 	var errs []error
-	for _, kind := range deployedKinds {
+	for _, kind := range slices.Concat(deployedKinds, overlayKinds) {
 		for _, obj := range storedOfKind[manifest.Object](x, kind) {
 			k := storedKey{kind, obj.GetNamespace(), obj.GetName()}
 			owner, ok := gatewayOwner(obj)

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -406,6 +408,37 @@ func testDeployerParametersRef(t *testing.T, st store.Store) {
 	}
 	got = get[*gwv1.Gateway](t, st, manifest.Gateway, "default", "waypoint")
 	wantCondition(t, "Gateway", got.Status.Conditions, "Accepted", metav1.ConditionTrue, "Accepted", "Resource accepted")
+
+	// An overlay that asks for a HorizontalPodAutoscaler and a
+	// PodDisruptionBudget gets them, as Istio's does; without it they go.
+	cm := get[*corev1.ConfigMap](t, st, manifest.ConfigMap, "default", "waypoint-params")
+	cm.Data = map[string]string{
+		"horizontalPodAutoscaler": "spec:\n  minReplicas: 2\n  maxReplicas: 5\n",
+		"podDisruptionBudget":     "spec:\n  minAvailable: 1\n",
+	}
+	if _, err := st.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	syncDeployer(t, d, st)
+	hpa := get[*autoscalingv2.HorizontalPodAutoscaler](t, st, manifest.HorizontalPodAutoscaler, "default", "waypoint")
+	if hpa.Spec.MaxReplicas != 5 || hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != 2 || hpa.Spec.ScaleTargetRef.Name != "waypoint" {
+		t.Errorf("HorizontalPodAutoscaler spec %+v, want 2–5 replicas of Deployment waypoint", hpa.Spec)
+	}
+	pdb := get[*policyv1.PodDisruptionBudget](t, st, manifest.PodDisruptionBudget, "default", "waypoint")
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget minAvailable %v, want 1", pdb.Spec.MinAvailable)
+	}
+	cm = get[*corev1.ConfigMap](t, st, manifest.ConfigMap, "default", "waypoint-params")
+	cm.Data = map[string]string{"deployment": "spec:\n  replicas: 2\n"}
+	if _, err := st.Update(t.Context(), cm); err != nil {
+		t.Fatal(err)
+	}
+	syncDeployer(t, d, st)
+	for _, kind := range []*manifest.Kind{manifest.HorizontalPodAutoscaler, manifest.PodDisruptionBudget} {
+		if _, err := st.Get(t.Context(), kind, "default", "waypoint"); !apierrors.IsNotFound(err) {
+			t.Errorf("%s after the overlay dropped it: err %v, want NotFound", kind.Kind, err)
+		}
+	}
 }
 
 // testDeployerLeavesOthersObjects: an existing Service of the waypoint's

@@ -2,6 +2,10 @@
 // what users wrote into each proxy's configuration (internal/translate),
 // pushes it (internal/push), keeps the waypoints' workload objects in the
 // store (internal/deploy) and writes the status users read on their objects.
+// It also serves the secure port (SecureServer: xDS and the CA's CSR service
+// over TLS, for callers with a token, each xDS subscription checked against
+// the caller's namespace) and publishes the mesh's roots in ConfigMap
+// istio-ca-root-cert of every namespace (RootCertWriter).
 //
 // The waypoints' configurations and the ztunnels' (shared pieces of the
 // whole mesh) are translated incrementally, the waypoints' first: a change

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -151,6 +152,13 @@ func mergeRouteParents(current, desired []gwv1.RouteParentStatus, routeNs string
 			if p.ControllerName == translate.RouteControllerName && translate.ParentRefKey(p.ParentRef, routeNs) == key {
 				old = p.Conditions
 			}
+		}
+		if !slices.ContainsFunc(want.Conditions, func(c metav1.Condition) bool {
+			return c.Type == string(gwv1.RouteConditionPartiallyInvalid)
+		}) {
+			// The Gateway API sets PartiallyInvalid only while it is True:
+			// once the route's rules are all valid again, it goes.
+			old = removeCondition(old, string(gwv1.RouteConditionPartiallyInvalid))
 		}
 		want.Conditions = mergeConditions(old, want.Conditions, now)
 		out = append(out, want)

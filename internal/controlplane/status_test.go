@@ -252,6 +252,31 @@ func testStatusWriterSkipsConflicts(t *testing.T, st store.Store) {
 	}
 }
 
+// TestMergeRouteParentsPartiallyInvalid: PartiallyInvalid, which the
+// Gateway API sets only while True, goes when the route's rules are valid
+// again; the other conditions keep their time.
+func TestMergeRouteParentsPartiallyInvalid(t *testing.T) {
+	t0, t1 := time.Unix(1700000000, 0), time.Unix(1700003600, 0)
+	kind := gwv1.Kind("Service")
+	parent := gwv1.ParentReference{Kind: &kind, Name: "ratings"}
+	accepted := metav1.Condition{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", Message: "Route was valid"}
+	partly := metav1.Condition{Type: "PartiallyInvalid", Status: metav1.ConditionTrue, Reason: "UnsupportedValue", Message: "Dropped Rule(s): rules[1]: ..."}
+	status := func(conds ...metav1.Condition) []gwv1.RouteParentStatus {
+		return []gwv1.RouteParentStatus{{ParentRef: parent, ControllerName: translate.RouteControllerName, Conditions: conds}}
+	}
+	got := mergeRouteParents(nil, status(accepted, partly), "default", t0)
+	if c := findCondition(got[0].Conditions, "PartiallyInvalid"); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("a rule dropped: conditions %+v, want PartiallyInvalid True", got[0].Conditions)
+	}
+	got = mergeRouteParents(got, status(accepted), "default", t1)
+	if c := findCondition(got[0].Conditions, "PartiallyInvalid"); c != nil {
+		t.Errorf("every rule valid again: PartiallyInvalid stays, %+v", c)
+	}
+	if c := findCondition(got[0].Conditions, "Accepted"); c == nil || !c.LastTransitionTime.Time.Equal(t0) {
+		t.Errorf("Accepted %+v; want it kept from %v", c, t0)
+	}
+}
+
 // TestMergeConditions: lastTransitionTime moves only when the status does;
 // conditions of other types stay where they are.
 func TestMergeConditions(t *testing.T) {

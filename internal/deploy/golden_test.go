@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata fro
 
 // caseOptions are the Options of golden cases that need other than the defaults.
 var caseOptions = map[string]Options{
-	"infrastructure": {Network: "network-1", Revision: "canary", ClusterDomain: "example.org"},
+	"infrastructure": {Network: "network-1", Revision: "canary", ClusterDomain: "example.org", TrustDomain: "corp.example", XDSAddress: "meshd.mesh.svc:15012"},
 }
 
 // loadCase reads testdata/<name>.in.yaml: one Gateway and any ConfigMaps.

@@ -15,7 +15,8 @@ const (
 	StatusPort  = 15021 // readiness: GET /healthz/ready
 	MetricsPort = 15020 // Prometheus: GET /stats/prometheus
 	HBONEPort   = 15008 // HBONE (mTLS HTTP/2 CONNECT)
-	XDSPort     = 15010 // control plane xDS
+	XDSPort     = 15010 // control plane xDS, plaintext (tests, loopback)
+	SecurePort  = 15012 // control plane xDS and CA over TLS
 )
 
 // maxPortName is the longest Service port name Kubernetes accepts (a DNS-1123 label).

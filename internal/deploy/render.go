@@ -22,8 +22,8 @@ import (
 // Options are the installation-wide settings that shape the rendered objects.
 // The zero value is the defaults.
 type Options struct {
-	// ClusterDomain is the cluster's DNS domain, used in the control plane's
-	// xDS address. Default "cluster.local".
+	// ClusterDomain is the cluster's DNS domain, used in the Gateway's
+	// status address. Default "cluster.local".
 	ClusterDomain string
 	// Image is the waypoint container image. Default "meshway/waypoint:latest".
 	// Only Kubernetes uses it: the embedded runtime runs its own waypoint
@@ -39,17 +39,44 @@ type Options struct {
 	// gateway.istio.io/defaults-for-class=istio-waypoint) are read from and
 	// where meshd runs. Default "istio-system".
 	SystemNamespace string
-	// XDSAddress is the control plane's xDS address the waypoint dials.
-	// Default "meshd.<SystemNamespace>.svc.<ClusterDomain>:15010".
+	// XDSAddress is the control plane's secure address (xDS and the CA
+	// over TLS, port 15012) the waypoint dials for its configuration and
+	// its certificate. Default "meshd.<SystemNamespace>.svc:15012", which
+	// the control plane's serving certificate names whatever the cluster
+	// domain (as Istio's istiod.istio-system.svc:15012).
 	XDSAddress string
+	// TrustDomain of the waypoint's identity,
+	// spiffe://<TrustDomain>/ns/<namespace>/sa/<service-account>. Default
+	// "cluster.local".
+	TrustDomain string
 }
+
+// Where the waypoint pod finds what authenticates it to the control plane
+// and what it trusts the control plane by: Istio's paths, volume names and
+// token settings, as in its waypoint template.
+const (
+	// TokenDir holds the projected ServiceAccount token, file TokenFile.
+	TokenDir  = "/var/run/secrets/tokens"
+	TokenFile = "istio-token"
+	// TokenAudience is the token's audience: the control plane accepts
+	// no other, and the token is good for nothing else.
+	TokenAudience = "istio-ca"
+	// TokenExpirationSeconds is the token's lifetime (12 h); the kubelet
+	// rewrites it at 80% of that.
+	TokenExpirationSeconds = 43200
+	// RootCertDir holds root-cert.pem from ConfigMap istio-ca-root-cert.
+	RootCertDir       = "/var/run/secrets/istio"
+	RootCertFile      = "root-cert.pem"
+	RootCertConfigMap = "istio-ca-root-cert"
+)
 
 func (o Options) withDefaults() Options {
 	o.ClusterDomain = cmp.Or(o.ClusterDomain, "cluster.local")
 	o.Image = cmp.Or(o.Image, "meshway/waypoint:latest")
 	o.Revision = cmp.Or(o.Revision, "default")
 	o.SystemNamespace = cmp.Or(o.SystemNamespace, "istio-system")
-	o.XDSAddress = cmp.Or(o.XDSAddress, fmt.Sprintf("meshd.%s.svc.%s:%d", o.SystemNamespace, o.ClusterDomain, XDSPort))
+	o.XDSAddress = cmp.Or(o.XDSAddress, fmt.Sprintf("meshd.%s.svc:%d", o.SystemNamespace, SecurePort))
+	o.TrustDomain = cmp.Or(o.TrustDomain, "cluster.local")
 	return o
 }
 
@@ -77,11 +104,19 @@ var omittedAnnotations = []string{
 //
 // The waypoint container runs
 //
-//	waypoint -xds-address <XDSAddress> -hbone :15008 -ready :15021 -metrics :15020
+//	waypoint -xds-address <XDSAddress> -ca-address <XDSAddress>
+//	  -root-cert /var/run/secrets/istio/root-cert.pem
+//	  -token-file /var/run/secrets/tokens/istio-token -trust-domain <TrustDomain>
+//	  -hbone :15008 -ready :15021 -metrics :15020
 //
 // (the exact command line may change with the waypoint's flags) with
 // POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, INSTANCE_IP, NODE_NAME and
-// GATEWAY_NAME (the pod's gateway-name label) from the downward API.
+// GATEWAY_NAME (the pod's gateway-name label) from the downward API. As in
+// Istio's waypoint template, the pod mounts a projected ServiceAccount
+// token for audience istio-ca (volume istio-token) and ConfigMap
+// istio-ca-root-cert (volume istiod-ca-cert): with them the waypoint
+// verifies the control plane, authenticates to it, and obtains the
+// certificate of its ServiceAccount's identity.
 func Render(gw *gwv1.Gateway, overlays []*corev1.ConfigMap, o Options) ([]manifest.Object, error) {
 	if gw == nil {
 		return nil, fmt.Errorf("deploy.Render: no Gateway")
@@ -232,6 +267,7 @@ func (r *renderer) deployment() *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					ServiceAccountName: r.sa,
 					Containers:         []corev1.Container{r.container()},
+					Volumes:            r.volumes(),
 				},
 			},
 		},
@@ -257,6 +293,10 @@ func (r *renderer) container() corev1.Container {
 		Image: r.o.Image,
 		Args: []string{
 			"-xds-address", r.o.XDSAddress,
+			"-ca-address", r.o.XDSAddress,
+			"-root-cert", RootCertDir + "/" + RootCertFile,
+			"-token-file", TokenDir + "/" + TokenFile,
+			"-trust-domain", r.o.TrustDomain,
 			"-hbone", fmt.Sprintf(":%d", HBONEPort),
 			"-ready", fmt.Sprintf(":%d", StatusPort),
 			"-metrics", fmt.Sprintf(":%d", MetricsPort),
@@ -274,6 +314,10 @@ func (r *renderer) container() corev1.Container {
 			{Name: "metrics", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
 			{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
 		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: volumeRootCert, MountPath: RootCertDir, ReadOnly: true},
+			{Name: volumeToken, MountPath: TokenDir, ReadOnly: true},
+		},
 		ReadinessProbe: ready(0, 15, 4),
 		StartupProbe:   ready(1, 1, 30),
 		SecurityContext: &corev1.SecurityContext{
@@ -285,6 +329,28 @@ func (r *renderer) container() corev1.Container {
 			RunAsNonRoot:             new(true),
 			RunAsUser:                &id,
 		},
+	}
+}
+
+// Volume names, as in Istio's waypoint template.
+const (
+	volumeToken    = "istio-token"
+	volumeRootCert = "istiod-ca-cert"
+)
+
+// volumes are the token and the root certificate the waypoint
+// authenticates and verifies the control plane with.
+func (r *renderer) volumes() []corev1.Volume {
+	exp := int64(TokenExpirationSeconds)
+	return []corev1.Volume{
+		{Name: volumeToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: TokenAudience, ExpirationSeconds: &exp, Path: TokenFile,
+			}}},
+		}}},
+		{Name: volumeRootCert, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap},
+		}}},
 	}
 }
 

@@ -19,16 +19,42 @@ import (
 
 // Caller is an authenticated client of the CA.
 type Caller struct {
-	// Kind says how the caller authenticated, e.g. "node".
+	// Kind says how the caller authenticated: CallerNode or
+	// CallerServiceAccount.
 	Kind string
-	// Name identifies the caller within its kind, e.g. the node name.
+	// Name identifies the caller within its kind: the node name, or
+	// "<namespace>/<service-account>".
 	Name string
 }
 
+// Caller kinds.
+const (
+	// CallerNode authenticated with a node token ([NodeTokenAuthenticator]).
+	CallerNode = "node"
+	// CallerServiceAccount authenticated with a Kubernetes ServiceAccount
+	// token (internal/kube's TokenReview authenticator).
+	CallerServiceAccount = "serviceaccount"
+)
+
 func (c Caller) String() string { return c.Kind + "/" + c.Name }
 
-// Authenticator establishes who sent a CSR request. Today: a node token
-// ([NodeTokenAuthenticator]); later: a Kubernetes ServiceAccount token.
+// ServiceAccountCaller is the caller a ServiceAccount token authenticates.
+func ServiceAccountCaller(namespace, serviceAccount string) Caller {
+	return Caller{Kind: CallerServiceAccount, Name: namespace + "/" + serviceAccount}
+}
+
+// ServiceAccount returns the namespace and name of a CallerServiceAccount.
+func (c Caller) ServiceAccount() (namespace, serviceAccount string, ok bool) {
+	if c.Kind != CallerServiceAccount {
+		return "", "", false
+	}
+	ns, sa, ok := strings.Cut(c.Name, "/")
+	return ns, sa, ok && ns != "" && sa != ""
+}
+
+// Authenticator establishes who sent a request: a node token
+// ([NodeTokenAuthenticator]) or a Kubernetes ServiceAccount token
+// (internal/kube's TokenReview authenticator).
 type Authenticator interface {
 	// Authenticate returns the caller of the RPC in ctx, or an error
 	// wrapping [ErrUnauthenticated].
@@ -43,11 +69,29 @@ type Authorizer interface {
 	Authorize(ctx context.Context, caller Caller, id spiffeid.ID) error
 }
 
-// Errors of authentication and authorization; test with errors.Is.
+// Errors of authentication and authorization; test with errors.Is. An
+// error wrapping neither (the token could not be checked: the API server
+// is away) is reported to the caller as Unavailable, so that it retries.
 var (
 	ErrUnauthenticated  = errors.New("unauthenticated")
 	ErrPermissionDenied = errors.New("permission denied")
 )
+
+// BearerToken returns the token of the one "authorization: Bearer <token>"
+// entry of the incoming gRPC metadata in ctx, or an error wrapping
+// [ErrUnauthenticated].
+func BearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) != 1 {
+		return "", fmt.Errorf("%w: want one \"authorization: Bearer <token>\" metadata entry, got %d", ErrUnauthenticated, len(vals))
+	}
+	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || tok == "" {
+		return "", fmt.Errorf("%w: authorization metadata is not \"Bearer <token>\"", ErrUnauthenticated)
+	}
+	return tok, nil
+}
 
 // NodeTokenAuthenticator authenticates nodes by a bearer token in the gRPC
 // metadata ("authorization: Bearer <token>"), matched against a tokens file
@@ -107,14 +151,9 @@ func (a *NodeTokenAuthenticator) reloadLocked() error {
 
 // Authenticate implements [Authenticator].
 func (a *NodeTokenAuthenticator) Authenticate(ctx context.Context) (Caller, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) != 1 {
-		return Caller{}, fmt.Errorf("%w: want one \"authorization: Bearer <token>\" metadata entry, got %d", ErrUnauthenticated, len(vals))
-	}
-	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
-	if !ok || tok == "" {
-		return Caller{}, fmt.Errorf("%w: authorization metadata is not \"Bearer <token>\"", ErrUnauthenticated)
+	tok, err := BearerToken(ctx)
+	if err != nil {
+		return Caller{}, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -125,7 +164,7 @@ func (a *NodeTokenAuthenticator) Authenticate(ctx context.Context) (Caller, erro
 	if !ok {
 		return Caller{}, fmt.Errorf("%w: unknown node token", ErrUnauthenticated)
 	}
-	return Caller{Kind: "node", Name: node}, nil
+	return Caller{Kind: CallerNode, Name: node}, nil
 }
 
 // HostedIdentities is an [Authorizer] that lets a node obtain certificates
@@ -155,7 +194,7 @@ func (h *HostedIdentities) Set(node string, ids ...spiffeid.ID) {
 func (h *HostedIdentities) Authorize(_ context.Context, caller Caller, id spiffeid.ID) error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if caller.Kind == "node" {
+	if caller.Kind == CallerNode {
 		if _, ok := h.nodes[caller.Name][id]; ok {
 			return nil
 		}
@@ -163,10 +202,34 @@ func (h *HostedIdentities) Authorize(_ context.Context, caller Caller, id spiffe
 	return fmt.Errorf("%w: %s hosts no workload with identity %s", ErrPermissionDenied, caller, id)
 }
 
+// OwnServiceAccount is an [Authorizer] for ServiceAccount callers: a
+// ServiceAccount token obtains the identity of that ServiceAccount,
+// spiffe://<trust-domain>/ns/<namespace>/sa/<name>, and no other (Istio's
+// rule for its CA). The trust domain is the CA's, checked before.
+type OwnServiceAccount struct{}
+
+// Authorize implements [Authorizer].
+func (OwnServiceAccount) Authorize(_ context.Context, caller Caller, id spiffeid.ID) error {
+	ns, sa, ok := caller.ServiceAccount()
+	if !ok {
+		return fmt.Errorf("%w: %s is not a ServiceAccount; only ServiceAccount tokens obtain certificates here", ErrPermissionDenied, caller)
+	}
+	idNS, idSA, err := SplitID(id)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPermissionDenied, err)
+	}
+	if idNS != ns || idSA != sa {
+		return fmt.Errorf("%w: the token of ServiceAccount %s/%s may obtain only its own identity (ns/%s/sa/%s), not %s", ErrPermissionDenied, ns, sa, ns, sa, id)
+	}
+	return nil
+}
+
 // TokenFileCredentials returns gRPC per-RPC credentials sending the token
 // in the file at path as "authorization: Bearer <token>". The file is read
-// on every call (certificate requests are rare), so a rotated token is
-// picked up. The credentials require a secure transport.
+// on every call (certificate requests and xDS streams are rare), so a
+// rotated token — Kubernetes rewrites a projected ServiceAccount token
+// well before it expires — is picked up. The credentials require a secure
+// transport.
 func TokenFileCredentials(path string) credentials.PerRPCCredentials {
 	return tokenFile(path)
 }
@@ -176,11 +239,11 @@ type tokenFile string
 func (p tokenFile) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	b, err := os.ReadFile(string(p))
 	if err != nil {
-		return nil, fmt.Errorf("node token: %w", err)
+		return nil, fmt.Errorf("reading the token to authenticate with: %w", err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return nil, fmt.Errorf("node token file %s is empty", string(p))
+		return nil, fmt.Errorf("token file %s is empty", string(p))
 	}
 	return map[string]string{"authorization": "Bearer " + tok}, nil
 }

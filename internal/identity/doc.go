@@ -24,8 +24,17 @@
 //
 // # Authorization of certificate requests
 //
-// The [Server] authenticates each request with an [Authenticator] (today
-// [NodeTokenAuthenticator]: a bearer token read from a file; later a
-// Kubernetes ServiceAccount token) and asks an [Authorizer] (for example
-// [HostedIdentities]) whether that caller may obtain the requested identity.
+// The [Server] authenticates each request with an [Authenticator] (a node
+// token, [NodeTokenAuthenticator]; or a Kubernetes ServiceAccount token,
+// reviewed by internal/kube) and asks an [Authorizer] ([HostedIdentities],
+// [OwnServiceAccount]) whether that caller may obtain the requested
+// identity.
+//
+// # The control plane's secure port
+//
+// The control plane serves the CSR service and xDS over TLS with a
+// [ServingCert] from its own CA, naming its DNS names and IPs. A proxy
+// verifies it by hostname against the mesh's roots in a [RootFile]
+// (root-cert.pem of ConfigMap istio-ca-root-cert in a pod) and
+// authenticates with [TokenFileCredentials].
 package identity

@@ -43,7 +43,7 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 func (s *Server) CreateCertificate(ctx context.Context, req *meshpb.CreateCertificateRequest) (*meshpb.CreateCertificateResponse, error) {
 	caller, err := s.authn.Authenticate(ctx)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return nil, AuthStatus(err)
 	}
 	block, _ := pem.Decode([]byte(req.GetCsr()))
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
@@ -61,7 +61,7 @@ func (s *Server) CreateCertificate(ctx context.Context, req *meshpb.CreateCertif
 		return nil, status.Errorf(codes.InvalidArgument, "requested identity %q differs from the CSR's URI SAN %q", want, id)
 	}
 	if err := s.authz.Authorize(ctx, caller, id); err != nil {
-		return nil, status.Error(codes.PermissionDenied, err.Error())
+		return nil, AuthStatus(err)
 	}
 	if req.GetValiditySeconds() < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "validity_seconds %d is negative", req.GetValiditySeconds())
@@ -78,6 +78,20 @@ func (s *Server) CreateCertificate(ctx context.Context, req *meshpb.CreateCertif
 		resp.TrustBundle = append(resp.TrustBundle, string(EncodeCertsPEM(r)))
 	}
 	return resp, nil
+}
+
+// AuthStatus is the gRPC status of an [Authenticator] or [Authorizer]
+// error: Unauthenticated or PermissionDenied for the caller's fault, and
+// Unavailable for a check that could not be made (the Kubernetes API is
+// away), which the caller should retry.
+func AuthStatus(err error) error {
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, ErrPermissionDenied):
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	return status.Error(codes.Unavailable, err.Error())
 }
 
 // Issuer obtains signed certificates for a [Manager].

@@ -9,7 +9,9 @@ import (
 	istiotelemetryv1 "istio.io/client-go/pkg/apis/telemetry/v1"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -166,6 +168,12 @@ func resources(cfg *rest.Config) (map[*manifest.Kind]*resource, error) {
 		typed(manifest.ConfigMap, func(ns string) typedClient[*corev1.ConfigMap, *corev1.ConfigMapList] { return c.ConfigMaps(ns) }),
 		typed(manifest.Deployment, func(ns string) typedClient[*appsv1.Deployment, *appsv1.DeploymentList] {
 			return core.AppsV1().Deployments(ns)
+		}),
+		typed(manifest.HorizontalPodAutoscaler, func(ns string) typedClient[*autoscalingv2.HorizontalPodAutoscaler, *autoscalingv2.HorizontalPodAutoscalerList] {
+			return core.AutoscalingV2().HorizontalPodAutoscalers(ns)
+		}),
+		typed(manifest.PodDisruptionBudget, func(ns string) typedClient[*policyv1.PodDisruptionBudget, *policyv1.PodDisruptionBudgetList] {
+			return core.PolicyV1().PodDisruptionBudgets(ns)
 		}),
 		typed(manifest.GatewayClass, clusterScoped(typedClient[*gwv1.GatewayClass, *gwv1.GatewayClassList](g.GatewayClasses()))),
 		typed(manifest.Gateway, func(ns string) typedClient[*gwv1.Gateway, *gwv1.GatewayList] { return g.Gateways(ns) }),

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	sigsjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
 )
@@ -66,6 +67,17 @@ type Document struct {
 // JSON stream (one or more objects, or a v1 List) into typed objects. It stops at
 // the first bad document; callers that write must write nothing when it fails.
 func Decode(source string, r io.Reader) ([]Document, error) {
+	return decode(source, r, true)
+}
+
+// DecodeAdmitted is Decode for what a store wrote after admitting it (see
+// Admit): it does not check fields against the CRD's schema again, which
+// spares reading the CRD.
+func DecodeAdmitted(source string, r io.Reader) ([]Document, error) {
+	return decode(source, r, false)
+}
+
+func decode(source string, r io.Reader, checkSchema bool) ([]Document, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, &Error{Source: source, Err: fmt.Errorf("reading: %w", err)}
@@ -76,6 +88,7 @@ func Decode(source string, r io.Reader) ([]Document, error) {
 	}
 	var docs []Document
 	for _, raw := range raws {
+		raw.checkSchema = checkSchema
 		objs, err := decodeDocument(raw)
 		if err != nil {
 			return nil, err
@@ -93,6 +106,8 @@ type rawDocument struct {
 	index  int
 	line   int
 	json   []byte
+	// checkSchema: refuse fields the kind's CRD does not declare.
+	checkSchema bool
 }
 
 func (r rawDocument) errorf(object, field string, format string, args ...any) *Error {
@@ -295,6 +310,11 @@ func decodeObject(raw rawDocument, gvk schema.GroupVersionKind, namespace, name 
 	if err := checkProtoSpec(raw, obj, what); err != nil {
 		return nil, err
 	}
+	if raw.checkSchema {
+		if err := checkSchemaFields(raw, k, gvk.Version, what); err != nil {
+			return nil, err
+		}
+	}
 	// Older versions are stored as the current one (their schemas match).
 	obj.GetObjectKind().SetGroupVersionKind(k.GroupVersionKind())
 	if !k.Namespaced {
@@ -388,4 +408,24 @@ func protoSpecOf(obj Object) (proto.Message, bool) {
 	}
 	m, ok := spec.Addr().Interface().(proto.Message)
 	return m, ok
+}
+
+// checkSchemaFields refuses a field the Go type has but the CRD's schema at the
+// written version does not declare — one of the Gateway API's experimental
+// fields against its standard-channel CRD, say. An API server prunes such a
+// field; kubectl apply, whose field validation is strict by default, is
+// refused, and so is this.
+func checkSchemaFields(raw rawDocument, k *Kind, version, what string) error {
+	s, err := SchemaFor(k, version)
+	if err != nil || s == nil {
+		return nil // a built-in kind; a version the CRD does not serve is left to the store
+	}
+	var m map[string]any
+	if err := utiljson.Unmarshal(raw.json, &m); err != nil {
+		return nil // decoded strictly above; cannot happen
+	}
+	if unknown := s.UnknownFields(m); len(unknown) > 0 {
+		return raw.errorf(what, unknown[0], "unknown field: the %s CRD (%s) does not declare it; remove it or check its spelling", k.Kind, s.Origin)
+	}
+	return nil
 }

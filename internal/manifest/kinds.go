@@ -10,7 +10,9 @@ import (
 	istiosecurityv1 "istio.io/client-go/pkg/apis/security/v1"
 	istiotelemetryv1 "istio.io/client-go/pkg/apis/telemetry/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -89,6 +91,10 @@ func (k *Kind) QualifiedSingular() string {
 
 func (k *Kind) String() string { return k.Kind }
 
+// IsCustomResource reports whether the kind is a custom resource, defined by a
+// CRD, rather than built in to the API server.
+func (k *Kind) IsCustomResource() bool { return k.Group != "" && k.Group != "apps" }
+
 func kind[T any](group, version, name, resource string, namespaced bool, short []string, other ...string) *Kind {
 	return &Kind{
 		Group: group, Version: version, Kind: name, Resource: resource,
@@ -107,22 +113,26 @@ const (
 
 // Kinds meshway reads, in the order `get all`-style listings print them.
 var (
-	Namespace           = kind[corev1.Namespace]("", "v1", "Namespace", "namespaces", false, []string{"ns"})
-	Service             = kind[corev1.Service]("", "v1", "Service", "services", true, []string{"svc"})
-	Pod                 = kind[corev1.Pod]("", "v1", "Pod", "pods", true, []string{"po"})
-	ServiceAccount      = kind[corev1.ServiceAccount]("", "v1", "ServiceAccount", "serviceaccounts", true, []string{"sa"})
-	ConfigMap           = kind[corev1.ConfigMap]("", "v1", "ConfigMap", "configmaps", true, []string{"cm"})
-	Deployment          = kind[appsv1.Deployment]("apps", "v1", "Deployment", "deployments", true, []string{"deploy"})
-	GatewayClass        = kind[gwv1.GatewayClass](gatewayGroup, "v1", "GatewayClass", "gatewayclasses", false, []string{"gc"}, "v1beta1")
-	Gateway             = kind[gwv1.Gateway](gatewayGroup, "v1", "Gateway", "gateways", true, []string{"gtw"}, "v1beta1")
-	HTTPRoute           = kind[gwv1.HTTPRoute](gatewayGroup, "v1", "HTTPRoute", "httproutes", true, nil, "v1beta1")
-	GRPCRoute           = kind[gwv1.GRPCRoute](gatewayGroup, "v1", "GRPCRoute", "grpcroutes", true, nil)
-	ServiceEntry        = kind[istionetworkingv1.ServiceEntry](networkingGroup, "v1", "ServiceEntry", "serviceentries", true, []string{"se"}, "v1beta1", "v1alpha3")
-	WorkloadEntry       = kind[istionetworkingv1.WorkloadEntry](networkingGroup, "v1", "WorkloadEntry", "workloadentries", true, []string{"we"}, "v1beta1", "v1alpha3")
-	DestinationRule     = kind[istionetworkingv1.DestinationRule](networkingGroup, "v1", "DestinationRule", "destinationrules", true, []string{"dr"}, "v1beta1", "v1alpha3")
-	VirtualService      = kind[istionetworkingv1.VirtualService](networkingGroup, "v1", "VirtualService", "virtualservices", true, []string{"vs"}, "v1beta1", "v1alpha3")
-	AuthorizationPolicy = kind[istiosecurityv1.AuthorizationPolicy](securityGroup, "v1", "AuthorizationPolicy", "authorizationpolicies", true, []string{"ap"}, "v1beta1")
-	Telemetry           = kind[istiotelemetryv1.Telemetry](telemetryGroup, "v1", "Telemetry", "telemetries", true, []string{"telemetry"}, "v1alpha1")
+	Namespace      = kind[corev1.Namespace]("", "v1", "Namespace", "namespaces", false, []string{"ns"})
+	Service        = kind[corev1.Service]("", "v1", "Service", "services", true, []string{"svc"})
+	Pod            = kind[corev1.Pod]("", "v1", "Pod", "pods", true, []string{"po"})
+	ServiceAccount = kind[corev1.ServiceAccount]("", "v1", "ServiceAccount", "serviceaccounts", true, []string{"sa"})
+	ConfigMap      = kind[corev1.ConfigMap]("", "v1", "ConfigMap", "configmaps", true, []string{"cm"})
+	Deployment     = kind[appsv1.Deployment]("apps", "v1", "Deployment", "deployments", true, []string{"deploy"})
+	// HorizontalPodAutoscaler and PodDisruptionBudget are what a waypoint
+	// Gateway's parametersRef overlay may add to its deployment.
+	HorizontalPodAutoscaler = kind[autoscalingv2.HorizontalPodAutoscaler]("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, []string{"hpa"})
+	PodDisruptionBudget     = kind[policyv1.PodDisruptionBudget]("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, []string{"pdb"})
+	GatewayClass            = kind[gwv1.GatewayClass](gatewayGroup, "v1", "GatewayClass", "gatewayclasses", false, []string{"gc"}, "v1beta1")
+	Gateway                 = kind[gwv1.Gateway](gatewayGroup, "v1", "Gateway", "gateways", true, []string{"gtw"}, "v1beta1")
+	HTTPRoute               = kind[gwv1.HTTPRoute](gatewayGroup, "v1", "HTTPRoute", "httproutes", true, nil, "v1beta1")
+	GRPCRoute               = kind[gwv1.GRPCRoute](gatewayGroup, "v1", "GRPCRoute", "grpcroutes", true, nil)
+	ServiceEntry            = kind[istionetworkingv1.ServiceEntry](networkingGroup, "v1", "ServiceEntry", "serviceentries", true, []string{"se"}, "v1beta1", "v1alpha3")
+	WorkloadEntry           = kind[istionetworkingv1.WorkloadEntry](networkingGroup, "v1", "WorkloadEntry", "workloadentries", true, []string{"we"}, "v1beta1", "v1alpha3")
+	DestinationRule         = kind[istionetworkingv1.DestinationRule](networkingGroup, "v1", "DestinationRule", "destinationrules", true, []string{"dr"}, "v1beta1", "v1alpha3")
+	VirtualService          = kind[istionetworkingv1.VirtualService](networkingGroup, "v1", "VirtualService", "virtualservices", true, []string{"vs"}, "v1beta1", "v1alpha3")
+	AuthorizationPolicy     = kind[istiosecurityv1.AuthorizationPolicy](securityGroup, "v1", "AuthorizationPolicy", "authorizationpolicies", true, []string{"ap"}, "v1beta1")
+	Telemetry               = kind[istiotelemetryv1.Telemetry](telemetryGroup, "v1", "Telemetry", "telemetries", true, []string{"telemetry"}, "v1alpha1")
 	// LocalRateLimitPolicy is meshway's own: Istio has no rate limiting on
 	// waypoints.
 	LocalRateLimitPolicy = kind[ratelimitv1alpha1.LocalRateLimitPolicy](ratelimitv1alpha1.GroupName, ratelimitv1alpha1.Version, "LocalRateLimitPolicy", "localratelimitpolicies", true, []string{"lrlp"})
@@ -131,6 +141,7 @@ var (
 // All lists every kind meshway reads.
 var All = []*Kind{
 	Namespace, Service, Pod, ServiceAccount, ConfigMap, Deployment,
+	HorizontalPodAutoscaler, PodDisruptionBudget,
 	GatewayClass, Gateway, HTTPRoute, GRPCRoute,
 	ServiceEntry, WorkloadEntry, DestinationRule, VirtualService,
 	AuthorizationPolicy, Telemetry, LocalRateLimitPolicy,

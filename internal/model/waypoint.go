@@ -214,9 +214,11 @@ type Retry struct {
 	Codes []int `json:"codes,omitempty"`
 	// On lists Envoy retry_on conditions: 5xx, gateway-error, reset,
 	// connect-failure, refused-stream, retriable-4xx,
-	// retriable-status-codes. Empty means connect-failure,
-	// refused-stream and retriable-status-codes, as Istio sets for an
-	// HTTPRoute retry.
+	// retriable-status-codes, and the gRPC ones (Envoy's retry_grpc_on:
+	// a response whose headers carry that grpc-status, a trailers-only
+	// answer) cancelled, deadline-exceeded, internal, resource-exhausted,
+	// unavailable. Empty means connect-failure, refused-stream and
+	// retriable-status-codes, as Istio sets for an HTTPRoute retry.
 	On []string `json:"on,omitempty"`
 	// PerTryTimeout bounds each try; zero means only the request timeout.
 	PerTryTimeout Duration `json:"perTryTimeout,omitzero"`
@@ -229,6 +231,12 @@ type Retry struct {
 var retryOn = map[string]bool{
 	"5xx": true, "gateway-error": true, "reset": true, "connect-failure": true,
 	"refused-stream": true, "retriable-4xx": true, "retriable-status-codes": true,
+	"cancelled": true, "deadline-exceeded": true, "internal": true, "resource-exhausted": true, "unavailable": true,
+}
+
+// GRPCRetryOn maps the gRPC retry conditions to their grpc-status codes.
+var GRPCRetryOn = map[string]string{
+	"cancelled": "1", "deadline-exceeded": "4", "resource-exhausted": "8", "internal": "13", "unavailable": "14",
 }
 
 // RouteMatch matches a request when every set field does.
@@ -261,7 +269,11 @@ type ValueMatch struct {
 }
 
 // GRPCMethod matches a gRPC service and method (either may be empty: any).
+// Type is Exact (the default) or RegularExpression: then Service and Method
+// are RE2 expressions that must match the whole name, as GRPCRoute's
+// method match says.
 type GRPCMethod struct {
+	Type    string `json:"type,omitempty"`
 	Service string `json:"service,omitempty"`
 	Method  string `json:"method,omitempty"`
 }
@@ -385,6 +397,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 type Cluster struct {
 	Name      string     `json:"name"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Protocol is the destination port's, as Istio's cluster for a service
+	// port has: HTTP2 or GRPC make every request to the cluster HTTP/2
+	// cleartext, whatever the client spoke (a route on an HTTP port may
+	// send to a gRPC backend); empty, HTTP and TCP follow the listener's
+	// protocol and the client's.
+	Protocol Protocol `json:"protocol,omitempty"`
 	// LoadBalancer picks among healthy endpoints; nil means LEAST_REQUEST,
 	// Istio's default.
 	LoadBalancer *LoadBalancer `json:"loadBalancer,omitempty"`
@@ -425,8 +443,10 @@ type ConnectionPool struct {
 	HTTP2MaxRequests        int `json:"http2MaxRequests,omitempty"`
 	// MaxRetries bounds the retries in flight to the cluster.
 	MaxRetries int `json:"maxRetries,omitempty"`
-	// MaxRequestsPerConnection closes an HTTP/1.1 upstream connection
-	// after that many requests (http.maxRequestsPerConnection).
+	// MaxRequestsPerConnection is how many requests an upstream
+	// connection carries (http.maxRequestsPerConnection): an HTTP/1.1
+	// connection is closed after them, an HTTP/2 one takes no new streams
+	// and closes once they are done.
 	MaxRequestsPerConnection int `json:"maxRequestsPerConnection,omitempty"`
 }
 
@@ -480,6 +500,9 @@ func (w *Waypoint) Validate() error {
 			v.addf("%s.name: cluster %q is defined twice", at, c.Name)
 		}
 		clusters[c.Name] = true
+		if c.Protocol != "" {
+			v.protocol(at+".protocol", c.Protocol)
+		}
 		v.traffic(at, &c)
 		for j, e := range c.Endpoints {
 			if _, err := netip.ParseAddrPort(e.Address); err != nil {
@@ -701,6 +724,20 @@ func (v *validator) match(at string, m RouteMatch) {
 			v.addf("%s.path.type: unknown %q; use Exact, PathPrefix or RegularExpression", at, p.Type)
 		}
 	}
+	if g := m.GRPC; g != nil {
+		switch g.Type {
+		case "", MatchExact:
+		case MatchRegularExpression:
+			if g.Service != "" {
+				v.regexp(at+".grpc.service", g.Service)
+			}
+			if g.Method != "" {
+				v.regexp(at+".grpc.method", g.Method)
+			}
+		default:
+			v.addf("%s.grpc.type: unknown %q; use Exact or RegularExpression", at, g.Type)
+		}
+	}
 	for _, list := range []struct {
 		field string
 		ms    []ValueMatch
@@ -779,7 +816,7 @@ func (v *validator) retry(at string, r *Retry) {
 	}
 	for j, on := range r.On {
 		if !retryOn[on] {
-			v.addf("%s.on[%d]: unknown condition %q; use 5xx, gateway-error, reset, connect-failure, refused-stream, retriable-4xx or retriable-status-codes", at, j, on)
+			v.addf("%s.on[%d]: unknown condition %q; use 5xx, gateway-error, reset, connect-failure, refused-stream, retriable-4xx, retriable-status-codes, cancelled, deadline-exceeded, internal, resource-exhausted or unavailable", at, j, on)
 		}
 	}
 }

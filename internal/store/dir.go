@@ -97,7 +97,7 @@ func (d *Dir) createInitialNamespacesLocked() error {
 	for _, name := range d.opts.InitialNamespaces {
 		ns := &corev1.Namespace{}
 		ns.Name = name
-		kind, key, obj, err := prepareWrite(ns)
+		kind, key, obj, err := prepareCreate(context.Background(), ns)
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func (d *Dir) Create(ctx context.Context, obj manifest.Object) (manifest.Object,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	kind, key, obj, err := prepareWrite(obj)
+	kind, key, obj, err := prepareCreate(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (d *Dir) replace(ctx context.Context, obj manifest.Object, statusOnly bool)
 			return err
 		}
 		if statusOnly {
-			next, err := statusUpdatedObject(kind, cur.obj, desired)
+			next, err := statusUpdatedObject(ctx, kind, cur.obj, desired)
 			if err != nil {
 				return err
 			}
@@ -374,7 +374,7 @@ func (d *Dir) replace(ctx context.Context, obj manifest.Object, statusOnly bool)
 				return err
 			}
 		} else {
-			next, err := updatedObject(kind, cur.obj, desired)
+			next, err := updatedObject(ctx, kind, cur.obj, desired)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -137,6 +138,7 @@ func resourceVersionOf(spec, status []byte) string {
 
 // encodeSpec renders the spec file: the object without status and without
 // resourceVersion (which is computed on read), keys sorted as kubectl prints.
+// A custom resource's file starts with the admitted header.
 func encodeSpec(obj manifest.Object) ([]byte, error) {
 	m, _, err := splitStatus(obj)
 	if err != nil {
@@ -145,7 +147,36 @@ func encodeSpec(obj manifest.Object) ([]byte, error) {
 	if md, ok := m["metadata"].(map[string]any); ok {
 		delete(md, "resourceVersion")
 	}
-	return sigsyaml.Marshal(m)
+	body, err := sigsyaml.Marshal(m)
+	if err != nil || !manifest.MustKindOf(obj).IsCustomResource() {
+		return body, err
+	}
+	return append([]byte(admittedHeader+bodyHash(body)+"\n"), body...), nil
+}
+
+// admittedHeader is the first line of a custom resource's spec file that the
+// store wrote, followed by a hash of the lines below it. The store admitted
+// (validated and defaulted) the object when it wrote it; while the hash
+// matches, a read takes the file as it is — as an API server reads what it
+// stored — and spares the CRD's rules, the costly part of a first read. A
+// file without the line, or edited since (the hash no longer matches), is
+// admitted when read.
+const admittedHeader = "# Written by meshway, valid for its CRD as written. sha256:"
+
+func bodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:12])
+}
+
+// admittedAsWritten reports whether data is a spec file the store wrote and
+// no one has edited since.
+func admittedAsWritten(data []byte) bool {
+	line, body, ok := bytes.Cut(data, []byte("\n"))
+	if !ok {
+		return false
+	}
+	hash, ok := bytes.CutPrefix(line, []byte(admittedHeader))
+	return ok && string(hash) == bodyHash(body)
 }
 
 // statusFile is the content of a status file. UID ties the status to one
@@ -314,7 +345,8 @@ const racyWindow = time.Second
 // decodeObjectFile parses a spec file, checks that it holds exactly the object
 // its path names, and fills in what a hand-written file may lack.
 func (d *Dir) decodeObjectFile(key objectKey, path string, data []byte, info fs.FileInfo) (manifest.Object, error) {
-	obj, err := decodeSingle(path, data)
+	admitted := admittedAsWritten(data)
+	obj, err := decodeSingle(path, data, admitted)
 	if err != nil {
 		return nil, err
 	}
@@ -346,12 +378,26 @@ func (d *Dir) decodeObjectFile(key objectKey, path string, data []byte, info fs.
 		ns.Status.Phase = corev1.NamespaceActive
 	}
 	enforceNamespaceLabel(obj)
+	// A file written by hand never went through a write's admission, so it
+	// goes through it now (one the store wrote as it is did). An API server
+	// never holds an object its CRD refuses, so neither does the store: such
+	// a file is reported, like one that does not parse, and skipped.
+	if !admitted {
+		if obj, err = admit(context.Background(), manifest.Create, obj, nil); err != nil {
+			return nil, &FileError{Path: path, Err: err}
+		}
+	}
 	return obj, nil
 }
 
-// decodeSingle decodes a file that must hold exactly one object.
-func decodeSingle(path string, data []byte) (manifest.Object, error) {
-	docs, err := manifest.Decode(path, bytes.NewReader(data))
+// decodeSingle decodes a file that must hold exactly one object; admitted
+// says the store wrote it, after checking it against its CRD.
+func decodeSingle(path string, data []byte, admitted bool) (manifest.Object, error) {
+	decode := manifest.Decode
+	if admitted {
+		decode = manifest.DecodeAdmitted
+	}
+	docs, err := decode(path, bytes.NewReader(data))
 	if err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}
@@ -383,7 +429,7 @@ func (d *Dir) reportMisplacedFile(path string) {
 	if d.alreadyWarned(path, info) {
 		return
 	}
-	obj, err := decodeSingle(path, data)
+	obj, err := decodeSingle(path, data, false)
 	if err == nil {
 		err = d.misplaced(path, objectKey{kind: manifest.MustKindOf(obj), namespace: obj.GetNamespace(), name: obj.GetName()})
 		if manifest.MustKindOf(obj).Namespaced && obj.GetNamespace() == "" {

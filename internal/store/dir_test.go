@@ -333,6 +333,55 @@ func TestDirHandWrittenFileGetsStableDefaults(t *testing.T) {
 	}
 }
 
+// TestDirHandWrittenCustomResourceIsAdmitted: a custom resource written by
+// hand is read as an API server would have stored it — defaulted, or, when
+// its CRD refuses it, reported (naming the file and every field) and skipped
+// like a file that does not parse.
+func TestDirHandWrittenCustomResourceIsAdmitted(t *testing.T) {
+	root := t.TempDir()
+	warns := &warnRecorder{}
+	d := openDir(t, root, warns)
+	route := "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: %s\n  namespace: default\n" +
+		"spec:\n  parentRefs: [{group: \"\", kind: Service, name: reviews, port: 9080}]\n" +
+		"  rules:\n  - backendRefs:\n    - {name: reviews-v1, port: %s}\n"
+	good := filepath.Join(root, "default/httproutes.gateway.networking.k8s.io/good.yaml")
+	bad := filepath.Join(root, "default/httproutes.gateway.networking.k8s.io/bad.yaml")
+	writeByHand(t, good, fmt.Sprintf(route, "good", "9080"))
+	writeByHand(t, bad, fmt.Sprintf(route, "bad", "99999"))
+	list, err := d.List(t.Context(), manifest.HTTPRoute, store.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].GetName() != "good" {
+		t.Fatalf("List = %v, want just the valid route", list)
+	}
+	if w := list[0].(*gwv1.HTTPRoute).Spec.Rules[0].BackendRefs[0].Weight; w == nil || *w != 1 {
+		t.Errorf("weight of a hand-written backendRef: %v, want the CRD's default 1", w)
+	}
+	reported := warns.all()
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), bad) ||
+		!strings.Contains(reported[0].Error(), "spec.rules[0].backendRefs[0].port: Invalid value: 99999") {
+		t.Errorf("warnings %v, want one naming %s and the port", reported, bad)
+	}
+	if _, err := d.Get(t.Context(), manifest.HTTPRoute, "default", "bad"); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "is invalid") {
+		t.Errorf("Get of the invalid file: %v, want NotFound saying why", err)
+	}
+
+	// A file the store wrote says so in its first line, with a hash of the
+	// rest: read as it is while the hash matches, checked once edited.
+	storetest.MustCreate(t, d, storetest.HTTPRoute("default", "written"))
+	written := filepath.Join(root, "default/httproutes.gateway.networking.k8s.io/written.yaml")
+	if first, _, _ := strings.Cut(readFile(t, written), "\n"); !strings.HasPrefix(first, "# Written by meshway, valid for its CRD as written. sha256:") {
+		t.Errorf("first line of a file the store wrote: %q", first)
+	}
+	storetest.MustGet(t, d, manifest.HTTPRoute, "default", "written")
+	editFile(t, written, "weight: 90", "weight: -90", false)
+	if _, err := d.Get(t.Context(), manifest.HTTPRoute, "default", "written"); !apierrors.IsNotFound(err) ||
+		!strings.Contains(err.Error(), "spec.rules[0].backendRefs[0].weight: Invalid value: -90") {
+		t.Errorf("Get after an invalid edit of a file the store wrote: %v, want NotFound naming the weight", err)
+	}
+}
+
 func TestDirBadFileIsReportedAndKept(t *testing.T) {
 	root := t.TempDir()
 	warns := &warnRecorder{}

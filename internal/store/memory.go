@@ -101,7 +101,7 @@ func (m *Memory) Create(ctx context.Context, obj manifest.Object) (manifest.Obje
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	kind, key, obj, err := prepareWrite(obj)
+	kind, key, obj, err := prepareCreate(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (m *Memory) UpdateStatus(ctx context.Context, obj manifest.Object) (manifes
 
 // replace is Update and UpdateStatus: merge builds the stored object from the
 // current one and the one the caller gave.
-func (m *Memory) replace(ctx context.Context, obj manifest.Object, merge func(kind *manifest.Kind, current, desired manifest.Object) (manifest.Object, error)) (manifest.Object, error) {
+func (m *Memory) replace(ctx context.Context, obj manifest.Object, merge func(ctx context.Context, kind *manifest.Kind, current, desired manifest.Object) (manifest.Object, error)) (manifest.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (m *Memory) replace(ctx context.Context, obj manifest.Object, merge func(ki
 	if err := checkResourceVersion(kind, key.name, desired.GetResourceVersion(), current.GetResourceVersion()); err != nil {
 		return nil, err
 	}
-	next, err := merge(kind, current, desired)
+	next, err := merge(ctx, kind, current, desired)
 	if err != nil {
 		return nil, err
 	}

@@ -145,7 +145,9 @@ func checkNamespaceArg(opts ListOptions) error {
 }
 
 // prepareWrite checks an object given to Create, Update or UpdateStatus and
-// returns its kind, key and a private copy carrying its GroupVersionKind.
+// returns its kind, key and a private copy carrying its GroupVersionKind: the
+// kind's stored version, or an older version the caller set, whose schema
+// then validates it (see admit).
 func prepareWrite(obj manifest.Object) (*manifest.Kind, objectKey, manifest.Object, error) {
 	if v := reflect.ValueOf(obj); obj == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
 		return nil, objectKey{}, nil, apierrors.NewBadRequest("no object given")
@@ -155,7 +157,11 @@ func prepareWrite(obj manifest.Object) (*manifest.Kind, objectKey, manifest.Obje
 		return nil, objectKey{}, nil, apierrors.NewBadRequest(err.Error())
 	}
 	obj = copyObject(obj)
-	obj.GetObjectKind().SetGroupVersionKind(kind.GroupVersionKind())
+	gvk := kind.GroupVersionKind()
+	if written := obj.GetObjectKind().GroupVersionKind(); written.GroupKind() == gvk.GroupKind() && slices.Contains(kind.OtherVersions, written.Version) {
+		gvk.Version = written.Version
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
 	if !kind.Namespaced {
 		obj.SetNamespace("")
 	} else if obj.GetNamespace() == "" {
@@ -164,8 +170,30 @@ func prepareWrite(obj manifest.Object) (*manifest.Kind, objectKey, manifest.Obje
 	if err := manifest.ValidateMetadata(kind, obj); err != nil {
 		return nil, objectKey{}, nil, invalid(kind, obj.GetName(), err)
 	}
-	manifest.ApplyDefaults(obj) // as the API server defaults on write
 	return kind, objectKey{kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()}, obj, nil
+}
+
+// prepareCreate is prepareWrite for Create: the object is also admitted —
+// pruned, defaulted and validated — as an API server admits a new object.
+func prepareCreate(ctx context.Context, obj manifest.Object) (*manifest.Kind, objectKey, manifest.Object, error) {
+	kind, key, obj, err := prepareWrite(obj)
+	if err != nil {
+		return nil, objectKey{}, nil, err
+	}
+	if obj, err = admit(ctx, manifest.Create, obj, nil); err != nil {
+		return nil, objectKey{}, nil, err
+	}
+	return kind, key, obj, nil
+}
+
+// admit is what an API server does to every object written, for every
+// backend: defaults, and for custom resources pruning and validation against
+// the CRD at the version obj's TypeMeta names (its schema; the result carries
+// the stored version). old is the stored object on update. It is the one
+// place the embedded backends validate what they store, so they never hold an
+// object a Kubernetes API server would refuse.
+func admit(ctx context.Context, op manifest.Operation, obj, old manifest.Object) (manifest.Object, error) {
+	return manifest.Admit(ctx, op, obj.GetObjectKind().GroupVersionKind().Version, obj, old)
 }
 
 func invalid(kind *manifest.Kind, name string, err error) error {
@@ -209,11 +237,13 @@ func enforceNamespaceLabel(obj manifest.Object) {
 }
 
 // updatedObject is what Update stores: desired's metadata and spec, current's
-// status and server-set fields, and a generation bumped when the spec changed.
-func updatedObject(kind *manifest.Kind, current, desired manifest.Object) (manifest.Object, error) {
+// status and server-set fields, admitted, and a generation bumped when the
+// spec changed.
+func updatedObject(ctx context.Context, kind *manifest.Kind, current, desired manifest.Object) (manifest.Object, error) {
 	if err := checkUID(kind, current, desired); err != nil {
 		return nil, err
 	}
+	version := desired.GetObjectKind().GroupVersionKind().Version
 	desiredSpec, _, err := splitStatus(desired)
 	if err != nil {
 		return nil, err
@@ -231,6 +261,10 @@ func updatedObject(kind *manifest.Kind, current, desired manifest.Object) (manif
 	out.SetGeneration(current.GetGeneration())
 	out.SetResourceVersion("")
 	enforceNamespaceLabel(out)
+	out.GetObjectKind().SetGroupVersionKind(kind.GroupVersionKind().GroupKind().WithVersion(version))
+	if out, err = admit(ctx, manifest.Update, out, current); err != nil {
+		return nil, err
+	}
 	changed, err := specChanged(current, out)
 	if err != nil {
 		return nil, err
@@ -241,11 +275,13 @@ func updatedObject(kind *manifest.Kind, current, desired manifest.Object) (manif
 	return out, nil
 }
 
-// statusUpdatedObject is what UpdateStatus stores: current with desired's status.
-func statusUpdatedObject(kind *manifest.Kind, current, desired manifest.Object) (manifest.Object, error) {
+// statusUpdatedObject is what UpdateStatus stores: current with desired's
+// status, admitted.
+func statusUpdatedObject(ctx context.Context, kind *manifest.Kind, current, desired manifest.Object) (manifest.Object, error) {
 	if err := checkUID(kind, current, desired); err != nil {
 		return nil, err
 	}
+	version := desired.GetObjectKind().GroupVersionKind().Version
 	_, status, err := splitStatus(desired)
 	if err != nil {
 		return nil, err
@@ -259,7 +295,8 @@ func statusUpdatedObject(kind *manifest.Kind, current, desired manifest.Object) 
 		return nil, err
 	}
 	out.SetResourceVersion("")
-	return out, nil
+	out.GetObjectKind().SetGroupVersionKind(kind.GroupVersionKind().GroupKind().WithVersion(version))
+	return admit(ctx, manifest.UpdateStatus, out, current)
 }
 
 // checkUID refuses a write meant for another incarnation of the object (deleted

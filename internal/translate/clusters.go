@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -240,8 +241,29 @@ func mergeTrafficPolicy(base, over *networkingv1alpha3.TrafficPolicy) *networkin
 
 // applyTrafficPolicy sets the cluster's load balancer, connection pool and
 // outlier detection from policy and its settings for port.
+// upgradeToH2 makes a cluster of an HTTP port HTTP/2 cleartext when the
+// DestinationRule's connectionPool.http.h2UpgradePolicy says UPGRADE, or
+// says DEFAULT (or nothing) and the MeshConfig's h2UpgradePolicy says
+// UPGRADE — Istio's rule; DO_NOT_UPGRADE keeps it HTTP/1.1.
+func (t *translator) upgradeToH2(c *model.Cluster, pool *networkingv1alpha3.ConnectionPoolSettings) {
+	if c.Protocol != model.ProtocolHTTP {
+		return
+	}
+	upgrade := t.mesh.mc.GetH2UpgradePolicy() == meshv1alpha1.MeshConfig_UPGRADE
+	switch pool.GetHttp().GetH2UpgradePolicy() {
+	case networkingv1alpha3.ConnectionPoolSettings_HTTPSettings_UPGRADE:
+		upgrade = true
+	case networkingv1alpha3.ConnectionPoolSettings_HTTPSettings_DO_NOT_UPGRADE:
+		upgrade = false
+	}
+	if upgrade {
+		c.Protocol = model.ProtocolHTTP2
+	}
+}
+
 func (t *translator) applyTrafficPolicy(c *model.Cluster, policy *networkingv1alpha3.TrafficPolicy, port int32, dr *networkingv1.DestinationRule) {
 	if policy == nil {
+		t.upgradeToH2(c, nil)
 		return
 	}
 	lb, pool, od := policy.GetLoadBalancer(), policy.GetConnectionPool(), policy.GetOutlierDetection()
@@ -263,6 +285,7 @@ func (t *translator) applyTrafficPolicy(c *model.Cluster, policy *networkingv1al
 	if lb != nil {
 		c.LoadBalancer = loadBalancer(lb, warn)
 	}
+	t.upgradeToH2(c, pool)
 	if pool != nil {
 		p := &model.ConnectionPool{
 			MaxConnections:           int(pool.GetTcp().GetMaxConnections()),

@@ -3,6 +3,7 @@ package translate
 import (
 	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -387,7 +388,16 @@ func (b *wpBuild) grpcRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPR
 		}
 		route := model.HTTPRoute{Kind: model.KindGRPCRoute, Name: r.Name, Namespace: r.Namespace, Created: m.created}
 		for i, rule := range r.Spec.Rules {
+			if problem := grpcRuleProblem(i, rule); problem != "" {
+				// The Gateway API's "Drop Rule(s)": route status reports it
+				// (PartiallyInvalid, see routeStatus).
+				m.warnf(b.t, "%s; the rule is dropped", problem)
+				continue
+			}
 			route.Rules = append(route.Rules, b.grpcRule(m, i, rule))
+		}
+		if len(route.Rules) == 0 && len(r.Spec.Rules) > 0 {
+			continue // every rule invalid: the route is not accepted
 		}
 		if b.checkRoute(m, route) {
 			out = append(out, route)
@@ -399,14 +409,13 @@ func (b *wpBuild) grpcRoutes(tg routeTarget, p *model.ServicePort) []model.HTTPR
 func (b *wpBuild) grpcRule(m routeMeta, i int, rule gwv1.GRPCRouteRule) model.RouteRule {
 	at := fmt.Sprintf("rules[%d]", i)
 	r := model.RouteRule{Name: sectionName(rule.Name)}
-	for j, match := range rule.Matches {
+	for _, match := range rule.Matches {
 		rm := model.RouteMatch{}
-		if mm := match.Method; mm != nil {
-			if mm.Type != nil && *mm.Type != gwv1.GRPCMethodMatchExact {
-				m.warnf(b.t, "%s.matches[%d].method: type %s is not supported (only Exact); the rule answers 500", at, j, *mm.Type)
-				return r
-			}
+		if mm := match.Method; mm != nil { // valid: see grpcRuleProblem
 			rm.GRPC = &model.GRPCMethod{Service: valueOf(mm.Service), Method: valueOf(mm.Method)}
+			if valueOf(mm.Type) == gwv1.GRPCMethodMatchRegularExpression {
+				rm.GRPC.Type = model.MatchRegularExpression // Exact, the default, stays unwritten
+			}
 		}
 		for _, h := range match.Headers {
 			rm.Headers = append(rm.Headers, model.ValueMatch{Type: matchType((*string)(h.Type)), Name: string(h.Name), Value: h.Value})
@@ -429,6 +438,40 @@ func (b *wpBuild) grpcRule(m routeMeta, i int, rule gwv1.GRPCRouteRule) model.Ro
 		r.Backends = append(r.Backends, be)
 	}
 	return r
+}
+
+// grpcRuleProblem says what makes rule i of a GRPCRoute invalid, naming
+// the field, or "" when nothing does: a method match of an unknown type,
+// or a service or method regular expression that is not RE2 (the dialect
+// the waypoint matches with; the Gateway API leaves it to
+// implementations). Translation drops such a rule and route status
+// reports it.
+func grpcRuleProblem(i int, rule gwv1.GRPCRouteRule) string {
+	for j, match := range rule.Matches {
+		mm := match.Method
+		if mm == nil {
+			continue
+		}
+		at := fmt.Sprintf("rules[%d].matches[%d].method", i, j)
+		switch typ := valueOf(mm.Type); typ {
+		case "", gwv1.GRPCMethodMatchExact:
+		case gwv1.GRPCMethodMatchRegularExpression:
+			for _, f := range []struct {
+				name string
+				expr *string
+			}{{"service", mm.Service}, {"method", mm.Method}} {
+				if f.expr == nil {
+					continue
+				}
+				if _, err := regexp.Compile(*f.expr); err != nil {
+					return fmt.Sprintf("%s.%s: invalid regular expression %q (RE2 syntax): %v", at, f.name, *f.expr, err)
+				}
+			}
+		default:
+			return fmt.Sprintf("%s.type: unknown %q; use Exact or RegularExpression", at, typ)
+		}
+	}
+	return ""
 }
 
 func (b *wpBuild) grpcFilters(m routeMeta, at string, filters []gwv1.GRPCRouteFilter) ([]model.Filter, bool) {

@@ -155,10 +155,12 @@ func (b *wpBuild) seCluster(se *networkingv1.ServiceEntry, host string, sp *netw
 	if _, ok := b.clusters[name]; ok {
 		return name
 	}
-	c := &model.Cluster{Name: name}
+	c := &model.Cluster{Name: name, Protocol: protocolOf(sp.GetProtocol())}
 	b.clusters[name] = c
 	if dr := b.t.destinationRule(host, se.Namespace); dr != nil {
 		b.t.applyTrafficPolicy(c, dr.Spec.GetTrafficPolicy(), port, dr)
+	} else {
+		b.t.upgradeToH2(c, nil)
 	}
 	c.Endpoints = b.t.seEndpoints(se, sp)
 	if len(c.Endpoints) == 0 {

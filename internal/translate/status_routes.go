@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +35,10 @@ type routeInfo struct {
 	parents    []gwv1.ParentReference
 	// backends are the backendRefs of every rule, in order.
 	backends []gwv1.BackendObjectReference
+	// rules counts the route's rules; dropped says why translation
+	// dropped some ("rules[1].matches[0]...: ..."), as invalid.
+	rules   int
+	dropped []string
 }
 
 func newHTTPRouteInfo(r *gwv1.HTTPRoute) routeInfo {
@@ -47,10 +52,13 @@ func newHTTPRouteInfo(r *gwv1.HTTPRoute) routeInfo {
 }
 
 func newGRPCRouteInfo(r *gwv1.GRPCRoute) routeInfo {
-	info := routeInfo{ref: ObjectRef{"GRPCRoute", Ref{r.Namespace, r.Name}}, generation: r.Generation, parents: r.Spec.ParentRefs}
-	for _, rule := range r.Spec.Rules {
+	info := routeInfo{ref: ObjectRef{"GRPCRoute", Ref{r.Namespace, r.Name}}, generation: r.Generation, parents: r.Spec.ParentRefs, rules: len(r.Spec.Rules)}
+	for i, rule := range r.Spec.Rules {
 		for _, br := range rule.BackendRefs {
 			info.backends = append(info.backends, br.BackendObjectReference)
+		}
+		if problem := grpcRuleProblem(i, rule); problem != "" {
+			info.dropped = append(info.dropped, problem)
 		}
 	}
 	return info
@@ -102,15 +110,23 @@ func (t *statusTranslator) routeStatus(s *Statuses, r routeInfo) {
 		if !ours {
 			continue
 		}
-		parents = append(parents, gwv1.RouteParentStatus{
-			ParentRef:      pr,
-			ControllerName: RouteControllerName,
-			Conditions: []metav1.Condition{
-				condition(string(gwv1.RouteConditionAccepted), r.generation, res.denied, string(gwv1.RouteReasonAccepted), msgRouteAccepted),
-				condition(string(gwv1.RouteConditionResolvedRefs), r.generation, refs, string(gwv1.RouteReasonResolvedRefs), msgRefsResolved),
-				waypointCondition(res, r.generation),
-			},
-		})
+		if res.denied == nil && len(r.dropped) > 0 && len(r.dropped) == r.rules {
+			res.denied = &reasonMessage{string(gwv1.RouteReasonUnsupportedValue), "All rules are invalid: " + strings.Join(r.dropped, "; ")}
+		}
+		conditions := []metav1.Condition{
+			condition(string(gwv1.RouteConditionAccepted), r.generation, res.denied, string(gwv1.RouteReasonAccepted), msgRouteAccepted),
+			condition(string(gwv1.RouteConditionResolvedRefs), r.generation, refs, string(gwv1.RouteReasonResolvedRefs), msgRefsResolved),
+			waypointCondition(res, r.generation),
+		}
+		if res.denied == nil && len(r.dropped) > 0 {
+			// The Gateway API's wording: the message starts "Dropped Rule".
+			conditions = append(conditions, metav1.Condition{
+				Type: string(gwv1.RouteConditionPartiallyInvalid), Status: metav1.ConditionTrue,
+				Reason: string(gwv1.RouteReasonUnsupportedValue), Message: "Dropped Rule(s): " + strings.Join(r.dropped, "; "),
+				ObservedGeneration: r.generation,
+			})
+		}
+		parents = append(parents, gwv1.RouteParentStatus{ParentRef: pr, ControllerName: RouteControllerName, Conditions: conditions})
 		if res.denied == nil && len(res.listeners) > 0 {
 			for _, l := range res.listeners {
 				if !slices.Contains(attached[res.gateway], l) {

@@ -284,7 +284,8 @@ func vsRetry(rt *networkingv1alpha3.HTTPRetry) (*model.Retry, error) {
 			continue
 		}
 		switch on {
-		case "5xx", "gateway-error", "reset", "connect-failure", "refused-stream", "retriable-4xx", "retriable-status-codes":
+		case "5xx", "gateway-error", "reset", "connect-failure", "refused-stream", "retriable-4xx", "retriable-status-codes",
+			"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable":
 			r.On = append(r.On, on)
 		default:
 			unknown = append(unknown, on)

@@ -353,10 +353,10 @@ func (t *translator) waypoint(w Waypoint) (_ *model.Waypoint, deps []string) {
 
 // IstioDefaultRetry is the retry policy Istio gives a route that names none
 // (pilot's retry.DefaultPolicy): two more attempts, on a failed or refused
-// connection and on a 503, each to another endpoint when there is one.
-// Istio's gRPC conditions (unavailable, cancelled) are not modelled.
+// connection, on a 503 and on a gRPC answer of UNAVAILABLE or CANCELLED,
+// each to another endpoint when there is one.
 func IstioDefaultRetry() *model.Retry {
-	return &model.Retry{Attempts: 2, On: []string{"connect-failure", "refused-stream", "retriable-status-codes"}, Codes: []int{http.StatusServiceUnavailable}}
+	return &model.Retry{Attempts: 2, On: []string{"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"}, Codes: []int{http.StatusServiceUnavailable}}
 }
 
 // defaultRetries gives every rule without a retry policy Istio's default,
@@ -471,6 +471,7 @@ func (b *wpBuild) cluster(s *corev1.Service, port int32, subset string) string {
 	if sp == nil {
 		return name
 	}
+	c.Protocol = portProtocol(sp.AppProtocol, sp.Name)
 	dr := b.t.destinationRule(host, s.Namespace)
 	var subsetLabels map[string]string
 	if dr != nil {
@@ -490,7 +491,10 @@ func (b *wpBuild) cluster(s *corev1.Service, port int32, subset string) string {
 			}
 		}
 		b.t.applyTrafficPolicy(c, policy, port, dr)
-	} else if subset != "" {
+	} else {
+		b.t.upgradeToH2(c, nil)
+	}
+	if dr == nil && subset != "" {
 		b.t.warnf("Service", s.Namespace, s.Name, "no DestinationRule defines subset %q for host %s; cluster %s has no endpoints", subset, host, name)
 		return name
 	}

@@ -18,8 +18,11 @@ import (
 type cluster struct {
 	name  string
 	hosts []*host // the healthy endpoints
-	lb    model.LoadBalancer
-	next  atomic.Uint64 // round robin
+	// h2 says its port is HTTP2 or GRPC: requests to it go h2c whatever
+	// the client spoke.
+	h2   bool
+	lb   model.LoadBalancer
+	next atomic.Uint64 // round robin
 
 	// Circuit breaker: slots bounds requests in flight (nil: no bound);
 	// maxPending how many more may wait for a slot.
@@ -28,8 +31,8 @@ type cluster struct {
 	pending    atomic.Int64
 	maxRetries int64
 	retries    atomic.Int64
-	// maxUses is the requests an HTTP/1.1 upstream connection carries
-	// before it is closed (0: no limit).
+	// maxUses is the requests an upstream connection carries before it
+	// is closed, HTTP/1.1 (h1.go) or HTTP/2 (h2.go) (0: no limit).
 	maxUses int
 
 	outlier *model.OutlierDetection
@@ -42,7 +45,8 @@ type host struct {
 	ep     *model.Endpoint
 	active atomic.Int64 // requests in flight, for LEAST_REQUEST
 	// maxUses is the cluster's: requests per HTTP/1.1 connection (0: no
-	// limit), here for the upstream side, which knows the endpoint only.
+	// limit), here for the fast path's upstream side, which knows the
+	// endpoint only.
 	maxUses int
 
 	// Outlier detection, guarded by cluster.mu.
@@ -57,7 +61,8 @@ type host struct {
 // of the endpoints both have (ejections, requests in flight), so a
 // configuration push does not bring an ejected endpoint back early.
 func newCluster(mc *model.Cluster, prev *cluster) *cluster {
-	c := &cluster{name: mc.Name, lb: model.LoadBalancer{Policy: model.LBLeastRequest}, outlier: mc.OutlierDetection}
+	c := &cluster{name: mc.Name, lb: model.LoadBalancer{Policy: model.LBLeastRequest}, outlier: mc.OutlierDetection,
+		h2: mc.Protocol == model.ProtocolHTTP2 || mc.Protocol == model.ProtocolGRPC}
 	if mc.LoadBalancer != nil {
 		c.lb = *mc.LoadBalancer
 	}
@@ -133,6 +138,21 @@ func (c *cluster) admit(ctx context.Context) (release func(), ok bool) {
 }
 
 func (c *cluster) release() { <-c.slots }
+
+// admitNow takes a slot of the circuit breaker only if one is free: a
+// mirrored request counts against its cluster's limits, as Envoy's shadow
+// requests do, but never waits for a slot.
+func (c *cluster) admitNow() (release func(), ok bool) {
+	if c.slots == nil {
+		return func() {}, true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return c.release, true
+	default:
+		return nil, false
+	}
+}
 
 // admitRetry takes a retry slot (DestinationRule maxRetries).
 func (c *cluster) admitRetry() bool {

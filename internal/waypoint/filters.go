@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/meshway/meshway/internal/model"
 )
 
@@ -129,9 +131,13 @@ func matchedPrefix(rule *model.RouteRule, path string) string {
 }
 
 // sendMirrors sends copies of r to the mirror clusters, with Envoy's
-// "-shadow" suffix on the host, and ignores the answers. Requests with a
-// body larger than maxReplayBody are not mirrored.
-func (p *Proxy) sendMirrors(r *http.Request, x *exchange) {
+// "-shadow" suffix on the host, and ignores the answers. A copy goes the
+// way the request itself goes, on up (HTTP/1.1 or h2c — h2c always for a
+// cluster of an HTTP2 or GRPC port —, plain TCP or
+// HBONE as the endpoint says, under its cluster's per-connection limit):
+// an h2c or gRPC endpoint speaks nothing else. Requests with a body larger
+// than maxReplayBody are not mirrored.
+func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength < 0 || r.ContentLength > maxReplayBody {
@@ -158,8 +164,13 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange) {
 		default:
 			continue // too many outstanding: drop
 		}
+		release, ok := m.cl.admitNow()
+		if !ok {
+			<-p.mirrorSlots
+			continue // the mirror cluster's circuit breaker is open: drop
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out := r.Clone(context.WithValue(ctx, exchangeKey{}, &exchange{host: h}))
+		out := r.Clone(context.WithValue(ctx, exchangeKey{}, &exchange{host: h, cl: m.cl, src: x.src}))
 		out.RequestURI = ""
 		out.URL.Scheme, out.URL.Host = "http", h.ep.Address
 		host := r.Host
@@ -169,13 +180,26 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange) {
 			host += "-shadow"
 		}
 		out.Host = host
+		// As ReverseProxy sends the request itself: no hop-by-hop fields
+		// (HTTP/2 refuses them), but "te: trailers", which gRPC needs.
+		trailers := httpguts.HeaderValuesContainsToken(out.Header["Te"], "trailers")
+		removeHopByHop(out.Header)
+		if trailers {
+			out.Header.Set("Te", "trailers")
+		}
+		out.Close = false
 		if body != nil {
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		go func() {
 			defer func() { <-p.mirrorSlots }()
+			defer release()
 			defer cancel()
-			resp, err := p.h1.t.RoundTrip(out)
+			via := up
+			if m.cl.h2 {
+				via = p.h2c // an HTTP2 or gRPC port speaks nothing else
+			}
+			resp, err := via.base.RoundTrip(out)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				_ = resp.Body.Close()

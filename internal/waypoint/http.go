@@ -25,7 +25,12 @@ import (
 type upstream struct {
 	t  *http.Transport
 	h1 *h1Transport // HTTP/1.1: requests on the caller's goroutine; nil for h2c
-	rp *httputil.ReverseProxy
+	h2 *h2Transport // h2c: with per-connection limits; nil for HTTP/1.1
+	// base sends one try to the endpoint of the request context's
+	// exchange (h1 or h2); rp sends a request's tries through it, and
+	// mirrors go on it as they are.
+	base http.RoundTripper
+	rp   *httputil.ReverseProxy
 }
 
 // exchange is what the waypoint decided for one request; it travels in the
@@ -65,8 +70,10 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	var base http.RoundTripper = u.t
-	if !h2c {
+	if h2c {
+		u.h2 = &h2Transport{t: u.t}
+		u.base = u.h2
+	} else {
 		u.h1 = &h1Transport{
 			dial: func(ctx context.Context, _ string) (net.Conn, error) {
 				x, _ := ctx.Value(exchangeKey{}).(*exchange)
@@ -78,7 +85,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 			dialEP:   p.dial,
 			fallback: u.t,
 		}
-		base = u.h1
+		u.base = u.h1
 	}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -88,7 +95,7 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 			pr.Out.URL.Host = x.host.ep.Address
 			pr.Out.Host = pr.In.Host
 		},
-		Transport: tries{base: base},
+		Transport: tries{base: u.base},
 		// FlushInterval 0: ReverseProxy flushes at once anyway for
 		// responses of unknown length (gRPC, streams) and event streams;
 		// -1 would cost a goroutine and a separate header write per
@@ -294,18 +301,18 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		return
 	}
 	defer release()
+	up := p.h1
+	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 || cl.h2 {
+		up = p.h2c
+	}
 	if len(x.mirrors) > 0 {
-		p.sendMirrors(r, x)
+		p.sendMirrors(r, x, up)
 	}
 	ctx := r.Context()
 	if t := time.Duration(timeouts.Request); t > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
-	}
-	up := p.h1
-	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 {
-		up = p.h2c
 	}
 	if dc != nil && up == p.h1 {
 		out := r

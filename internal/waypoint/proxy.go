@@ -343,7 +343,7 @@ func (p *Proxy) Close() error {
 	}
 	p.h1.t.CloseIdleConnections()
 	p.h1.h1.CloseIdleConnections()
-	p.h2c.t.CloseIdleConnections()
+	p.h2c.h2.CloseIdleConnections()
 	return err
 }
 

@@ -158,3 +158,64 @@ func TestRetryConnectFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryOnGRPCStatus: Istio's default retry policy retries a gRPC
+// answer of UNAVAILABLE sent trailers-only (grpc-status in the headers),
+// as Envoy's retry_grpc_on does; a condition not listed (INTERNAL) is
+// final.
+func TestRetryOnGRPCStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status     string
+		wantStatus string
+		wantTries  int64
+	}{
+		{"14", "0", 2},  // UNAVAILABLE: retried, the second try answers OK
+		{"13", "13", 1}, // INTERNAL: not in the default policy
+	} {
+		t.Run("grpc-status "+tc.status, func(t *testing.T) {
+			var tries atomic.Int64
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/grpc")
+				if tries.Add(1) == 1 {
+					w.Header().Set("Grpc-Status", tc.status) // trailers-only
+					w.WriteHeader(http.StatusOK)
+					return
+				}
+				w.Header().Set("Trailer", "Grpc-Status")
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte{0, 0, 0, 0, 0})
+				w.Header().Set("Grpc-Status", "0")
+			}))
+			var protos http.Protocols
+			protos.SetUnencryptedHTTP2(true)
+			srv.Config.Protocols = &protos
+			srv.Start()
+			t.Cleanup(srv.Close)
+			rule := model.RouteRule{Retry: &model.Retry{Attempts: 2, On: []string{"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"}, Codes: []int{503}}}
+			w := reviewsConfig(oneRule(rule), model.Cluster{Name: "reviews", Protocol: model.ProtocolGRPC,
+				Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}})
+			w.Services[0].Ports[0].Protocol = model.ProtocolGRPC
+			_, proxy := startProxy(t, w, reviewsVIP)
+			req, err := http.NewRequest(http.MethodPost, "http://"+proxy+"/reviews.Reviews/Get", strings.NewReader("\x00\x00\x00\x00\x00"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "reviews.default.svc.cluster.local:9080"
+			req.Header.Set("Content-Type", "application/grpc")
+			req.Header.Set("Te", "trailers")
+			resp, err := h2cClient(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got := resp.Header.Get("Grpc-Status")
+			if got == "" {
+				got = resp.Trailer.Get("Grpc-Status")
+			}
+			if got != tc.wantStatus || tries.Load() != tc.wantTries {
+				t.Errorf("grpc-status %q after %d tries, want %q after %d", got, tries.Load(), tc.wantStatus, tc.wantTries)
+			}
+		})
+	}
+}

@@ -51,11 +51,25 @@ type Options struct {
 	// AccessLog receives the access log (JSON lines) when the
 	// configuration asks for it; nil means standard output.
 	AccessLog io.Writer
-	// HBONEAddr, if set, serves HBONE (e.g. 0.0.0.0:15008) as Identity,
-	// with certificates signed by the CA in CADir (created there if
-	// absent, as meshd's embedded CA does). Upstream endpoints with an
-	// identity are then reached over HBONE too.
+	// RootCert, if set, is a PEM file of the mesh's roots (in a pod,
+	// root-cert.pem of ConfigMap istio-ca-root-cert): the control plane is
+	// then reached over TLS — its serving certificate verified against
+	// these roots and the host dialed — with the token of TokenFile on
+	// every call, for xDS and certificates alike (meshd's secure port,
+	// 15012). Without it xDS is plaintext (meshd's 15010).
+	RootCert string
+	// TokenFile holds the bearer token sent to the control plane over TLS:
+	// in a pod, the projected ServiceAccount token for audience istio-ca.
+	// It is read on every call, so the kubelet's rotations are picked up.
+	TokenFile string
+	// HBONEAddr, if set, serves HBONE (e.g. 0.0.0.0:15008) as Identity.
+	// Its certificate comes from the CA's CSR service at CAAddress (with
+	// RootCert and TokenFile; default, with RootCert: XDSAddress), renewed
+	// at half-life, or is signed by a CA in CADir on this host (created
+	// there if absent). Upstream endpoints with an identity are then
+	// reached over HBONE too.
 	HBONEAddr string
+	CAAddress string
 	CADir     string
 	Identity  string
 	Logf      func(format string, args ...any)
@@ -163,6 +177,9 @@ func Run(ctx context.Context, o Options) error {
 	if o.HBONEAddr != "" {
 		srv, stop, err := startHBONE(ctx, p, o)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for the CA
+			}
 			return err
 		}
 		defer stop()
@@ -259,39 +276,59 @@ func serve(addr string, h http.Handler, path string) (*http.Server, error) {
 // startHBONE sets up the waypoint's identity and serves HBONE; stop
 // closes the server, the pool and the certificate manager.
 func startHBONE(ctx context.Context, p *Proxy, o Options) (addr string, stop func(), err error) {
-	if o.CADir == "" || o.Identity == "" {
-		return "", nil, errors.New("-hbone needs -ca-dir (the mesh CA's directory) and -identity (spiffe://<trust-domain>/ns/<ns>/sa/<sa>)")
+	caAddr := o.CAAddress
+	if caAddr == "" && o.CADir == "" && o.RootCert != "" {
+		caAddr = o.XDSAddress // one secure port serves both, as istiod's 15012
+	}
+	switch {
+	case o.Identity == "":
+		return "", nil, errors.New("-hbone needs -identity (spiffe://<trust-domain>/ns/<ns>/sa/<sa>; in a pod it comes from $POD_NAMESPACE and $SERVICE_ACCOUNT)")
+	case o.CADir != "" && o.CAAddress != "":
+		return "", nil, errors.New("-ca-dir and -ca-address both given: take certificates from a CA on this host or from the control plane, not both")
+	case o.CADir == "" && caAddr == "":
+		return "", nil, errors.New("-hbone needs a CA: -ca-address HOST:PORT (the control plane's secure port, with -root-cert and -token-file) or -ca-dir DIR (a CA on this host)")
 	}
 	id, err := identity.ParseID(o.Identity)
 	if err != nil {
 		return "", nil, fmt.Errorf("-identity: %w", err)
 	}
-	ca, err := identity.NewCA(o.CADir, identity.CAOptions{TrustDomain: id.TrustDomain().Name()})
-	if err != nil {
-		return "", nil, fmt.Errorf("-ca-dir %s: %w", o.CADir, err)
-	}
-	mgr := identity.NewManager(identity.ManagerOptions{
-		Issuer: identity.CAIssuer{CA: ca},
-		Bundle: identity.NewBundle(ca.TrustDomain(), ca.Bundle().Roots()...),
-		Logf:   o.Logf,
-	})
-	src, err := mgr.Source(ctx, id)
-	if err != nil {
-		mgr.Close()
-		return "", nil, fmt.Errorf("certificate for %s: %w", id, err)
+	var (
+		src      identity.CertSource
+		mgr      *identity.Manager
+		closeCAs = func() {}
+	)
+	if caAddr != "" {
+		if src, mgr, closeCAs, err = remoteCertificates(ctx, o, caAddr, id); err != nil {
+			return "", nil, err
+		}
+	} else {
+		ca, err := identity.NewCA(o.CADir, identity.CAOptions{TrustDomain: id.TrustDomain().Name()})
+		if err != nil {
+			return "", nil, fmt.Errorf("-ca-dir %s: %w", o.CADir, err)
+		}
+		mgr = identity.NewManager(identity.ManagerOptions{
+			Issuer: identity.CAIssuer{CA: ca},
+			Bundle: identity.NewBundle(ca.TrustDomain(), ca.Bundle().Roots()...),
+			Logf:   o.Logf,
+		})
+		closeCAs = mgr.Close
+		if src, err = mgr.Source(ctx, id); err != nil {
+			mgr.Close()
+			return "", nil, fmt.Errorf("certificate for %s: %w", id, err)
+		}
 	}
 	p.Pool = &hbone.Pool{Bundle: mgr.Bundle()}
 	p.Source = src
 	srv := &hbone.Server{TLSConfig: identity.ServerTLSConfig(src, mgr.Bundle(), nil), Handler: p, Logf: o.Logf}
 	ln, err := net.Listen("tcp", o.HBONEAddr)
 	if err != nil {
-		mgr.Close()
+		closeCAs()
 		return "", nil, fmt.Errorf("-hbone %s: %w", o.HBONEAddr, err)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	return ln.Addr().String(), func() {
 		_ = srv.Close()
 		_ = p.Pool.Close()
-		mgr.Close()
+		closeCAs()
 	}, nil
 }

@@ -149,8 +149,42 @@ type seriesCache struct {
 	s                  telemetry.HTTPSeries
 }
 
+// requestHeaderBytes is the size of r's headers as Envoy counts them in
+// request.total_size, which Istio's istio_request_bytes observes: each
+// header's name and value, the pseudo-headers (:method, :path,
+// :authority, :scheme) included, without framing — so the metric is the
+// same whether the request came as HTTP/1.1 or HTTP/2.
+func requestHeaderBytes(r *http.Request) int64 {
+	path := len(r.URL.EscapedPath()) // RequestURI's length, without building it
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		path += 1 + len(r.URL.RawQuery)
+	}
+	n := len(":method") + len(r.Method) + len(":path") + path +
+		len(":authority") + len(r.Host) + len(":scheme") + len("http")
+	return int64(n) + headerBytes(r.Header)
+}
+
+// responseHeaderBytes is response.total_size's header part: :status and
+// each header sent.
+func responseHeaderBytes(rec *recorder) int64 {
+	return int64(len(":status")+3) + headerBytes(rec.Header())
+}
+
+func headerBytes(h http.Header) int64 {
+	var n int
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	return int64(n)
+}
+
 // observe records one finished request in the metrics and access log; sc
-// is the connection's series cache.
+// is the connection's series cache. The metrics' sizes count headers and
+// body, as Envoy's request.total_size and response.total_size do; the
+// access log's bytes the body only, as Envoy's %BYTES_RECEIVED% and
+// %BYTES_SENT%.
 func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.Request, rec *recorder, start time.Time, reqBytes int64, sc *seriesCache) {
 	if p.Metrics == nil && (p.AccessLog == nil || !cfg.src.Telemetry.AccessLog) {
 		return
@@ -175,7 +209,8 @@ func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.R
 	}
 	elapsed := time.Since(start)
 	if m := p.Metrics; m != nil {
-		info := telemetry.RequestInfo{Duration: elapsed, RequestBytes: reqBytes, ResponseBytes: rec.bytes}
+		info := telemetry.RequestInfo{Duration: elapsed,
+			RequestBytes: reqBytes + requestHeaderBytes(r), ResponseBytes: rec.bytes + responseHeaderBytes(rec)}
 		if sc.m == m && sc.ic == ic && sc.d == d && sc.ep == ep && sc.code == rec.status &&
 			sc.flags == flags && sc.proto == proto && sc.grpc == grpcStatus {
 			sc.s.Observe(&info)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +129,25 @@ func TestTelemetry(t *testing.T) {
 	}
 	if !strings.Contains(scrape, "istio_request_duration_milliseconds_bucket{") || !strings.Contains(scrape, "istio_request_bytes_sum{") {
 		t.Error("no request duration or size histograms in the scrape")
+	}
+	// Sizes count headers and body, as Envoy's request.total_size and
+	// response.total_size: at least the pseudo-headers and the headers the
+	// client sent or the backend answered, with the bodies ("hello",
+	// "created"); the access log (below) counts bodies only.
+	minRequest := len(":method"+"POST"+":path"+"/reviews"+":authority"+"reviews:9080"+":scheme"+"http") +
+		len("Traceparent"+parent) + len("Content-Length"+"5") + len("hello")
+	minResponse := len(":status"+"201") + len("Content-Length"+"7") + len("Content-Type"+"text/plain; charset=utf-8") + len("created")
+	for metric, least := range map[string]int{"istio_request_bytes_sum": minRequest, "istio_response_bytes_sum": minResponse} {
+		sum := -1.0
+		for _, l := range strings.Split(scrape, "\n") {
+			if strings.HasPrefix(l, metric+"{") {
+				fields := strings.Fields(l)
+				sum, _ = strconv.ParseFloat(fields[len(fields)-1], 64)
+			}
+		}
+		if sum < float64(least) || sum > float64(least+300) {
+			t.Errorf("%s = %v, want the headers and body: at least %d, not much more", metric, sum, least)
+		}
 	}
 
 	eventually(t, func() bool { return strings.Contains(logs.String(), "\n") }, "the access log line")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshway/meshway/api/meshpb"
@@ -53,10 +54,17 @@ func startXDS(ctx context.Context, p *Proxy, o Options, logf func(string, ...any
 		return nil, nil, errors.New("-xds-address needs the waypoint's Gateway: -waypoint NAMESPACE/NAME (or $POD_NAMESPACE and $GATEWAY_NAME)")
 	}
 	n.Kind = pushclient.KindWaypoint
+	var dial []grpc.DialOption
+	if o.RootCert != "" {
+		if dial, err = secureDialOptions(o); err != nil {
+			return nil, nil, err
+		}
+	}
 	x := &xdsConfig{p: p, logf: logf, loaded: make(chan struct{})}
 	c := pushclient.New(pushclient.Options{
 		Address: o.XDSAddress, Node: n, TypeURL: wire.WaypointType,
 		Names: []string{n.Namespace + "/" + n.Name}, Handler: x, Logf: logf,
+		DialOptions: dial,
 	})
 	done = make(chan struct{})
 	go func() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -220,9 +221,10 @@ func (e *Env) Stop() error {
 	return err
 }
 
-// crdPaths finds the CRD manifests: Gateway API's standard channel and
+// crdPaths finds the CRD manifests: Gateway API's experimental channel and
 // Istio's generated CRDs in the module cache, at the versions go.mod pins,
-// and meshway's own.
+// and meshway's own — the CRDs the embedded store validates with
+// (internal/crd, which says why the experimental channel).
 func crdPaths() ([]string, error) {
 	gw, err := moduleDir("sigs.k8s.io/gateway-api")
 	if err != nil {
@@ -237,7 +239,7 @@ func crdPaths() ([]string, error) {
 		return nil, err
 	}
 	return []string{
-		filepath.Join(gw, "config", "crd", "standard"),
+		filepath.Join(gw, "config", "crd", "experimental"),
 		filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml"),
 		filepath.Join(own, "api", "ratelimit", "v1alpha1", "crd.yaml"),
 	}, nil
@@ -253,4 +255,46 @@ func moduleDir(module string) (string, error) {
 		return "", fmt.Errorf("module %s is not in the module cache; run go mod download", module)
 	}
 	return dir, nil
+}
+
+// ServiceAccountToken returns a token of ServiceAccount namespace/name (which
+// must exist) from the TokenRequest API, valid for an hour for audience: what
+// the kubelet projects into a pod's token volume. Tests run proxies as local
+// processes (there is no kubelet here) and hand them such a token.
+func (e *Env) ServiceAccountToken(t testing.TB, namespace, name, audience string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exp := int64(3600)
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &exp},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest for ServiceAccount %s/%s: %v", namespace, name, err)
+	}
+	return tr.Status.Token
+}
+
+// UpdateSecretData replaces the data of Secret namespace/name, as an
+// operator replacing a CA Secret would.
+func (e *Env) UpdateSecretData(t testing.TB, namespace, name string, data map[string][]byte) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Data = data
+	if _, err := cs.CoreV1().Secrets(namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("updating Secret %s/%s: %v", namespace, name, err)
+	}
 }

@@ -9,6 +9,7 @@ func clusterPB(c *model.Cluster) *meshpb.Cluster {
 	pb := &meshpb.Cluster{
 		Name:      c.Name,
 		Endpoints: pbList(c.Endpoints, endpointPB),
+		Protocol:  string(c.Protocol),
 	}
 	if lb := c.LoadBalancer; lb != nil {
 		pb.LoadBalancer = &meshpb.LoadBalancer{
@@ -43,6 +44,7 @@ func clusterModel(pb *meshpb.Cluster) (model.Cluster, error) {
 	c := model.Cluster{
 		Name:      pb.GetName(),
 		Endpoints: modelList(pb.GetEndpoints(), endpointModel),
+		Protocol:  model.Protocol(pb.GetProtocol()),
 	}
 	if lb := pb.GetLoadBalancer(); lb != nil {
 		c.LoadBalancer = &model.LoadBalancer{

@@ -77,7 +77,7 @@ func matchPB(m *model.RouteMatch) *meshpb.RouteMatch {
 		pb.Path = &meshpb.PathMatch{Type: p.Type, Value: p.Value}
 	}
 	if g := m.GRPC; g != nil {
-		pb.Grpc = &meshpb.GRPCMethod{Service: g.Service, Method: g.Method}
+		pb.Grpc = &meshpb.GRPCMethod{Type: g.Type, Service: g.Service, Method: g.Method}
 	}
 	return pb
 }
@@ -92,7 +92,7 @@ func matchModel(pb *meshpb.RouteMatch) model.RouteMatch {
 		m.Path = &model.PathMatch{Type: p.GetType(), Value: p.GetValue()}
 	}
 	if g := pb.GetGrpc(); g != nil {
-		m.GRPC = &model.GRPCMethod{Service: g.GetService(), Method: g.GetMethod()}
+		m.GRPC = &model.GRPCMethod{Type: g.GetType(), Service: g.GetService(), Method: g.GetMethod()}
 	}
 	return m
 }

@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"GetMissingIsNotFound", testGetMissingIsNotFound},
 		{"CreateInMissingNamespaceIsNotFound", testCreateInMissingNamespace},
 		{"InvalidObjectIsRejected", testInvalidObjectIsRejected},
+		{"CustomResourceIsValidated", testCustomResourceIsValidated},
+		{"CustomResourceDefaults", testCustomResourceDefaults},
 		{"ClusterScopedKindIgnoresNamespace", testClusterScopedKind},
 		{"UpdateWithCurrentResourceVersion", testUpdateWithCurrentResourceVersion},
 		{"UpdateWithStaleResourceVersionConflicts", testUpdateWithStaleResourceVersion},

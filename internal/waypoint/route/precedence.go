@@ -2,6 +2,7 @@ package route
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -20,9 +21,12 @@ import (
 //     themselves and tried before every HTTPRoute entry: a gRPC request a
 //     GRPCRoute matches goes by it. Order (the GRPCRoute spec): most
 //     characters in the matched service, then in the matched method, then
-//     most header matches. As services and methods match exactly, this is
+//     most header matches. For exact services and methods this is
 //     service+method > service only > method only > neither among entries
-//     that can match the same request.
+//     that can match the same request. A regular expression's characters
+//     say nothing of how specific it is, so (as RegularExpression paths
+//     among HTTPRoutes) a service or method given as one counts below every
+//     exact one and above none, and ties with the other expressions.
 //  3. HTTPRoute entries, ordered across all HTTPRoutes of the port by the
 //     HTTPRoute spec, match by match: an Exact path; else the PathPrefix
 //     with the most characters (a trailing "/" not counted, so "/foo" and
@@ -66,16 +70,29 @@ func compareHTTP(a, b entry) int {
 
 // compareGRPC returns a negative number when a goes before b.
 func compareGRPC(a, b entry) int {
-	if c := cmp.Compare(len(b.service), len(a.service)); c != 0 {
+	if c := cmp.Compare(grpcRank(b.service, b.serviceRE), grpcRank(a.service, a.serviceRE)); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(len(b.grpcName), len(a.grpcName)); c != 0 {
+	if c := cmp.Compare(grpcRank(b.grpcName, b.methodRE), grpcRank(a.grpcName, a.methodRE)); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(len(b.headers), len(a.headers)); c != 0 {
 		return c
 	}
 	return compareTies(a, b)
+}
+
+// grpcRank is how specific a gRPC service or method match is, higher
+// first: an exact name by its length (at least 2), a regular expression
+// 1, none 0.
+func grpcRank(exact string, re *regexp.Regexp) int {
+	switch {
+	case exact != "":
+		return 1 + len(exact)
+	case re != nil:
+		return 1
+	}
+	return 0
 }
 
 // compareTies breaks ties between equally specific entries.

@@ -172,6 +172,24 @@ func TestPrecedence(t *testing.T) {
 		r:    grpcReq,
 		want: "ns/b#0",
 	}, {
+		name: "grpc: an exact service over a regular expression",
+		a:    rt(G, "ns", "b", 1, rule(model.RouteMatch{GRPC: &model.GRPCMethod{Service: "pkg.Svc"}})),
+		b:    rt(G, "ns", "a", 0, rule(model.RouteMatch{GRPC: &model.GRPCMethod{Type: model.MatchRegularExpression, Service: "pkg\\..*", Method: "Get"}})),
+		r:    grpcReq,
+		want: "ns/b#0",
+	}, {
+		name: "grpc: a service regular expression over no service",
+		a:    rt(G, "ns", "b", 1, rule(model.RouteMatch{GRPC: &model.GRPCMethod{Type: model.MatchRegularExpression, Service: "p.*"}})),
+		b:    rt(G, "ns", "a", 0, rule(model.RouteMatch{GRPC: &model.GRPCMethod{Method: "Get"}, Headers: hdrs("X-A")})),
+		r:    grpcReq,
+		want: "ns/b#0",
+	}, {
+		name: "grpc: regular expressions tie, whatever their length",
+		a:    rt(G, "ns", "b", 1, rule(model.RouteMatch{GRPC: &model.GRPCMethod{Type: model.MatchRegularExpression, Service: "pkg\\.Svc|never\\.Matched"}})),
+		b:    rt(G, "ns", "a", 0, rule(model.RouteMatch{GRPC: &model.GRPCMethod{Type: model.MatchRegularExpression, Service: ".*"}})),
+		r:    grpcReq,
+		want: "ns/a#0", // the older route
+	}, {
 		name: "grpc: then most headers",
 		a:    rt(G, "ns", "b", 1, rule(model.RouteMatch{Headers: hdrs("X-A", "X-B")})),
 		b:    rt(G, "ns", "a", 0, rule(model.RouteMatch{Headers: hdrs("X-A")})),
@@ -283,6 +301,9 @@ func TestIndexMatchesScan(t *testing.T) {
 		}
 		if rng.IntN(6) == 0 {
 			m.GRPC = &model.GRPCMethod{Service: pick("", "a.B"), Method: pick("", "a", "b")}
+			if rng.IntN(2) == 0 {
+				m.GRPC = &model.GRPCMethod{Type: model.MatchRegularExpression, Service: pick("", "a.B", `a\..*`), Method: pick("", "a|b", "[a-c]")}
+			}
 		}
 		return m
 	}

@@ -26,7 +26,8 @@
 //   - A gRPC match (GRPCRoute kind, or a match with GRPC set) requires a gRPC
 //     request: Content-Type "application/grpc", alone or followed by "+" or
 //     ";" (so not grpc-web). The path must be "/<service>/<method>"; service
-//     and method, when set, compare exactly.
+//     and method, when set, compare exactly, or (type RegularExpression) are
+//     RE2 expressions that must match the whole service or method name.
 //
 // Order (see precedence.go): VirtualService entries first, first-match in the
 // order given; then GRPCRoute entries by the GRPCRoute precedence; then
@@ -98,6 +99,9 @@ type entry struct {
 	query    []valueMatch
 	service  string // gRPC service, "" is any
 	grpcName string // gRPC method, "" is any
+	// serviceRE and methodRE replace service and grpcName for a gRPC
+	// match of type RegularExpression (nil: that part is any).
+	serviceRE, methodRE *regexp.Regexp
 	// Ordering.
 	kind  model.RouteKind
 	seq   int // position of the route in Compile's input
@@ -225,7 +229,24 @@ func compileMatch(base entry, k int, m *model.RouteMatch) (entry, error) {
 	}
 	if g := m.GRPC; g != nil {
 		e.grpcOnly = true
-		e.service, e.grpcName = g.Service, g.Method
+		switch g.Type {
+		case "", model.MatchExact:
+			e.service, e.grpcName = g.Service, g.Method
+		case model.MatchRegularExpression:
+			for _, part := range []struct {
+				field, expr string
+				re          **regexp.Regexp
+			}{{"service", g.Service, &e.serviceRE}, {"method", g.Method, &e.methodRE}} {
+				if part.expr == "" {
+					continue
+				}
+				if *part.re, err = compileRegexp(part.expr); err != nil {
+					return e, fmt.Errorf("grpc.%s: %w", part.field, err)
+				}
+			}
+		default:
+			return e, fmt.Errorf("grpc.type: unknown %q; use Exact or RegularExpression", g.Type)
+		}
 	}
 	return e, nil
 }
@@ -352,9 +373,10 @@ func (e *entry) matches(r *http.Request) bool {
 	if e.method != "" && r.Method != e.method {
 		return false
 	}
-	if e.service != "" || e.grpcName != "" {
+	if e.service != "" || e.grpcName != "" || e.serviceRE != nil || e.methodRE != nil {
 		service, method, ok := grpcPath(path)
-		if !ok || e.service != "" && service != e.service || e.grpcName != "" && method != e.grpcName {
+		if !ok || e.service != "" && service != e.service || e.grpcName != "" && method != e.grpcName ||
+			e.serviceRE != nil && !e.serviceRE.MatchString(service) || e.methodRE != nil && !e.methodRE.MatchString(method) {
 			return false
 		}
 	}

@@ -151,6 +151,33 @@ func TestMatch(t *testing.T) {
 			{grpcCT("/a.B/GetAll", "application/grpc"), false},
 		},
 	}, {
+		name: "grpc regular expressions match whole names",
+		kind: model.KindGRPCRoute,
+		m:    &model.RouteMatch{GRPC: &model.GRPCMethod{Type: re, Service: `pkg\.(Svc|Other)`, Method: `Get[A-Z]?[a-z]*`}},
+		checks: []check{
+			{grpcCT("/pkg.Svc/Get", "application/grpc"), true}, {grpcCT("/pkg.Other/GetAll", "application/grpc"), true},
+			{grpcCT("/pkg.Svcs/Get", "application/grpc"), false}, {grpcCT("/xpkg.Svc/Get", "application/grpc"), false},
+			{grpcCT("/pkg.Svc/List", "application/grpc"), false}, {grpcCT("/pkg.Svc/GetAll2", "application/grpc"), false},
+			{grpcCT("/pkg.Svc/XGet", "application/grpc"), false}, {grpcCT("/pkg.Svc/Get/x", "application/grpc"), false},
+			{req("POST", "/pkg.Svc/Get"), false},
+		},
+	}, {
+		name: "grpc regular expression for the method only",
+		kind: model.KindGRPCRoute,
+		m:    &model.RouteMatch{GRPC: &model.GRPCMethod{Type: re, Method: `List|Watch`}},
+		checks: []check{
+			{grpcCT("/a.B/List", "application/grpc"), true}, {grpcCT("/c.D/Watch", "application/grpc"), true},
+			{grpcCT("/a.B/ListAll", "application/grpc"), false}, {grpcCT("/List/Get", "application/grpc"), false},
+		},
+	}, {
+		name: "grpc regular expression for the service only",
+		kind: model.KindGRPCRoute,
+		m:    &model.RouteMatch{GRPC: &model.GRPCMethod{Type: re, Service: `.*\.Inventory`}},
+		checks: []check{
+			{grpcCT("/shop.Inventory/Get", "application/grpc"), true}, {grpcCT("/a.b.Inventory/List", "application/grpc"), true},
+			{grpcCT("/shop.InventoryV2/Get", "application/grpc"), false}, {grpcCT("/Inventory/Get", "application/grpc"), false},
+		},
+	}, {
 		name:   "grpc rule without matches needs a grpc request",
 		kind:   model.KindGRPCRoute,
 		checks: []check{{grpcCT("/a.B/C", "application/grpc"), true}, {get("/a.B/C"), false}},
@@ -234,6 +261,18 @@ func TestCompileErrors(t *testing.T) {
 			"GRPCRoute ns/g rules[0].matches[1].queryParams[0].type: unknown \"Prefix\"",
 			"GRPCRoute ns/g rules[0].matches[2].path.type: unknown \"Prefix\"",
 			"GRPCRoute ns/g rules[0].matches[3].headers[0].name: required",
+		},
+	}, {
+		name: "grpc regular expressions and unknown type",
+		route: rt(model.KindGRPCRoute, "ns", "g", 0, rule(
+			model.RouteMatch{GRPC: &model.GRPCMethod{Type: model.MatchRegularExpression, Service: "("}},
+			model.RouteMatch{GRPC: &model.GRPCMethod{Type: model.MatchRegularExpression, Service: "ok", Method: "a)|(b"}},
+			model.RouteMatch{GRPC: &model.GRPCMethod{Type: "Prefix", Service: "a"}},
+		)),
+		want: []string{
+			"GRPCRoute ns/g rules[0].matches[0].grpc.service: invalid regular expression \"(\"",
+			"GRPCRoute ns/g rules[0].matches[1].grpc.method: invalid regular expression \"a)|(b\"",
+			"GRPCRoute ns/g rules[0].matches[2].grpc.type: unknown \"Prefix\"",
 		},
 	}, {
 		name:  "unknown kind",
