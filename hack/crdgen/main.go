@@ -79,7 +79,7 @@ func run(out string) error {
 	}
 	written := map[string]bool{}
 	for _, k := range manifest.All {
-		if k.Group == "" || k.Group == "apps" {
+		if !k.IsCustomResource() {
 			continue // built in to the API server, no CRD
 		}
 		f, ok := byGroupKind[k.Group+"/"+k.Kind]

@@ -104,13 +104,24 @@ type crdEntry struct {
 	vmu      sync.Mutex
 }
 
+// BuiltInGroup reports whether an API group is served by the API server
+// itself (the kinds meshway reads from it have no CRD): core, apps,
+// autoscaling and policy.
+func BuiltInGroup(group string) bool {
+	switch group {
+	case "", "apps", "autoscaling", "policy":
+		return true
+	}
+	return false
+}
+
 // For returns the schema of a resource at a version: gvr.Resource is the
 // lower-case plural ("httproutes"). It returns (nil, nil) when no embedded
 // CRD defines the resource — a built-in kind — and an error when the CRD
 // does not serve the version. The CRD is read and its schema converted on
 // first use; the CEL rules are compiled on the first validation.
 func For(gvr schema.GroupVersionResource) (*Schema, error) {
-	if gvr.Group == "" || gvr.Group == "apps" {
+	if BuiltInGroup(gvr.Group) {
 		return nil, nil
 	}
 	name := gvr.Resource + "." + gvr.Group

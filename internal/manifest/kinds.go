@@ -19,6 +19,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ratelimitv1alpha1 "github.com/meshway/meshway/api/ratelimit/v1alpha1"
+	"github.com/meshway/meshway/internal/crd"
 )
 
 // Object is a Kubernetes-style object: the upstream Go types all satisfy it.
@@ -93,7 +94,7 @@ func (k *Kind) String() string { return k.Kind }
 
 // IsCustomResource reports whether the kind is a custom resource, defined by a
 // CRD, rather than built in to the API server.
-func (k *Kind) IsCustomResource() bool { return k.Group != "" && k.Group != "apps" }
+func (k *Kind) IsCustomResource() bool { return !crd.BuiltInGroup(k.Group) }
 
 func kind[T any](group, version, name, resource string, namespaced bool, short []string, other ...string) *Kind {
 	return &Kind{
