@@ -32,9 +32,10 @@ type ztResult struct {
 	// pod change's workload: there should be none (a route change changes
 	// nothing a ztunnel sees).
 	stray int
-	// deployed counts the responses that carried only waypoint Services:
-	// meshd's deployment writer creates one per waypoint (directory mode),
-	// after the first push and possibly while the changes are made.
+	// deployed counts the responses that carried only waypoints or their
+	// Services: meshd's deployment writer creates a Service per waypoint
+	// and writes its Gateway's status (directory mode), after the first
+	// push and possibly while the changes are made.
 	deployed int
 	// updates are the control plane's times per incremental ztunnel
 	// translation and push (its log: "translated and pushed in");
@@ -72,9 +73,13 @@ func (b *bench) ztunnelsFirstPush(ctx context.Context, r *modeResult, t *target,
 	return zf.check()
 }
 
-// deployedServices says whether a response carried only the Services of
-// waypoints (named "waypoint" in the bench's mesh), which meshd deploys.
-func deployedServices(a ztAck) bool {
+// deployedWaypoints says whether a response carried only waypoints, or the
+// Services of waypoints (named "waypoint" in the bench's mesh), which
+// meshd deploys.
+func deployedWaypoints(a ztAck) bool {
+	if a.typeURL == wire.ZtunnelWaypointType {
+		return true
+	}
 	if a.typeURL != wire.ZtunnelServiceType || len(a.names) != a.resources {
 		return false
 	}
@@ -151,7 +156,7 @@ func (b *bench) ztunnelChanges(r *modeResult, t *target, zf *ztFleet, from int) 
 	for i, a := range acks {
 		switch {
 		case used[i] || a.resources == 0:
-		case deployedServices(a):
+		case deployedWaypoints(a):
 			r.zt.deployed++
 		default:
 			r.zt.stray++
@@ -196,9 +201,9 @@ func printZtunnelRows(w io.Writer, cfg config, rs []*modeResult, row func(string
 		}
 		return short == 0, fmt.Sprintf("%d of %d pod changes missed a ztunnel", short, len(r.zt.receivers))
 	}))
-	row("ztunnel responses that carried no pod change (route changes change nothing ztunnels see; the waypoints' Services meshd deploys, directory mode, apart)", func(r *modeResult) string {
+	row("ztunnel responses that carried no pod change (route changes change nothing ztunnels see; those of the waypoints meshd deploys, directory mode, apart)", func(r *modeResult) string {
 		if r.zt.deployed > 0 {
-			return fmt.Sprintf("%d (and %d of deployed waypoint Services)", r.zt.stray, r.zt.deployed)
+			return fmt.Sprintf("%d (and %d of deployed waypoints)", r.zt.stray, r.zt.deployed)
 		}
 		return fmt.Sprint(r.zt.stray)
 	}, "0", judge(func(r *modeResult) (bool, string) { return r.zt.stray == 0, fmt.Sprint(r.zt.stray) }))

@@ -27,14 +27,16 @@ type ztAck struct {
 	recv, at  time.Time
 	bytes     int // the DeltaDiscoveryResponse's encoded size
 	resources int // resources carried plus removed
-	// names are the resources carried and removed, when few (a change's
-	// response; the first push's are not kept).
+	// names are the resources carried and removed, when not too many
+	// (maxAckNames).
 	names []string
 	nack  string
 }
 
-// maxAckNames bounds the names an ztAck keeps.
-const maxAckNames = 16
+// maxAckNames bounds the names a ztAck keeps: a change's response, or a
+// burst of the Services meshd deploys, not a first push of the bench's
+// mesh.
+const maxAckNames = 1024
 
 // ztFleet is the ztunnels: one delta ADS stream each, on a gRPC connection
 // of its own, subscribed to every resource of the four ztunnel types, as
