@@ -92,8 +92,8 @@ func runChild(size meshSize, addr string) error {
 func startControlPlane(ctx context.Context, st store.Store, addr string, logger *log.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: logger.Printf, Metrics: push.NewMetrics(reg)})
-	ctl := controlplane.New(controlplane.Options{Store: st, Push: srv, Logf: logger.Printf})
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, WildcardTypes: wire.ZtunnelTypes, Logf: logger.Printf, Metrics: push.NewMetrics(reg)})
+	ctl := controlplane.New(controlplane.Options{Store: st, Push: srv, Logf: logger.Printf, Ztunnels: true})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

@@ -3,9 +3,11 @@
 // the time from meshd's start to every waypoint's ACK of its first
 // configuration, the time from one change (a pod label, an HTTPRoute
 // weight) to the ACK of every proxy it affects, the bytes each change
-// pushes and to how many proxies, and meshd's peak RSS. The proxies are
-// 500 delta ADS streams in this process, each on its own connection with
-// its own node; the control plane is a separate process:
+// pushes and to how many proxies, and meshd's peak RSS; and for the
+// ztunnels, what each change sends them and how soon they ACK it. The
+// proxies are 500 waypoint and 20 ztunnel delta ADS streams in this
+// process, each on its own connection with its own node; the control plane
+// is a separate process:
 //
 //   - dir: the meshd binary on a directory store the bench writes in the
 //     store's on-disk format (the embedded default); the bench makes the
@@ -43,6 +45,7 @@ type config struct {
 	cpuProfile string
 	meshdBin   string
 	keep       bool
+	ztunnels   int
 }
 
 var allModes = []string{"dir", "memory"}
@@ -64,6 +67,7 @@ func main() {
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "control planes to measure: dir (meshd on a directory store), memory (meshd's controller on a memory store)")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the control plane: FILE-dir.EXT for meshd's whole run (its -cpuprofile), FILE-memory-start.EXT and FILE-memory.EXT for the memory mode's first push and its changes")
 	flag.StringVar(&cfg.meshdBin, "meshd-bin", "", "meshd binary to run (default: build ./cmd/meshd into the temporary directory)")
+	flag.IntVar(&cfg.ztunnels, "ztunnels", 20, "ztunnel streams (every resource of the four ztunnel types; 0: none)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (store, logs) and print where it is")
 	flag.Parse()
 	if child != "" {
@@ -83,8 +87,8 @@ func main() {
 			cfg.modes = append(cfg.modes, m)
 		}
 	}
-	if cfg.size.namespaces <= 0 || cfg.size.services <= 0 || cfg.size.podsPerService <= 0 || cfg.changes <= 0 || cfg.warmup < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -namespaces, -services, -pods and -changes must be positive")
+	if cfg.size.namespaces <= 0 || cfg.size.services <= 0 || cfg.size.podsPerService <= 0 || cfg.changes <= 0 || cfg.warmup < 0 || cfg.ztunnels < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -namespaces, -services, -pods and -changes must be positive, -warmup and -ztunnels not negative")
 		os.Exit(2)
 	}
 	if cfg.cpuProfile != "" {

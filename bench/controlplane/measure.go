@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,8 @@ type bench struct {
 // changeResult is one measured change.
 type changeResult struct {
 	c change
+	// began is when the change started (just before the write).
+	began time.Time
 	// write is how long the store write took (dir), or the round trip of
 	// the command that made it (memory).
 	write time.Duration
@@ -53,7 +56,8 @@ type modeResult struct {
 	firstPush, firstLogged time.Duration
 	firstBytes             int
 	changes                []changeResult
-	nacks                  int // of the first push and the quiet time; a NACK of a change fails the run
+	warmups                []changeResult // made before the measured ones
+	nacks                  int            // of the first push and the quiet time; a NACK of a change fails the run
 	rssFirst, rssPeak      uint64
 	cpuChanges             time.Duration
 	// cpuQuiet is the CPU used in the quiet time after the last change,
@@ -61,6 +65,7 @@ type modeResult struct {
 	cpuQuiet    time.Duration
 	quietPushes int
 	profiles    []string
+	zt          ztResult // the ztunnels' (none with -ztunnels 0)
 }
 
 // target is a started control plane, as measure drives it.
@@ -209,10 +214,13 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 		return err
 	}
 	f := newFleet(t.addr, b.cfg.size.namespaces)
+	zf := newZtFleet(t.addr, b.cfg.ztunnels)
 	fctx, cancel := context.WithCancel(ctx)
 	defer f.close()
+	defer zf.close()
 	defer cancel()
 	f.start(fctx)
+	zf.start(fctx)
 
 	seen := map[int]bool{}
 	timeout := time.After(firstPushTimeout)
@@ -244,8 +252,14 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 			return err
 		}
 	}
+	// The ztunnels' first push is translated after the waypoints'; the
+	// changes start once it is in.
+	if err := b.ztunnelsFirstPush(ctx, r, t, zf); err != nil {
+		return err
+	}
 	// Anything still arriving (there should be nothing) is not a change's.
 	drain(f, b.cfg.settle)
+	ztFrom := len(zf.acks())
 
 	all := changes(b.cfg.size, b.cfg.warmup+b.cfg.changes)
 	var cpu0 time.Duration
@@ -259,6 +273,8 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 		}
 		if k >= b.cfg.warmup {
 			r.changes = append(r.changes, cr)
+		} else {
+			r.warmups = append(r.warmups, cr)
 		}
 	}
 	r.cpuChanges = t.p.cpu() - cpu0
@@ -286,14 +302,17 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 	}
 	r.cpuQuiet = t.p.cpu() - cpu0
 	r.rssPeak = t.p.peakRSS()
-	return f.err()
+	if err := b.ztunnelChanges(r, t, zf, ztFrom); err != nil {
+		return err
+	}
+	return errors.Join(f.err(), zf.err())
 }
 
 // oneChange makes c and waits for the ACK of the proxy it affects, then for
 // the settle time, counting every response any proxy received.
 func (b *bench) oneChange(ctx context.Context, f *fleet, t *target, c change) (changeResult, error) {
-	res := changeResult{c: c}
 	began := time.Now()
+	res := changeResult{c: c, began: began}
 	w, err := t.change(c)
 	if err != nil {
 		return res, err

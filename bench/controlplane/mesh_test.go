@@ -34,6 +34,31 @@ func TestGeneratedMeshTranslates(t *testing.T) {
 	}
 }
 
+// TestGeneratedMeshZtunnels: the ztunnels' shared configuration holds
+// every pod and service, with nothing to warn about; a pod change changes
+// its workload.
+func TestGeneratedMeshZtunnels(t *testing.T) {
+	var in translate.ConfigInputs
+	generate(smallMesh, func(o manifest.Object) { in.Add(o) })
+	mesh, nodes, warnings := translate.ZtunnelMesh(in)
+	for _, w := range warnings {
+		t.Errorf("warning: %s", w)
+	}
+	pods := smallMesh.namespaces * smallMesh.services * smallMesh.podsPerService
+	if len(mesh.Workloads) != pods || len(mesh.Services) != smallMesh.namespaces*smallMesh.services || len(mesh.Waypoints) != smallMesh.namespaces || len(nodes) == 0 {
+		t.Fatalf("%d workloads, %d services, %d waypoints, %d nodes", len(mesh.Workloads), len(mesh.Services), len(mesh.Waypoints), len(nodes))
+	}
+	c := change{kind: "pod", ns: 1, value: 7}
+	uid := changedUID(smallMesh, c)
+	found := false
+	for _, w := range mesh.Workloads {
+		found = found || w.UID == uid
+	}
+	if !found {
+		t.Errorf("no workload %s: a pod change would reach no ztunnel", uid)
+	}
+}
+
 // TestStoreDirReadsBack checks that the directory store reads every file
 // the bench writes (status included), and that the changes apply to it.
 func TestStoreDirReadsBack(t *testing.T) {

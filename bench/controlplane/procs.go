@@ -191,3 +191,18 @@ func (p *proc) logTime(what string) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// logLines returns the lines of the process's log containing what.
+func (p *proc) logLines(what string) []string {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.Contains(line, what) {
+			out = append(out, line)
+		}
+	}
+	return out
+}

@@ -75,6 +75,7 @@ func printHeader(w io.Writer, cfg config, rs []*modeResult) {
 	fmt.Fprintf(w, "- mesh: %s objects: %s services, %s pods, %d waypoints (%s); per namespace 2 HTTPRoutes, 2 AuthorizationPolicies, 1 DestinationRule\n",
 		benchfmt.Thousands(countObjects(s)), benchfmt.Thousands(s.namespaces*s.services), benchfmt.Thousands(s.namespaces*s.services*s.podsPerService), s.namespaces, s)
 	fmt.Fprintf(w, "- proxies: %d delta ADS streams in the bench process, each on its own gRPC connection with its own node; a response is decoded, converted (wire.ToModel) and validated before its ACK is sent\n", s.namespaces)
+	printZtunnelHeader(w, cfg)
 	fmt.Fprintf(w, "- changes: %d per mode after %d unmeasured, a pod label and an HTTPRoute weight in turn, each in another namespace; the next change starts %s after the affected proxy's ACK\n\n",
 		cfg.changes, cfg.warmup, cfg.settle)
 }
@@ -183,6 +184,7 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 	}, "no responses", judge(func(r *modeResult) (bool, string) {
 		return r.quietPushes == 0, fmt.Sprint(r.quietPushes)
 	}))
+	printZtunnelRows(w, cfg, rs, row, judge)
 	for _, r := range rs {
 		for _, p := range r.profiles {
 			fmt.Fprintf(w, "\nCPU profile (%s mode): %s\n", r.mode, p)

@@ -137,8 +137,10 @@ func parseChange(s string) (change, error) {
 	return c, err
 }
 
-// changeLabel is the label a pod change sets.
-const changeLabel = "bench.meshway.io/rev"
+// changeLabel is the label a pod change sets: the waypoint's configuration
+// holds every label of its endpoints, and the ztunnels' the workload's
+// canonical revision, so that both see the change.
+const changeLabel = "service.istio.io/canonical-revision"
 
 // changePod is the pod whose label pod changes set: one endpoint of svc-1.
 func changePod(size meshSize) string { return podName(min(1, size.services-1), 0) }

@@ -241,6 +241,11 @@ func TestMeshdWaypointGuide(t *testing.T) {
 	if out := m.meshctlProxyStatus(); !strings.Contains(out, "SYNCED") {
 		t.Errorf("proxy-status does not show the waypoint SYNCED:\n%s", out)
 	}
+	// A ztunnel gets the mesh's workloads, services, waypoints and L4
+	// policies from meshd, and proxy-status lists it by node.
+	zt := startZtunnel(t, m.xds, "node-1")
+	waitFor(t, 20*time.Second, "the ztunnel's configuration", func() bool { return has(zt.Current(), "reviews-v1", "reviews-v2") })
+	waitFor(t, 10*time.Second, "the ztunnel SYNCED in proxy-status", func() bool { return ztunnelSynced(m.meshctlProxyStatus(), "node-1") })
 	// meshd deployed the waypoint and reports it programmed, and reviews bound to it.
 	want := "deployment.apps/default\nservice/default\nserviceaccount/default\n"
 	if out := m.meshctl("get", "deploy/default", "svc/default", "sa/default", "-o", "name"); out != want {
@@ -308,6 +313,7 @@ func TestMeshdWaypointGuide(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
+	ztHeld, ztCount := zt.versions(), zt.count()
 	if err := m.meshd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +322,22 @@ func TestMeshdWaypointGuide(t *testing.T) {
 	waitFor(t, 20*time.Second, "the waypoint SYNCED with the new meshd", func() bool {
 		return strings.Contains(m.meshctlProxyStatus(), "SYNCED")
 	})
+	// The ztunnel kept its configuration and, reconnecting with the
+	// versions it holds, is sent nothing it already had and told of no
+	// removal.
+	waitFor(t, 20*time.Second, "the ztunnel SYNCED with the new meshd", func() bool { return ztunnelSynced(m.meshctlProxyStatus(), "node-1") })
+	if !has(zt.Current(), "reviews-v1", "reviews-v2") {
+		t.Errorf("the ztunnel lost its configuration across the meshd restart")
+	}
+	again, removed := zt.since(ztCount)
+	for _, r := range again {
+		if ztHeld[r.Name] == r.Version {
+			t.Errorf("after the restart meshd sent %s again at the version the ztunnel held", r.Name)
+		}
+	}
+	if removed != 0 {
+		t.Errorf("the ztunnel was told of %d removals across the restart", removed)
+	}
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()

@@ -129,10 +129,10 @@ func run(ctx context.Context, o options) error {
 	defer mc.cleanup()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: o.logf, Metrics: push.NewMetrics(reg)})
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, WildcardTypes: wire.ZtunnelTypes, Logf: o.logf, Metrics: push.NewMetrics(reg)})
 	defer srv.Stop()
 	ctl := controlplane.New(controlplane.Options{
-		Store: st, Push: srv, Writers: writers(st, o, mc.ca), Logf: o.logf,
+		Store: st, Push: srv, Writers: writers(st, o, mc.ca), Logf: o.logf, Ztunnels: true,
 		DebounceAfter: o.debounceAfter, DebounceMax: o.debounceMax,
 	})
 

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/meshway/meshway/internal/push"
+	pushclient "github.com/meshway/meshway/internal/push/client"
+	"github.com/meshway/meshway/internal/push/wire"
 )
 
 // EnvMeshd is where proxy-status finds meshd's monitoring address.
@@ -26,8 +29,14 @@ func newProxyStatusCmd(a *app) *cobra.Command {
 connected and, for each, the configuration it subscribes to and its sync state, in
 istioctl's words: SYNCED (the proxy ACKed the current version), STALE (sent or being
 sent, not yet ACKed), NACKED (the proxy rejected it and keeps serving the version it
-had; the reason follows the table) and NOT SENT (meshd has no configuration for it:
-is its Gateway programmed?).`,
+had; the reason follows the tables) and NOT SENT (meshd has no configuration for it:
+is its Gateway programmed?).
+
+Waypoints are listed one row per configuration. Ztunnels, which hold every workload,
+service, waypoint and L4 policy of the mesh, follow in a table of their own: one row
+per ztunnel with its node and the state of each resource type (SYNCED: it holds every
+resource of the type as meshd has it; NACKED: it rejected some and has not accepted
+them since).`,
 		Example: `  meshctl proxy-status
   meshctl proxy-status --meshd-address 127.0.0.1:15014 -o json`,
 		Args: cobra.NoArgs,
@@ -90,30 +99,53 @@ func runProxyStatus(ctx context.Context, out io.Writer, addr, output string, now
 	return printProxyStatus(out, proxies, now)
 }
 
-// printProxyStatus prints one row per proxy and subscribed resource, then
-// the reason of every NACK.
+// printProxyStatus prints the waypoints, one row per proxy and subscribed
+// resource; then the ztunnels, one row per ztunnel with a column per
+// resource type (they hold every resource of each, so their state is per
+// type, as istioctl lists ztunnels by subscribed type); then the reason of
+// every NACK.
 func printProxyStatus(out io.Writer, proxies []push.ProxyStatus, now time.Time) error {
 	if len(proxies) == 0 {
 		_, err := fmt.Fprintln(out, "No proxies are connected to meshd.")
 		return err
 	}
-	tw := kubectlTabWriter(out)
-	fmt.Fprintln(tw, "NAME\tKIND\tCONFIG\tSTATUS\tVERSION\tCONNECTED")
-	var nacks []string
+	var waypoints, ztunnels []push.ProxyStatus
 	for _, p := range proxies {
-		if len(p.Resources) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Proxy, p.Proxy.Kind, none, push.NotSent, none, age(now, p.Connected))
-		}
-		for _, r := range p.Resources {
-			version := orNone(push.ShortVersion(r.Acked))
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Proxy, p.Proxy.Kind, r.Name, r.State, version, age(now, p.Connected))
-			if r.State == push.Nacked {
-				nacks = append(nacks, fmt.Sprintf("%s rejected %s version %s: %s", p.Proxy, r.Name, push.ShortVersion(r.Nacked), r.Error))
-			}
+		if p.Proxy.Kind == pushclient.KindZtunnel || len(p.Types) > 0 {
+			ztunnels = append(ztunnels, p)
+		} else {
+			waypoints = append(waypoints, p)
 		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	var nacks []string
+	if len(waypoints) > 0 {
+		tw := kubectlTabWriter(out)
+		fmt.Fprintln(tw, "NAME\tKIND\tCONFIG\tSTATUS\tVERSION\tCONNECTED")
+		for _, p := range waypoints {
+			if len(p.Resources) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Proxy, p.Proxy.Kind, none, push.NotSent, none, age(now, p.Connected))
+			}
+			for _, r := range p.Resources {
+				version := orNone(push.ShortVersion(r.Acked))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Proxy, p.Proxy.Kind, r.Name, r.State, version, age(now, p.Connected))
+				if r.State == push.Nacked {
+					nacks = append(nacks, fmt.Sprintf("%s rejected %s version %s: %s", p.Proxy, r.Name, push.ShortVersion(r.Nacked), r.Error))
+				}
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(ztunnels) > 0 {
+		if len(waypoints) > 0 {
+			fmt.Fprintln(out)
+		}
+		n, err := printZtunnelStatus(out, ztunnels, now)
+		if err != nil {
+			return err
+		}
+		nacks = append(nacks, n...)
 	}
 	for _, n := range nacks {
 		if _, err := fmt.Fprintln(out, n); err != nil {
@@ -121,4 +153,60 @@ func printProxyStatus(out io.Writer, proxies []push.ProxyStatus, now time.Time) 
 		}
 	}
 	return nil
+}
+
+// ztunnelColumn is a type column of the ztunnel table.
+type ztunnelColumn struct{ typeURL, header string }
+
+// ztunnelColumns are the ztunnel table's type columns, in order; a type
+// not listed gets a column after them, named by its message.
+var ztunnelColumns = []ztunnelColumn{
+	{wire.ZtunnelWorkloadType, "WORKLOADS"},
+	{wire.ZtunnelServiceType, "SERVICES"},
+	{wire.ZtunnelWaypointType, "WAYPOINTS"},
+	{wire.ZtunnelPolicyType, "POLICIES"},
+}
+
+// printZtunnelStatus prints the ztunnel table: name, node, the state of
+// each type ("-" where the ztunnel does not subscribe to it) and the
+// connection's age. It returns the NACK lines.
+func printZtunnelStatus(out io.Writer, ztunnels []push.ProxyStatus, now time.Time) ([]string, error) {
+	cols := slices.Clone(ztunnelColumns)
+	for _, p := range ztunnels {
+		for _, ts := range p.Types {
+			if !slices.ContainsFunc(cols, func(c ztunnelColumn) bool { return c.typeURL == ts.Type }) {
+				cols = append(cols, ztunnelColumn{ts.Type, strings.ToUpper(shortType(ts.Type))})
+			}
+		}
+	}
+	tw := kubectlTabWriter(out)
+	headers := []string{"ZTUNNEL", "NODE"}
+	for _, c := range cols {
+		headers = append(headers, c.header)
+	}
+	fmt.Fprintln(tw, strings.Join(append(headers, "CONNECTED"), "\t"))
+	var nacks []string
+	for _, p := range ztunnels {
+		row := []string{p.Proxy.String(), orNone(p.Proxy.Node)}
+		for _, c := range cols {
+			state := "-"
+			for _, ts := range p.Types {
+				if ts.Type != c.typeURL {
+					continue
+				}
+				state = ts.State
+				if ts.State == push.Nacked {
+					nacks = append(nacks, fmt.Sprintf("%s rejected %s version %s: %s", p.Proxy, shortType(ts.Type), ts.Nacked, ts.Error))
+				}
+			}
+			row = append(row, state)
+		}
+		fmt.Fprintln(tw, strings.Join(append(row, age(now, p.Connected)), "\t"))
+	}
+	return nacks, tw.Flush()
+}
+
+// shortType is the message name of a type URL.
+func shortType(typeURL string) string {
+	return typeURL[strings.LastIndexByte(typeURL, '.')+1:]
 }

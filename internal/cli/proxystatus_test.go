@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshway/meshway/internal/push"
 	pushclient "github.com/meshway/meshway/internal/push/client"
+	"github.com/meshway/meshway/internal/push/wire"
 )
 
 func TestProxyStatusTable(t *testing.T) {
@@ -63,5 +64,40 @@ func TestProxyStatusErrors(t *testing.T) {
 	}
 	if err := runProxyStatus(context.Background(), &bytes.Buffer{}, ln.Addr().String(), "yaml", time.Now()); err == nil || !strings.Contains(err.Error(), `-o "yaml"`) {
 		t.Errorf("-o yaml: %v", err)
+	}
+}
+
+// TestProxyStatusZtunnelTable: ztunnels follow the waypoints in a table of
+// their own, a row per ztunnel and a column per resource type.
+func TestProxyStatusZtunnelTable(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	synced := func(typ string) push.TypeStatus {
+		return push.TypeStatus{Type: typ, Current: "7", Sent: "7", Acked: "7", State: push.Synced}
+	}
+	proxies := []push.ProxyStatus{
+		{Proxy: pushclient.NodeInfo{Kind: "waypoint", Namespace: "default", Name: "waypoint", Instance: "waypoint-7d9f-abcde"}, Connected: now.Add(-5 * time.Minute),
+			Resources: []push.ResourceStatus{{Name: "default/waypoint", Acked: "2d270aa73f65aa", Sent: "2d270aa73f65aa", Current: "2d270aa73f65aa", State: push.Synced}}},
+		{Proxy: pushclient.NodeInfo{Kind: "ztunnel", Namespace: "istio-system", Name: "ztunnel", Instance: "ztunnel-x7k2p", Node: "node-1"}, Connected: now.Add(-time.Hour),
+			Types: []push.TypeStatus{synced(wire.ZtunnelPolicyType), synced(wire.ZtunnelServiceType), synced(wire.ZtunnelWaypointType), synced(wire.ZtunnelWorkloadType)}},
+		{Proxy: pushclient.NodeInfo{Kind: "ztunnel", Instance: "host-a-4242", Node: "host-a"}, Connected: now.Add(-2 * time.Minute),
+			Types: []push.TypeStatus{
+				{Type: wire.ZtunnelPolicyType, Current: "3", Sent: "3", Acked: "2", Nacked: "3", Rejected: 1, Error: "ns/deny: bad", State: push.Nacked},
+				{Type: wire.ZtunnelWorkloadType, Current: "9", Sent: "8", Acked: "8", State: push.Stale},
+			}},
+	}
+	var out bytes.Buffer
+	if err := printProxyStatus(&out, proxies, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `NAME                          KIND       CONFIG             STATUS   VERSION        CONNECTED
+waypoint-7d9f-abcde.default   waypoint   default/waypoint   SYNCED   2d270aa73f65   5m
+
+ZTUNNEL                      NODE     WORKLOADS   SERVICES   WAYPOINTS   POLICIES   CONNECTED
+ztunnel-x7k2p.istio-system   node-1   SYNCED      SYNCED     SYNCED      SYNCED     60m
+host-a-4242                  host-a   STALE       -          -           NACKED     2m
+host-a-4242 rejected AuthorizationPolicy version 3: ns/deny: bad
+`
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
 	}
 }

@@ -35,6 +35,9 @@ type Options struct {
 	// shorter wait keeps a change's time to ACK low, and translation is
 	// cheap enough to run more often).
 	DebounceAfter, DebounceMax time.Duration
+	// Ztunnels: push the ztunnels' configuration too, as the resources of
+	// wire.ZtunnelTypes, which Push must serve (see ztunnel.go).
+	Ztunnels bool
 	// ReconcileAfter is how long the store must be quiet before a full
 	// translation follows incremental ones (see reconcileAfter); 0 means 5s.
 	ReconcileAfter time.Duration
@@ -70,6 +73,9 @@ type Controller struct {
 	// gen counts syncs, so that a full translation made in the background
 	// (reconcile) is only used if nothing was pushed since it started.
 	gen int
+
+	// zt is the ztunnels' side (ztunnel.go).
+	zt ztunnels
 }
 
 // A sync that translated part of the waypoints (see translate.Update) owes
@@ -89,6 +95,8 @@ type reconciled struct {
 	gen  int
 	tr   *translate.Translation
 	diff []translate.Ref // waypoints whose configuration the incremental path got wrong
+	// zt is the ztunnels' full translation (with Options.Ztunnels).
+	zt *translate.ZtunnelTranslation
 }
 
 // New returns a controller; Run starts it.
@@ -108,6 +116,7 @@ func New(o Options) *Controller {
 	return &Controller{
 		o: o, kick: make(chan struct{}, 1), synced: make(chan struct{}),
 		writes: make(chan []manifest.Object, 1), warned: map[string]bool{},
+		zt: newZtunnels(),
 	}
 }
 
@@ -153,6 +162,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); c.writeLoop(ctx) }()
 	defer wg.Wait()
+	// A ztunnel translation in progress finishes (it does not block): what
+	// it pushes goes to a server the caller stops after Run returns.
+	defer c.zt.wg.Wait()
 
 	objects := map[objectKey]manifest.Object{}
 	c.inputs = translate.NewObjects(translate.ConfigInputs{})
@@ -168,11 +180,11 @@ func (c *Controller) Run(ctx context.Context) error {
 			return // owed again once the running one is in
 		}
 		reconciling = true
-		go c.reconcile(c.gen, c.inputs.Inputs(), c.tr, results)
+		go c.reconcile(c.gen, c.inputs.Inputs(), c.tr, c.o.Ztunnels, results)
 	}
 	afterSync := func() {
 		quiet, deadline = nil, nil
-		if c.tr.Full {
+		if c.tr.Full && (c.zt.state == nil || c.zt.state.Full) {
 			reconcileQuiet, reconcileDeadline = nil, nil
 			return
 		}
@@ -262,11 +274,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		case r := <-results:
 			reconciling = false
 			c.useReconciled(r)
-			if c.gen != r.gen && !c.tr.Full && reconcileQuiet == nil {
+			if c.gen != r.gen && (!c.tr.Full || c.zt.state != nil && !c.zt.state.Full) && reconcileQuiet == nil {
 				// Changes came meanwhile and their reconciliation fell
 				// due while this one ran.
 				reconcileQuiet = time.After(c.o.ReconcileAfter)
 			}
+		case r := <-c.zt.results:
+			c.ztunnelsDone(r)
+		case <-c.zt.rest:
+			c.ztunnelsRested()
 		case <-c.kick:
 			if synced {
 				c.queueWrites(snapshot(objects))
@@ -337,6 +353,7 @@ func (c *Controller) queueWritesIfLeading(ctx context.Context, objects map[objec
 // hands a snapshot to the writers.
 func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Object, write bool) {
 	var changed []translate.Ref
+	first := c.tr == nil
 	if c.tr == nil {
 		c.tr = translate.Translate(c.inputs.Inputs())
 		for _, w := range c.tr.Waypoints() {
@@ -345,12 +362,14 @@ func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Ob
 	} else {
 		c.tr, changed = c.tr.Update(c.inputs, c.pending)
 	}
+	pending := c.pending
 	c.pending = nil
 	c.gen++
 	if c.tr.Full {
 		c.logWarnings(c.tr.Warnings)
 	}
 	c.push(changed, c.gen == 1)
+	c.ztunnelChanges(pending, first)
 	c.once.Do(func() { close(c.synced) })
 	if write {
 		c.queueWritesIfLeading(ctx, objects)
@@ -387,10 +406,15 @@ func (c *Controller) push(refs []translate.Ref, first bool) {
 }
 
 // reconcile translates in fully, off Run's goroutine, and compares the
-// result with cur, the translation pushed at generation gen.
-func (c *Controller) reconcile(gen int, in translate.ConfigInputs, cur *translate.Translation, out chan<- reconciled) {
+// result with cur, the translation pushed at generation gen; with
+// ztunnels, the ztunnels' too (compared on Run's goroutine, which owns
+// their state).
+func (c *Controller) reconcile(gen int, in translate.ConfigInputs, cur *translate.Translation, ztunnels bool, out chan<- reconciled) {
 	full := translate.Translate(in)
 	r := reconciled{gen: gen, tr: full}
+	if ztunnels {
+		r.zt = translate.TranslateZtunnels(in)
+	}
 	for _, w := range full.Waypoints() {
 		ref := translate.Ref{Namespace: w.Namespace, Name: w.Name}
 		if !reflect.DeepEqual(w, cur.Waypoint(ref)) {
@@ -415,6 +439,7 @@ func (c *Controller) useReconciled(r reconciled) {
 	if r.gen != c.gen {
 		return
 	}
+	c.ztunnelsReconciled(r.zt)
 	c.tr = r.tr
 	if len(r.diff) > 0 {
 		c.o.Logf("translate: the incremental translation of %v differs from a full translation; pushing the full one (a bug: please report it)", r.diff)

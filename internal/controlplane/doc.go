@@ -7,6 +7,10 @@
 // the caller's namespace) and publishes the mesh's roots in ConfigMap
 // istio-ca-root-cert of every namespace (RootCertWriter).
 //
+// The waypoints' configurations and the ztunnels' (shared pieces of the
+// whole mesh) are translated incrementally, the waypoints' first: a change
+// reaches the waypoints it affects without waiting for the ztunnels.
+//
 // Pushing does not wait for writes: the store's writes (deployment objects,
 // status) run on their own goroutine on the newest snapshot, and only on the
 // elected leader, while every replica serves xDS.

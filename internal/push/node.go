@@ -26,6 +26,10 @@ func nodeInfo(node *core.Node) (client.NodeInfo, error) {
 		return n, fmt.Errorf("node %q: metadata.kind is empty (want %q or %q)", node.GetId(), client.KindWaypoint, client.KindZtunnel)
 	case n.Kind == client.KindWaypoint && (n.Namespace == "" || n.Name == ""):
 		return n, fmt.Errorf("node %q: a waypoint must give metadata.namespace and metadata.name (its Gateway)", node.GetId())
+	case n.Kind == client.KindZtunnel && n.Node == "":
+		// The resources are the same for every ztunnel, but proxy-status
+		// lists ztunnels by node, and a ztunnel without one is misconfigured.
+		return n, fmt.Errorf("node %q: a ztunnel must give metadata.node (the node it runs on)", node.GetId())
 	}
 	if n.Instance == "" {
 		n.Instance = node.GetId()

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -24,8 +26,13 @@ import (
 
 // ServerOptions configure a Server.
 type ServerOptions struct {
-	// Types are the resource type URLs served (e.g. WaypointConfigType).
+	// Types are the resource type URLs served (e.g. wire.WaypointType),
+	// from go-control-plane's LinearCache.
 	Types []string
+	// WildcardTypes are more types served, that proxies subscribe to whole
+	// (wire.ZtunnelTypes): from a cache whose cost per change and per
+	// subscriber does not grow with the type's size (see wildcardCache).
+	WildcardTypes []string
 	// AckTimeout is how long a proxy may leave a response unanswered before
 	// it is disconnected to resync; 0 means 30s.
 	AckTimeout time.Duration
@@ -36,24 +43,51 @@ type ServerOptions struct {
 }
 
 // Server is the delta ADS server. Set resources with SetResources; proxies
-// subscribe to them by name.
+// subscribe to them by name, or to every resource of a type ("*").
 type Server struct {
 	discovery.UnimplementedAggregatedDiscoveryServiceServer
 
 	opts    ServerOptions
-	caches  map[string]*cache.LinearCache
+	types   map[string]*typeCache
 	delta   delta.Server
 	tracker *tracker
 	cancel  context.CancelFunc
+	limit   *sendLimiter
 
-	mu       sync.Mutex
-	versions map[string]map[string]string // type → name → version (hash of the bytes)
-	grpc     *grpc.Server
+	mu   sync.Mutex
+	grpc *grpc.Server
 
 	// running counts the watchdog and the streams' handler goroutines, which
 	// can outlive the gRPC handler that started them; Stop waits for them so
 	// nothing logs or counts after the server is stopped.
 	running sync.WaitGroup
+}
+
+// wildcardVersionLen is how many hex digits of a resource's hash make its
+// version, for a wildcard type.
+const wildcardVersionLen = 16
+
+// typeCache is one resource type's cache and what the server knows of it.
+// Each type has locks of its own so that a slow update of one (the
+// ztunnel types' tens of thousands of resources, which the cache compares
+// for every wildcard subscriber) never holds up another's (a waypoint's
+// configuration).
+type typeCache struct {
+	// One of linear and wild holds the resources.
+	linear *cache.LinearCache
+	wild   *wildcardCache
+	gate   *gatedCache
+	// write serializes the writers of the type; readers of versions
+	// (status) take only vmu, for a moment, never waiting for a cache
+	// update to finish.
+	write    sync.Mutex
+	vmu      sync.RWMutex
+	versions map[string]string // name → version (hash of the bytes)
+	// version mirrors the LinearCache's own version, which it puts in each
+	// response's system_version_info: the number of updates that changed
+	// something. A wildcard subscriber that ACKed a response of this
+	// version holds every resource of the type as it is now.
+	version atomic.Uint64
 }
 
 // NewServer returns a server with no resources.
@@ -65,12 +99,7 @@ func NewServer(opts ServerOptions) *Server {
 		opts.Logf = func(string, ...any) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		opts:     opts,
-		caches:   map[string]*cache.LinearCache{},
-		versions: map[string]map[string]string{},
-		cancel:   cancel,
-	}
+	s := &Server{opts: opts, types: map[string]*typeCache{}, cancel: cancel, limit: newSendLimiter(bigSendsAtOnce)}
 	mux := &cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return r.GetTypeUrl() },
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
@@ -78,12 +107,23 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	for _, t := range opts.Types {
 		c := cache.NewLinearCache(t)
-		s.caches[t] = c
-		s.versions[t] = map[string]string{}
-		mux.Caches[t] = c
+		tc := &typeCache{linear: c, gate: newGatedCache(c), versions: map[string]string{}}
+		s.types[t] = tc
+		mux.Caches[t] = tc.gate
 	}
-	s.tracker = newTracker(opts.Logf, opts.Metrics, s.currentVersion)
-	// Legacy wildcard off: a proxy gets exactly what it names, never "everything".
+	for _, t := range opts.WildcardTypes {
+		// The log outlives any revision a connected proxy can hold (see
+		// wildcardCache.retention).
+		c := newWildcardCache(t, max(4*opts.AckTimeout, time.Minute), s.limit)
+		tc := &typeCache{wild: c, gate: newGatedCache(c), versions: map[string]string{}}
+		s.types[t] = tc
+		mux.Caches[t] = tc.gate
+	}
+	s.tracker = newTracker(opts.Logf, opts.Metrics, s.currentVersion, s.typeVersion)
+	s.tracker.limit = s.limit
+	// Legacy wildcard off: a proxy gets exactly what it names, or every
+	// resource of a type when it names "*" (a ztunnel), never "everything"
+	// for a request that names nothing.
 	s.delta = delta.NewServer(ctx, mux, s.tracker, delta.DeactivateLegacyWildcard())
 	s.running.Go(func() { s.watchdog(ctx) })
 	return s
@@ -110,13 +150,15 @@ func (s *Server) UpdateResources(typeURL string, set map[string]proto.Message, r
 // update is SetResources (all: the resources not in set are removed) and
 // UpdateResources.
 func (s *Server) update(typeURL string, set map[string]proto.Message, remove []string, all bool) (int, error) {
-	c, ok := s.caches[typeURL]
+	tc, ok := s.types[typeURL]
 	if !ok {
 		return 0, fmt.Errorf("push: resource type %q is not served", typeURL)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	known := s.versions[typeURL]
+	tc.write.Lock()
+	defer tc.write.Unlock()
+	// Only writers change versions, and they hold write: reading it
+	// without vmu is safe here.
+	known := tc.versions
 	removed := map[string]bool{}
 	if all {
 		for name := range known {
@@ -131,7 +173,10 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 			}
 		}
 	}
+	// The resources that changed: for a LinearCache, as messages; for a
+	// wildcardCache, encoded.
 	update := map[string]types.Resource{}
+	encoded := map[string]*wcEntry{}
 	versions := make(map[string]string, len(set))
 	for name, msg := range set {
 		if removed[name] {
@@ -142,23 +187,40 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 			return 0, fmt.Errorf("push: encoding %s %q: %w", typeURL, name, err)
 		}
 		v := cache.HashResource(b)
+		if tc.wild != nil {
+			// 64 bits tell a resource's versions apart as well as 256 do,
+			// and a ztunnel's first responses carry 55,000 of them: 2.6 MB
+			// less each.
+			v = strings.Clone(v[:wildcardVersionLen])
+		}
 		versions[name] = v
-		if known[name] != v {
+		if known[name] == v {
+			continue
+		}
+		if tc.wild != nil {
+			encoded[name] = &wcEntry{bytes: b, version: v}
+		} else {
 			update[name] = msg
 		}
 	}
-	if len(update) == 0 && len(removed) == 0 {
-		return 0, nil
+	if len(update)+len(encoded) == 0 && len(removed) == 0 {
+		return 0, tc.openGate(typeURL)
 	}
 	del := make([]string, 0, len(removed))
 	for name := range removed {
 		del = append(del, name)
 	}
-	if err := c.UpdateResources(update, del); err != nil {
+	// The cache's version moves with this call; count it first, so that a
+	// response it triggers is never newer than what status calls current.
+	tc.version.Add(1)
+	if tc.wild != nil {
+		tc.wild.update(encoded, del)
+	} else if err := tc.linear.UpdateResources(update, del); err != nil {
 		return 0, fmt.Errorf("push: updating %s: %w", typeURL, err)
 	}
+	tc.vmu.Lock()
 	if all {
-		s.versions[typeURL] = versions
+		tc.versions = versions
 	} else {
 		for name, v := range versions {
 			known[name] = v
@@ -167,14 +229,37 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 			delete(known, name)
 		}
 	}
-	return len(update) + len(del), nil
+	tc.vmu.Unlock()
+	return len(update) + len(encoded) + len(del), tc.openGate(typeURL)
 }
 
-// currentVersion is the version the proxies should have ("" if none).
+// openGate lets the type's subscribers through once it has been set (see
+// gatedCache).
+func (tc *typeCache) openGate(typeURL string) error {
+	if err := tc.gate.open(); err != nil {
+		return fmt.Errorf("push: serving %s: %w", typeURL, err)
+	}
+	return nil
+}
+
+// currentVersion is the version of a resource the proxies should have (""
+// if none).
 func (s *Server) currentVersion(typeURL, name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.versions[typeURL][name]
+	tc := s.types[typeURL]
+	if tc == nil {
+		return ""
+	}
+	tc.vmu.RLock()
+	defer tc.vmu.RUnlock()
+	return tc.versions[name]
+}
+
+// typeVersion is the version of a whole type (see typeCache.version).
+func (s *Server) typeVersion(typeURL string) uint64 {
+	if tc := s.types[typeURL]; tc != nil {
+		return tc.version.Load()
+	}
+	return 0
 }
 
 // Serve answers xDS on ln until Stop. It registers the aggregated discovery

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,9 @@ type ProxyStatus struct {
 	Peer      string           `json:"peer,omitempty"`
 	Connected time.Time        `json:"connected"`
 	Resources []ResourceStatus `json:"resources"`
+	// Types are the types the proxy subscribes to whole (a ztunnel's),
+	// whose state is kept per type rather than per resource.
+	Types []TypeStatus `json:"types,omitempty"`
 }
 
 // ResourceStatus is one subscribed resource on one proxy.
@@ -60,12 +64,51 @@ func (r *ResourceStatus) state() string {
 	return Stale
 }
 
+// wildcard is the resource name that subscribes to every resource of a
+// type.
+const wildcard = "*"
+
 type resKey struct{ typeURL, name string }
 
 type sentResponse struct {
-	typeURL  string
-	versions map[string]string // name → version
+	typeURL string
+	// versions are a response's resources (name → version) on a stream
+	// that subscribes to them by name.
+	versions map[string]string
+	// A response of a wildcard subscription: the type's version it brings
+	// the proxy to, how many resources it carried and, when few, their
+	// names and those it removed (see maxTrackedNames).
+	wildcard bool
+	system   uint64
+	count    int
+	names    []string
 	at       time.Time
+	// slot is the stream holding a sendLimiter slot for this response,
+	// released when it is answered or the stream ends.
+	slot    any
+	hasSlot bool
+}
+
+// maxTrackedNames bounds the names a wildcard response's in-flight record
+// and a type's rejected set keep, so that what the tracker holds per
+// ztunnel does not grow with the mesh (a first push carries every
+// resource of the type). Beyond it, a NACK counts against the whole type
+// until the proxy reconnects.
+const maxTrackedNames = 1024
+
+// typeState is one wildcard subscription's state on one stream: per type,
+// not per resource.
+type typeState struct {
+	sent, acked, nacked          uint64
+	hasSent, hasAcked, hasNacked bool
+	sentAt                       time.Time
+	sentCount                    int
+	err                          string // the proxy's reason for the last NACK
+	// rejected are the resources the proxy refused and has not accepted
+	// since (a later ACK of a response carrying them clears them);
+	// rejectedAll says a refused response was too big to name them.
+	rejected    map[string]bool
+	rejectedAll bool
 }
 
 type streamState struct {
@@ -76,25 +119,34 @@ type streamState struct {
 	abort      context.CancelCauseFunc
 	inflight   map[string]sentResponse // nonce → what it carried
 	resources  map[resKey]*ResourceStatus
+	named      map[string]int // type → how many resources of it are in resources
+	types      map[string]*typeState
 }
 
 // tracker follows every stream's subscriptions, responses, ACKs and NACKs.
-// It implements go-control-plane's delta callbacks.
+// It implements go-control-plane's delta callbacks. A subscription by name
+// is tracked per resource (a waypoint's one configuration); a wildcard
+// subscription per type (a ztunnel's tens of thousands of resources).
 type tracker struct {
-	logf    func(format string, args ...any)
-	metrics *Metrics
-	current func(typeURL, name string) string
+	logf        func(format string, args ...any)
+	metrics     *Metrics
+	current     func(typeURL, name string) string
+	typeVersion func(typeURL string) uint64
+	limit       *sendLimiter // nil: no big responses to account for
 
 	mu      sync.Mutex
 	streams map[int64]*streamState
 }
 
-func newTracker(logf func(string, ...any), m *Metrics, current func(string, string) string) *tracker {
-	return &tracker{logf: logf, metrics: m, current: current, streams: map[int64]*streamState{}}
+func newTracker(logf func(string, ...any), m *Metrics, current func(string, string) string, typeVersion func(string) uint64) *tracker {
+	return &tracker{logf: logf, metrics: m, current: current, typeVersion: typeVersion, streams: map[int64]*streamState{}}
 }
 
 func (t *tracker) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
-	st := &streamState{connected: time.Now(), inflight: map[string]sentResponse{}, resources: map[resKey]*ResourceStatus{}}
+	st := &streamState{
+		connected: time.Now(), inflight: map[string]sentResponse{}, resources: map[resKey]*ResourceStatus{},
+		named: map[string]int{}, types: map[string]*typeState{},
+	}
 	st.abort, _ = ctx.Value(abortKey{}).(context.CancelCauseFunc)
 	if p, ok := peer.FromContext(ctx); ok {
 		st.peer = p.Addr.String()
@@ -110,6 +162,13 @@ func (t *tracker) OnDeltaStreamClosed(id int64, _ *core.Node) {
 	st := t.streams[id]
 	delete(t.streams, id)
 	t.mu.Unlock()
+	if st != nil {
+		for _, sent := range st.inflight {
+			if sent.hasSlot {
+				t.limit.release(sent.slot)
+			}
+		}
+	}
 	if st != nil && st.identified {
 		t.metrics.disconnected()
 		t.logf("xds: %s disconnected after %s", st.node, time.Since(st.connected).Round(time.Millisecond))
@@ -134,19 +193,35 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRe
 	}
 	typ := req.GetTypeUrl()
 	for _, name := range req.GetResourceNamesSubscribe() {
+		if name == wildcard {
+			if st.types[typ] == nil {
+				st.types[typ] = &typeState{}
+			}
+			continue
+		}
 		k := resKey{typ, name}
 		if st.resources[k] == nil {
 			st.resources[k] = &ResourceStatus{Type: typ, Name: name}
+			st.named[typ]++
 		}
 	}
 	for name, v := range req.GetInitialResourceVersions() {
-		// What the proxy kept from an earlier stream counts as ACKed.
+		// What the proxy kept from an earlier stream counts as ACKed. (A
+		// wildcard subscription's first response, which the server always
+		// sends, says whether it is current.)
 		if r := st.resources[resKey{typ, name}]; r != nil {
 			r.Sent, r.Acked = v, v
 		}
 	}
 	for _, name := range req.GetResourceNamesUnsubscribe() {
-		delete(st.resources, resKey{typ, name})
+		if name == wildcard {
+			delete(st.types, typ)
+			continue
+		}
+		if _, ok := st.resources[resKey{typ, name}]; ok {
+			delete(st.resources, resKey{typ, name})
+			st.named[typ]--
+		}
 	}
 	nonce := req.GetResponseNonce()
 	if nonce == "" {
@@ -157,6 +232,9 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRe
 		return nil // an answer to a response already superseded
 	}
 	delete(st.inflight, nonce)
+	if sent.hasSlot {
+		t.limit.release(sent.slot)
+	}
 	if e := req.GetErrorDetail(); e != nil {
 		t.metrics.rejected(sent.typeURL)
 		for name, v := range sent.versions {
@@ -164,7 +242,10 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRe
 				r.Nacked, r.Error = v, e.GetMessage()
 			}
 		}
-		t.logf("xds: %s rejected %s %s: %s", st.node, shortType(sent.typeURL), names(sent.versions), e.GetMessage())
+		if ts := st.types[sent.typeURL]; ts != nil && sent.wildcard {
+			ts.nack(sent, e.GetMessage())
+		}
+		t.logf("xds: %s rejected %s: %s", st.node, sent.describe(), e.GetMessage())
 		return nil
 	}
 	for name, v := range sent.versions {
@@ -172,34 +253,96 @@ func (t *tracker) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRe
 			r.Acked, r.Nacked, r.Error = v, "", ""
 		}
 	}
+	if ts := st.types[sent.typeURL]; ts != nil && sent.wildcard {
+		ts.ack(sent)
+	}
 	t.metrics.acked(sent.typeURL, time.Since(sent.at))
 	return nil
 }
 
+// nack records a refused wildcard response.
+func (ts *typeState) nack(sent sentResponse, msg string) {
+	ts.nacked, ts.hasNacked, ts.err = sent.system, true, msg
+	if sent.names == nil && sent.count > 0 {
+		ts.rejectedAll = true
+		return
+	}
+	if ts.rejected == nil {
+		ts.rejected = map[string]bool{}
+	}
+	for _, name := range sent.names {
+		ts.rejected[name] = true
+	}
+	if len(ts.rejected) > maxTrackedNames {
+		ts.rejected, ts.rejectedAll = nil, true
+	}
+}
+
+// ack records an accepted wildcard response: the resources it carried or
+// removed are no longer rejected.
+func (ts *typeState) ack(sent sentResponse) {
+	ts.acked, ts.hasAcked = sent.system, true
+	for _, name := range sent.names {
+		delete(ts.rejected, name)
+	}
+	if len(ts.rejected) == 0 && !ts.rejectedAll {
+		ts.hasNacked, ts.err = false, ""
+	}
+}
+
 func (t *tracker) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
 	now := time.Now()
-	sent := sentResponse{typeURL: resp.GetTypeUrl(), versions: map[string]string{}, at: now}
-	for _, r := range resp.GetResources() {
-		sent.versions[r.GetName()] = r.GetVersion()
-	}
+	typ := resp.GetTypeUrl()
+	slot, hasSlot := t.limit.claim(resp)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.streams[id]
 	if st == nil {
+		if hasSlot {
+			t.limit.release(slot)
+		}
 		return
 	}
+	sent := sentResponse{typeURL: typ, at: now, count: len(resp.GetResources()) + len(resp.GetRemovedResources()), slot: slot, hasSlot: hasSlot}
+	if ts := st.types[typ]; ts != nil {
+		sent.wildcard = true
+		// The cache's version, which Server.typeVersion mirrors.
+		sent.system, _ = strconv.ParseUint(resp.GetSystemVersionInfo(), 10, 64)
+		if sent.count <= maxTrackedNames {
+			sent.names = make([]string, 0, sent.count)
+			for _, r := range resp.GetResources() {
+				sent.names = append(sent.names, r.GetName())
+			}
+			sent.names = append(sent.names, resp.GetRemovedResources()...)
+		}
+		ts.sent, ts.hasSent, ts.sentAt, ts.sentCount = sent.system, true, now, len(resp.GetResources())
+	}
+	// Resources of the type also subscribed by name (none for a ztunnel
+	// today) keep their own state.
+	if st.named[typ] > 0 {
+		sent.versions = map[string]string{}
+		for _, r := range resp.GetResources() {
+			if res := st.resources[resKey{typ, r.GetName()}]; res != nil {
+				sent.versions[r.GetName()] = r.GetVersion()
+				res.Sent, res.SentAt = r.GetVersion(), now
+			}
+		}
+		for _, name := range resp.GetRemovedResources() {
+			if r := st.resources[resKey{typ, name}]; r != nil {
+				r.Sent, r.Acked, r.Nacked, r.Error = "", "", "", ""
+			}
+		}
+	}
 	st.inflight[resp.GetNonce()] = sent
-	for name, v := range sent.versions {
-		if r := st.resources[resKey{sent.typeURL, name}]; r != nil {
-			r.Sent, r.SentAt = v, now
-		}
+	t.metrics.pushed(typ)
+}
+
+// describe names what a response carried, for logs.
+func (s sentResponse) describe() string {
+	if s.wildcard {
+		return fmt.Sprintf("%s version %d (%d resources)", shortType(s.typeURL), s.system, s.count)
 	}
-	for _, name := range resp.GetRemovedResources() {
-		if r := st.resources[resKey{sent.typeURL, name}]; r != nil {
-			r.Sent, r.Acked, r.Nacked, r.Error = "", "", "", ""
-		}
-	}
-	t.metrics.pushed(sent.typeURL)
+	return shortType(s.typeURL) + " " + names(s.versions)
 }
 
 // abortSlow disconnects every proxy holding a response unanswered for longer
@@ -212,8 +355,8 @@ func (t *tracker) abortSlow(now time.Time, timeout time.Duration) {
 			if now.Sub(sent.at) < timeout || st.abort == nil {
 				continue
 			}
-			err := fmt.Errorf("%s left %s %s unanswered for %s: disconnected, so that it reconnects and resyncs",
-				st.node, shortType(sent.typeURL), names(sent.versions), now.Sub(sent.at).Round(time.Millisecond))
+			err := fmt.Errorf("%s left %s unanswered for %s: disconnected, so that it reconnects and resyncs",
+				st.node, sent.describe(), now.Sub(sent.at).Round(time.Millisecond))
 			t.logf("xds: %v", err)
 			t.metrics.slow()
 			st.abort(err)
@@ -241,6 +384,10 @@ func (t *tracker) status() []ProxyStatus {
 			a, b := ps.Resources[i], ps.Resources[j]
 			return a.Type < b.Type || a.Type == b.Type && a.Name < b.Name
 		})
+		for typ, ts := range st.types {
+			ps.Types = append(ps.Types, ts.status(typ, t.typeVersion(typ)))
+		}
+		sort.Slice(ps.Types, func(i, j int) bool { return ps.Types[i].Type < ps.Types[j].Type })
 		out = append(out, ps)
 	}
 	return out

@@ -16,7 +16,8 @@
 // [ZtunnelConfigs]: each node's ztunnel configuration (model.Ztunnel): the
 // mesh's workloads, services and waypoints as binding resolves them, and
 // the L4 AuthorizationPolicies, converted as Istio converts them for
-// ztunnel; and [ObjectStatuses]: the conditions users read on what they
+// ztunnel — built once for every node ([ZtunnelMesh]) and kept up to date
+// namespace by namespace ([ZtunnelTranslation]); and [ObjectStatuses]: the conditions users read on what they
 // wrote (Services, ServiceEntries, WorkloadEntries, routes,
 // AuthorizationPolicies), as Istio reports them.
 package translate

@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/meshway/meshway/internal/manifest"
+	"github.com/meshway/meshway/internal/push/wire"
 )
 
 // FuzzWaypointConfigs feeds the translator manifests mutated from the golden
@@ -51,8 +53,9 @@ func FuzzWaypointConfigs(f *testing.F) {
 }
 
 // FuzzZtunnelConfigs is FuzzWaypointConfigs for ztunnels: seeded with the
-// golden inputs of both, every ztunnel returned must pass Validate and the
-// result must not depend on anything but the input.
+// golden inputs of both, every ztunnel returned must pass Validate, equal
+// what a ztunnel assembles from the shared resources, and the result must
+// not depend on anything but the input.
 func FuzzZtunnelConfigs(f *testing.F) {
 	paths, err := filepath.Glob("testdata/*config/*.in.yaml")
 	if err != nil || len(paths) == 0 {
@@ -74,6 +77,19 @@ func FuzzZtunnelConfigs(f *testing.F) {
 		for _, z := range zs {
 			if err := z.Validate(); err != nil {
 				t.Fatalf("ztunnel of node %s does not validate: %v", z.Node, err)
+			}
+		}
+		// The shared resources assemble to each node's configuration (see
+		// TestZtunnelResourcesAssembleToConfigs); an empty list may come
+		// back as nil.
+		mesh, _, _ := ZtunnelMesh(in)
+		for _, z := range zs {
+			got, err := assembleFromResources(t, mesh, z.Node, wire.ZtunnelTypes)
+			if err != nil {
+				t.Fatalf("node %s: assembling the shared resources: %v", z.Node, err)
+			}
+			if d := cmp.Diff(z, got, cmpopts.EquateEmpty()); d != "" {
+				t.Fatalf("node %s: assembled from resources (+) differs from ZtunnelConfigs (-):\n%s", z.Node, d)
 			}
 		}
 		again, againWarnings := ZtunnelConfigs(in)

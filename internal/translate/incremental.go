@@ -269,6 +269,9 @@ type Objects struct {
 	settings   ConfigInputs // RootNamespace, TrustDomain, ClusterDomain, ServiceEntryNamespaceVisible
 	namespaces map[string]map[objectKey]any
 	cluster    map[objectKey]any // cluster-scoped and global objects
+	// gateways are every namespace's Gateways too: the ztunnels'
+	// translation of a few namespaces binds to waypoints of any.
+	gateways map[objectKey]*gwv1.Gateway
 }
 
 type objectKey struct {
@@ -285,7 +288,7 @@ func keyOf(obj any) objectKey {
 // NewObjects returns Objects holding in's objects and settings
 // (RootNamespace, TrustDomain, ClusterDomain, ServiceEntryNamespaceVisible).
 func NewObjects(in ConfigInputs) *Objects {
-	o := &Objects{namespaces: map[string]map[objectKey]any{}, cluster: map[objectKey]any{}}
+	o := &Objects{namespaces: map[string]map[objectKey]any{}, cluster: map[objectKey]any{}, gateways: map[objectKey]*gwv1.Gateway{}}
 	o.settings.RootNamespace, o.settings.TrustDomain, o.settings.ClusterDomain = in.RootNamespace, in.TrustDomain, in.ClusterDomain
 	o.settings.ServiceEntryNamespaceVisible = in.ServiceEntryNamespaceVisible
 	forEachInput(in, func(obj any) { o.Set(obj) })
@@ -310,6 +313,9 @@ func (o *Objects) Set(obj any) (old any) {
 	}
 	old = m[k]
 	m[k] = obj
+	if gw, ok := obj.(*gwv1.Gateway); ok {
+		o.gateways[k] = gw
+	}
 	return old
 }
 
@@ -327,6 +333,7 @@ func (o *Objects) Delete(obj any) (old any) {
 	}
 	old = m[k]
 	delete(m, k)
+	delete(o.gateways, k)
 	if sc == namespaced && len(m) == 0 {
 		delete(o.namespaces, k.namespace)
 	}
@@ -357,6 +364,17 @@ func (o *Objects) inputsFor(nss map[string]bool) ConfigInputs {
 	for ns := range nss {
 		for _, obj := range o.namespaces[ns] {
 			in.Add(obj)
+		}
+	}
+	return in
+}
+
+// ztunnelInputsFor is inputsFor(nss) with every Gateway of the mesh.
+func (o *Objects) ztunnelInputsFor(nss map[string]bool) ConfigInputs {
+	in := o.inputsFor(nss)
+	for k, gw := range o.gateways {
+		if !nss[k.namespace] {
+			in.Add(gw)
 		}
 	}
 	return in

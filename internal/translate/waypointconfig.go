@@ -169,6 +169,11 @@ type translator struct {
 	podsByNs     map[string][]*corev1.Pod
 	// bound maps each Service to the waypoint its traffic goes through.
 	bound map[Ref]Ref
+	// policiesByNs and waypointsByNs group the AuthorizationPolicies and
+	// the ready waypoints by namespace for the ztunnels' translation
+	// (indexZtunnelInputs); nil until it runs.
+	policiesByNs  map[string][]*securityv1.AuthorizationPolicy
+	waypointsByNs map[string][]Waypoint
 	// serviceEntries are the ServiceEntries sorted by namespace/name,
 	// seByRef indexes them, seBound maps each to its waypoint and
 	// seBoundTo lists, per waypoint, those bound to it (sorted).

@@ -30,47 +30,48 @@ type ztunnelPolicySelection struct {
 	selector labels.Selector
 }
 
-// policies converts the AuthorizationPolicies without targetRefs (those
-// with targetRefs are the waypoints', and Istio never sends them to
-// ztunnel) and gives each captured workload the keys of those that apply
-// to it: mesh-wide ones (root namespace, no selector), its namespace's,
-// and those whose selector matches its labels, from its namespace or the
-// root namespace. A selector without labels counts as none.
-func (z *ztBuild) policies() {
-	aps := slices.Clone(z.t.in.AuthorizationPolicies)
-	aps = slices.DeleteFunc(aps, func(p *securityv1.AuthorizationPolicy) bool {
-		return p == nil || len(istioTargets(p.Spec.GetTargetRef(), p.Spec.GetTargetRefs())) > 0
-	})
-	slices.SortFunc(aps, func(x, y *securityv1.AuthorizationPolicy) int { return byRef(x.ObjectMeta, y.ObjectMeta) })
-	aps = slices.CompactFunc(aps, func(x, y *securityv1.AuthorizationPolicy) bool { return byRef(x.ObjectMeta, y.ObjectMeta) == 0 })
-	var selections []ztunnelPolicySelection
-	for _, ap := range aps {
-		p, ok := z.t.ztunnelPolicy(ap)
-		if !ok {
-			continue
-		}
-		z.out.Policies = append(z.out.Policies, p)
-		s := ztunnelPolicySelection{key: ap.Namespace + "/" + ap.Name, namespace: ap.Namespace}
-		if m := ap.Spec.GetSelector().GetMatchLabels(); len(m) > 0 {
-			s.selector = labels.SelectorFromSet(m)
-		}
-		selections = append(selections, s)
+// L4 policies: the AuthorizationPolicies without targetRefs (those with
+// targetRefs are the waypoints', and Istio never sends them to ztunnel),
+// converted by ztunnelPolicy (draftZtunnelPolicies). Each captured
+// workload gets the keys of those that apply to it: mesh-wide ones (root
+// namespace, no selector), its namespace's, and those whose selector
+// matches its labels, from its namespace or the root namespace, in the
+// order of the policies (namespace, then name). A selector without labels
+// counts as none.
+
+func newPolicySelection(ap *securityv1.AuthorizationPolicy) ztunnelPolicySelection {
+	s := ztunnelPolicySelection{key: ap.Namespace + "/" + ap.Name, namespace: ap.Namespace}
+	if m := ap.Spec.GetSelector().GetMatchLabels(); len(m) > 0 {
+		s.selector = labels.SelectorFromSet(m)
 	}
-	for i := range z.out.Workloads {
-		w := &z.out.Workloads[i]
-		lbls, captured := z.podLabels[w.UID]
-		if !captured {
-			continue
-		}
-		for _, s := range selections {
-			if s.namespace != w.Namespace && s.namespace != z.t.rootNs {
-				continue
-			}
-			if s.selector == nil || s.selector.Matches(labels.Set(lbls)) {
-				w.Policies = append(w.Policies, s.key)
-			}
+	return s
+}
+
+// mergeSelections lists the policies that can apply to a workload of a
+// namespace whose own are own: those and the root namespace's (root), in
+// the order of their namespaces.
+func mergeSelections(own, root []ztunnelPolicySelection, rootNs string) []ztunnelPolicySelection {
+	switch {
+	case len(root) == 0 || len(own) > 0 && own[0].namespace == rootNs:
+		return own
+	case len(own) == 0:
+		return root
+	case rootNs < own[0].namespace:
+		return append(slices.Clone(root), own...)
+	}
+	return append(slices.Clone(own), root...)
+}
+
+// selectedPolicies are the keys of the selections that select a workload
+// with labels lbls.
+func selectedPolicies(selections []ztunnelPolicySelection, lbls map[string]string) []string {
+	var out []string
+	for _, s := range selections {
+		if s.selector == nil || s.selector.Matches(labels.Set(lbls)) {
+			out = append(out, s.key)
 		}
 	}
+	return out
 }
 
 // ztunnelPolicy converts ap as Istio converts a policy for ztunnel: only

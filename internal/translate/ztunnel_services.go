@@ -14,58 +14,32 @@ import (
 	"github.com/meshway/meshway/internal/model"
 )
 
-// serviceIndex settles what two services would share: a VIP, or a hostname
-// in one namespace. The first service (Services, then ServiceEntries, each
-// by namespace and name) keeps it.
-type serviceIndex struct {
-	vips  map[netip.Addr]string // VIP → "Kind namespace/name" of its service
-	hosts map[string]bool       // "namespace/hostname"
-}
-
-// services lists the Services, then the ServiceEntries' hosts, sorted by
-// namespace and hostname.
-func (z *ztBuild) services() {
-	idx := serviceIndex{vips: map[netip.Addr]string{}, hosts: map[string]bool{}}
-	for _, s := range z.t.sorted {
-		if svc, ok := z.service(s, idx); ok {
-			z.out.Services = append(z.out.Services, svc)
+// draftZtunnelServices drafts ns's services: its Services, by name, then
+// one per exact host of its ServiceEntries, by entry name. A hostname two
+// of them share stays with the first; their VIPs are claimed mesh-wide
+// (see ztNamespace). cands are the UIDs of ns's workload candidates.
+func (t *translator) draftZtunnelServices(ns string, entries []*networkingv1.ServiceEntry, cands map[string]bool) []serviceDraft {
+	hosts := map[string]bool{}
+	var out []serviceDraft
+	for _, s := range t.servicesByNs[ns] {
+		if d, ok := t.draftService(s, hosts, cands); ok {
+			out = append(out, d)
 		}
 	}
-	for _, se := range z.t.serviceEntries {
-		z.out.Services = append(z.out.Services, z.serviceEntryServices(se, idx)...)
-	}
-	slices.SortFunc(z.out.Services, func(a, b model.ZtunnelService) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Hostname, b.Hostname))
-	})
-}
-
-// claimAddresses keeps the addresses no earlier service has, warning about
-// the others.
-func (z *ztBuild) claimAddresses(idx serviceIndex, kind, ns, name string, addrs []string) []string {
-	var out []string
-	for _, a := range addrs {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			continue
-		}
-		if prev, taken := idx.vips[ip]; taken {
-			z.t.warnf(kind, ns, name, "address %s is already %s's: ztunnel cannot tell two services with one address apart, so the first keeps it", a, prev)
-			continue
-		}
-		idx.vips[ip] = kind + " " + ns + "/" + name
-		out = append(out, ip.String())
+	for _, se := range entries {
+		out = append(out, t.draftServiceEntry(se, hosts, cands)...)
 	}
 	return out
 }
 
-// service is a Kubernetes Service with its TCP ports and the pods that
+// draftService is a Kubernetes Service with its TCP ports and the pods that
 // serve them; false for ExternalName services and services without a TCP
 // port, which ztunnel has nothing to do with.
-func (z *ztBuild) service(s *corev1.Service, idx serviceIndex) (model.ZtunnelService, bool) {
+func (t *translator) draftService(s *corev1.Service, hosts map[string]bool, cands map[string]bool) (serviceDraft, bool) {
 	if s.Spec.Type == corev1.ServiceTypeExternalName {
-		return model.ZtunnelService{}, false
+		return serviceDraft{}, false
 	}
-	svc := model.ZtunnelService{Name: s.Name, Namespace: s.Namespace, Hostname: z.t.hostname(s.Namespace, s.Name)}
+	svc := model.ZtunnelService{Name: s.Name, Namespace: s.Namespace, Hostname: t.hostname(s.Namespace, s.Name)}
 	var ports []*corev1.ServicePort
 	for i := range s.Spec.Ports {
 		sp := &s.Spec.Ports[i]
@@ -84,19 +58,18 @@ func (z *ztBuild) service(s *corev1.Service, idx serviceIndex) (model.ZtunnelSer
 		ports = append(ports, sp)
 	}
 	if len(svc.Ports) == 0 {
-		return svc, false
+		return serviceDraft{}, false
 	}
 	slices.SortFunc(svc.Ports, comparePorts)
-	idx.hosts[s.Namespace+"/"+svc.Hostname] = true
-	svc.Addresses = z.claimAddresses(idx, "Service", s.Namespace, s.Name, serviceAddresses(s))
-	if d := z.t.binder.ForService(s); d.Waypoint != nil {
+	hosts[svc.Hostname] = true
+	if d := t.binder.ForService(s); d.Waypoint != nil {
 		svc.Waypoint, svc.IngressUseWaypoint = d.Waypoint.String(), d.IngressUseWaypoint
 	}
 	if len(s.Spec.Selector) > 0 {
 		sel := labels.SelectorFromSet(s.Spec.Selector)
-		for _, p := range z.t.podsByNs[s.Namespace] {
-			uid, ok := z.podUIDs[Ref{p.Namespace, p.Name}]
-			if !ok || !sel.Matches(labels.Set(p.Labels)) {
+		for _, p := range t.podsByNs[s.Namespace] {
+			uid := podUID(p)
+			if !cands[uid] || !sel.Matches(labels.Set(p.Labels)) {
 				continue
 			}
 			ep := model.ZtunnelEndpoint{Workload: uid}
@@ -112,12 +85,14 @@ func (z *ztBuild) service(s *corev1.Service, idx serviceIndex) (model.ZtunnelSer
 		}
 	}
 	sortEndpoints(svc.Endpoints)
-	return svc, true
+	key := serviceKey{ns: s.Namespace, name: s.Name, kind: "Service"}
+	return serviceDraft{svc: svc, key: key, addrs: serviceAddresses(s)}, true
 }
 
-// serviceEntryServices are one service per exact host of the entry (see
-// ZtunnelConfigs), sharing its ports, endpoints and waypoint.
-func (z *ztBuild) serviceEntryServices(se *networkingv1.ServiceEntry, idx serviceIndex) []model.ZtunnelService {
+// draftServiceEntry is one service per exact host of the entry (see
+// ZtunnelConfigs), sharing its ports, endpoints and waypoint; the first
+// claims the entry's addresses.
+func (t *translator) draftServiceEntry(se *networkingv1.ServiceEntry, hosts map[string]bool, cands map[string]bool) []serviceDraft {
 	var ports []model.PortMapping
 	var specPorts []*networkingv1alpha3.ServicePort
 	for _, sp := range se.Spec.GetPorts() {
@@ -136,20 +111,21 @@ func (z *ztBuild) serviceEntryServices(se *networkingv1.ServiceEntry, idx servic
 		return nil
 	}
 	slices.SortFunc(ports, comparePorts)
-	endpoints := z.serviceEntryEndpoints(se, specPorts)
-	d := z.t.binder.ForServiceEntry(se)
-	addrs := z.serviceEntryAddresses(se)
-	var out []model.ZtunnelService
+	endpoints := t.serviceEntryEndpoints(se, specPorts, cands)
+	d := t.binder.ForServiceEntry(se)
+	addrs := t.serviceEntryAddresses(se)
+	key := serviceKey{entry: true, ns: se.Namespace, name: se.Name, kind: "ServiceEntry"}
+	var out []serviceDraft
 	for _, host := range se.Spec.GetHosts() {
 		if host == "" || strings.Contains(host, "*") {
-			z.t.warnf("ServiceEntry", se.Namespace, se.Name, "wildcard host %q is not configured in ztunnel: ztunnel matches services by address and exact hostname", host)
+			t.warnf("ServiceEntry", se.Namespace, se.Name, "wildcard host %q is not configured in ztunnel: ztunnel matches services by address and exact hostname", host)
 			continue
 		}
-		if idx.hosts[se.Namespace+"/"+host] {
-			z.t.warnf("ServiceEntry", se.Namespace, se.Name, "host %s is already a service of namespace %s; ztunnel keeps the first", host, se.Namespace)
+		if hosts[host] {
+			t.warnf("ServiceEntry", se.Namespace, se.Name, "host %s is already a service of namespace %s; ztunnel keeps the first", host, se.Namespace)
 			continue
 		}
-		idx.hosts[se.Namespace+"/"+host] = true
+		hosts[host] = true
 		svc := model.ZtunnelService{
 			Name:      se.Name,
 			Namespace: se.Namespace,
@@ -157,22 +133,24 @@ func (z *ztBuild) serviceEntryServices(se *networkingv1.ServiceEntry, idx servic
 			Ports:     slices.Clone(ports),
 			Endpoints: slices.Clone(endpoints),
 		}
+		sd := serviceDraft{key: key}
 		if len(out) == 0 {
 			// As for waypoints, the entry's addresses go to its first
 			// host: an address of two services would be ambiguous.
-			svc.Addresses = z.claimAddresses(idx, "ServiceEntry", se.Namespace, se.Name, addrs)
+			sd.addrs = addrs
 		}
 		if d.Waypoint != nil {
 			svc.Waypoint, svc.IngressUseWaypoint = d.Waypoint.String(), d.IngressUseWaypoint
 		}
-		out = append(out, svc)
+		sd.svc = svc
+		out = append(out, sd)
 	}
 	return out
 }
 
 // serviceEntryAddresses are the entry's addresses that are IPs or
 // single-address CIDRs; wider CIDRs are skipped with a warning.
-func (z *ztBuild) serviceEntryAddresses(se *networkingv1.ServiceEntry) []string {
+func (t *translator) serviceEntryAddresses(se *networkingv1.ServiceEntry) []string {
 	var out []string
 	for _, a := range se.Spec.GetAddresses() {
 		if ip, err := netip.ParseAddr(a); err == nil {
@@ -183,16 +161,17 @@ func (z *ztBuild) serviceEntryAddresses(se *networkingv1.ServiceEntry) []string 
 			out = append(out, p.Addr().String())
 			continue
 		}
-		z.t.warnf("ServiceEntry", se.Namespace, se.Name, "address %q is not a single IP address: ztunnel matches services by address; skipped", a)
+		t.warnf("ServiceEntry", se.Namespace, se.Name, "address %q is not a single IP address: ztunnel matches services by address; skipped", a)
 	}
 	return out
 }
 
-// serviceEntryEndpoints are the workloads serving the entry: the pods and
-// WorkloadEntries its workloadSelector selects in its namespace, else its
-// inline endpoints. A port maps to the endpoint's ports[port name], else
-// the port's targetPort, else its number, as for waypoints.
-func (z *ztBuild) serviceEntryEndpoints(se *networkingv1.ServiceEntry, ports []*networkingv1alpha3.ServicePort) []model.ZtunnelEndpoint {
+// serviceEntryEndpoints are the workload candidates (cands) serving the
+// entry: the pods and WorkloadEntries its workloadSelector selects in its
+// namespace, else its inline endpoints. A port maps to the endpoint's
+// ports[port name], else the port's targetPort, else its number, as for
+// waypoints.
+func (t *translator) serviceEntryEndpoints(se *networkingv1.ServiceEntry, ports []*networkingv1alpha3.ServicePort, cands map[string]bool) []model.ZtunnelEndpoint {
 	mapping := func(named map[string]uint32) []model.PortMapping {
 		var out []model.PortMapping
 		for _, sp := range ports {
@@ -215,16 +194,16 @@ func (z *ztBuild) serviceEntryEndpoints(se *networkingv1.ServiceEntry, ports []*
 	}
 	if ws := se.Spec.GetWorkloadSelector(); ws != nil {
 		sel := labels.SelectorFromSet(ws.GetLabels())
-		for _, p := range z.t.podsByNs[se.Namespace] {
-			if uid, ok := z.podUIDs[Ref{p.Namespace, p.Name}]; ok && sel.Matches(labels.Set(p.Labels)) {
+		for _, p := range t.podsByNs[se.Namespace] {
+			if uid := podUID(p); cands[uid] && sel.Matches(labels.Set(p.Labels)) {
 				add(uid, nil)
 			}
 		}
-		for _, we := range z.t.in.WorkloadEntries {
-			if we == nil || we.Namespace != se.Namespace || !sel.Matches(labels.Set(we.Spec.GetLabels())) {
+		for _, we := range t.binder.entriesByNs[se.Namespace] {
+			if !sel.Matches(labels.Set(we.Spec.GetLabels())) {
 				continue
 			}
-			if uid, ok := z.entryUIDs[Ref{we.Namespace, we.Name}]; ok {
+			if uid := entryUID(we); cands[uid] {
 				add(uid, we.Spec.GetPorts())
 			}
 		}
@@ -232,7 +211,7 @@ func (z *ztBuild) serviceEntryEndpoints(se *networkingv1.ServiceEntry, ports []*
 		seen := map[string]bool{}
 		for _, ep := range se.Spec.GetEndpoints() {
 			uid := endpointUID(se, ep.GetAddress())
-			if _, ok := z.uids[uid]; ok && !seen[uid] {
+			if cands[uid] && !seen[uid] {
 				seen[uid] = true
 				add(uid, ep.GetPorts())
 			}

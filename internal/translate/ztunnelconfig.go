@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
-	"strings"
 
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -43,8 +42,8 @@ const (
 //     deleted and do not use the host's network (their IP is the node's),
 //     the WorkloadEntries whose address is an IP, and the inline endpoints
 //     (with an IP) of ServiceEntries without a workloadSelector. An address
-//     two workloads claim stays with the first by UID (pods before
-//     WorkloadEntries before ServiceEntry endpoints); the other loses it,
+//     two workloads claim stays with the first by UID (pods, then
+//     ServiceEntry endpoints, then WorkloadEntries); the other loses it,
 //     with a warning.
 //   - A pod is captured when it or, without its own label, its namespace
 //     has istio.io/dataplane-mode=ambient, unless it has a sidecar, is a
@@ -65,9 +64,27 @@ const (
 //     Istio converts them for ztunnel (see ztunnelPolicy); each captured
 //     workload lists the ones that apply to it.
 func ZtunnelConfigs(in ConfigInputs) ([]*model.Ztunnel, []Warning) {
-	t := newTranslator(in)
-	mesh := newZtBuild(t).build()
-	var nodes []string
+	mesh, nodes, warnings := ZtunnelMesh(in)
+	out := make([]*model.Ztunnel, 0, len(nodes))
+	for _, n := range nodes {
+		z := *mesh
+		z.Node = n
+		out = append(out, &z)
+	}
+	return out, warnings
+}
+
+// ZtunnelMesh builds what every node's ztunnel configuration shares, once:
+// a model.Ztunnel with every workload, service, waypoint and L4 policy of
+// the mesh and no Node (it does not Validate until one is set), the nodes
+// a Pod's spec.nodeName names, sorted, and the warnings, sorted. The
+// control plane pushes these pieces to every ztunnel as shared resources
+// (internal/push/wire.ZtunnelResources), and each ztunnel adds its own
+// Node: computing one configuration per node would build the same
+// megabytes once per node. ZtunnelConfigs, for a given node, is this with
+// Node set; see it for the choices translation makes.
+func ZtunnelMesh(in ConfigInputs) (mesh *model.Ztunnel, nodes []string, warnings []Warning) {
+	zt := TranslateZtunnels(in)
 	for _, p := range in.Pods {
 		if p != nil && p.Spec.NodeName != "" {
 			nodes = append(nodes, p.Spec.NodeName)
@@ -75,45 +92,7 @@ func ZtunnelConfigs(in ConfigInputs) ([]*model.Ztunnel, []Warning) {
 	}
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
-	out := make([]*model.Ztunnel, 0, len(nodes))
-	for _, n := range nodes {
-		z := mesh
-		z.Node = n
-		out = append(out, &z)
-	}
-	return out, t.sortedWarnings()
-}
-
-// ztBuild is the mesh-wide part of the ztunnel configuration under
-// construction.
-type ztBuild struct {
-	t   *translator
-	out model.Ztunnel
-	// uids indexes out.Workloads by UID; podUIDs and entryUIDs map the
-	// pods and WorkloadEntries that became workloads to their UIDs.
-	uids      map[string]int
-	podUIDs   map[Ref]string
-	entryUIDs map[Ref]string
-	// podLabels are the labels of the captured pods, for policy selectors.
-	podLabels map[string]map[string]string
-}
-
-func newZtBuild(t *translator) *ztBuild {
-	return &ztBuild{
-		t:         t,
-		uids:      map[string]int{},
-		podUIDs:   map[Ref]string{},
-		entryUIDs: map[Ref]string{},
-		podLabels: map[string]map[string]string{},
-	}
-}
-
-func (z *ztBuild) build() model.Ztunnel {
-	z.workloads()
-	z.waypoints()
-	z.services()
-	z.policies()
-	return z.out
+	return zt.Mesh(), nodes, zt.Warnings
 }
 
 // workloadSource is what a workload was made from, for warnings.
@@ -123,71 +102,13 @@ type workloadSource struct{ kind, namespace, name string }
 type candidate struct {
 	wl  model.ZtunnelWorkload
 	src workloadSource
-	pod *corev1.Pod
-	we  *networkingv1.WorkloadEntry
+	pod *corev1.Pod // for a pod's: its labels select policies
 }
 
-// workloads collects every workload, sorted by UID, settling addresses two
-// workloads claim in favour of the first.
-func (z *ztBuild) workloads() {
-	var cands []candidate
-	for _, ns := range sortedKeys(z.t.podsByNs) {
-		for _, p := range z.t.podsByNs[ns] {
-			if c, ok := z.podWorkload(p); ok {
-				cands = append(cands, c)
-			}
-		}
-	}
-	for _, we := range z.t.in.WorkloadEntries {
-		if c, ok := z.entryWorkload(we); ok {
-			cands = append(cands, c)
-		}
-	}
-	for _, se := range z.t.serviceEntries {
-		cands = append(cands, z.endpointWorkloads(se)...)
-	}
-	slices.SortFunc(cands, func(a, b candidate) int { return strings.Compare(a.wl.UID, b.wl.UID) })
-	owner := map[netip.Addr]string{}
-	for _, c := range cands {
-		if _, dup := z.uids[c.wl.UID]; dup {
-			continue // the same endpoint written twice in one ServiceEntry
-		}
-		var kept, lost []string
-		for _, a := range c.wl.Addresses {
-			ip, _ := netip.ParseAddr(a) // candidates hold parsed IPs only
-			if prev, taken := owner[ip]; taken {
-				lost = append(lost, a+" (already workload "+prev+"'s)")
-				continue
-			}
-			owner[ip] = c.wl.UID
-			kept = append(kept, a)
-		}
-		if len(lost) > 0 {
-			what := "it keeps only " + strings.Join(kept, ", ")
-			if len(kept) == 0 {
-				what = "it is not a workload ztunnel can reach"
-			}
-			z.t.warnf(c.src.kind, c.src.namespace, c.src.name, "address %s: ztunnel cannot tell two workloads with one address apart, so the first keeps it; %s", strings.Join(lost, ", "), what)
-		}
-		if len(kept) == 0 {
-			continue
-		}
-		c.wl.Addresses = kept
-		z.uids[c.wl.UID] = len(z.out.Workloads)
-		switch {
-		case c.pod != nil:
-			z.podUIDs[Ref{c.pod.Namespace, c.pod.Name}] = c.wl.UID
-			if c.wl.Captured {
-				z.podLabels[c.wl.UID] = c.pod.Labels
-			}
-		case c.we != nil:
-			z.entryUIDs[Ref{c.we.Namespace, c.we.Name}] = c.wl.UID
-		}
-		z.out.Workloads = append(z.out.Workloads, c.wl)
-	}
-}
-
-func (z *ztBuild) podWorkload(p *corev1.Pod) (candidate, bool) {
+// podWorkload is a pod's workload, before address claims are settled;
+// false for a pod that is no workload (finished, on the host's network, no
+// IP).
+func (t *translator) podWorkload(p *corev1.Pod) (candidate, bool) {
 	if terminated(p) || p.Spec.HostNetwork {
 		return candidate{}, false
 	}
@@ -195,17 +116,17 @@ func (z *ztBuild) podWorkload(p *corev1.Pod) (candidate, bool) {
 	if len(addrs) == 0 {
 		return candidate{}, false
 	}
-	instance := z.t.binder.instanceOf(p.Namespace, p.Labels) != nil
+	instance := t.binder.instanceOf(p.Namespace, p.Labels) != nil
 	wl := model.ZtunnelWorkload{
-		UID:               ClusterID + "//Pod/" + p.Namespace + "/" + p.Name,
+		UID:               podUID(p),
 		Name:              p.Name,
 		Namespace:         p.Namespace,
 		Addresses:         addrs,
 		Node:              p.Spec.NodeName,
 		ServiceAccount:    cmp.Or(p.Spec.ServiceAccountName, "default"),
-		Identity:          z.t.identity(p),
+		Identity:          t.identity(p),
 		Protocol:          model.TunnelTCP,
-		Captured:          !instance && z.t.captured(p),
+		Captured:          !instance && t.captured(p),
 		CanonicalName:     workloadName(p),
 		CanonicalRevision: canonicalRevision(p.Labels),
 		Unhealthy:         !podReady(p),
@@ -218,7 +139,7 @@ func (z *ztBuild) podWorkload(p *corev1.Pod) (candidate, bool) {
 	if wl.Captured || instance {
 		wl.Protocol = model.TunnelHBONE
 	}
-	if d := z.t.binder.ForPod(p); d.Waypoint != nil {
+	if d := t.binder.ForPod(p); d.Waypoint != nil {
 		wl.Waypoint = d.Waypoint.String()
 	}
 	return candidate{wl: wl, src: workloadSource{"Pod", p.Namespace, p.Name}, pod: p}, true
@@ -236,28 +157,33 @@ func (t *translator) captured(p *corev1.Pod) bool {
 	return t.binder.namespaceLabels(p.Namespace)[LabelDataplaneMode] == DataplaneModeAmbient
 }
 
-func (z *ztBuild) entryWorkload(we *networkingv1.WorkloadEntry) (candidate, bool) {
+// entryUID is a WorkloadEntry's workload UID.
+func entryUID(we *networkingv1.WorkloadEntry) string {
+	return ClusterID + "/" + istioNetworkingGroup + "/WorkloadEntry/" + we.Namespace + "/" + we.Name
+}
+
+func (t *translator) entryWorkload(we *networkingv1.WorkloadEntry) (candidate, bool) {
 	if we == nil {
 		return candidate{}, false
 	}
 	ip, err := netip.ParseAddr(we.Spec.GetAddress())
 	if err != nil {
-		z.t.warnf("WorkloadEntry", we.Namespace, we.Name, "address %q is not an IP address: ztunnel reaches workloads by IP; it is not a workload", we.Spec.GetAddress())
+		t.warnf("WorkloadEntry", we.Namespace, we.Name, "address %q is not an IP address: ztunnel reaches workloads by IP; it is not a workload", we.Spec.GetAddress())
 		return candidate{}, false
 	}
 	lbls := workloadEntrySelectableLabels(we)
-	wl := z.externalWorkload(we.Namespace, we.Spec.GetServiceAccount(), ip, lbls, we.Name)
-	wl.UID = ClusterID + "/" + istioNetworkingGroup + "/WorkloadEntry/" + we.Namespace + "/" + we.Name
+	wl := t.externalWorkload(we.Namespace, we.Spec.GetServiceAccount(), ip, lbls, we.Name)
+	wl.UID = entryUID(we)
 	wl.Name = we.Name
-	if d := z.t.binder.ForWorkloadEntry(we); d.Waypoint != nil {
+	if d := t.binder.ForWorkloadEntry(we); d.Waypoint != nil {
 		wl.Waypoint = d.Waypoint.String()
 	}
-	return candidate{wl: wl, src: workloadSource{"WorkloadEntry", we.Namespace, we.Name}, we: we}, true
+	return candidate{wl: wl, src: workloadSource{"WorkloadEntry", we.Namespace, we.Name}}, true
 }
 
 // endpointWorkloads are the inline endpoints of a ServiceEntry without a
 // workloadSelector (with one, its endpoints are the workloads it selects).
-func (z *ztBuild) endpointWorkloads(se *networkingv1.ServiceEntry) []candidate {
+func (t *translator) endpointWorkloads(se *networkingv1.ServiceEntry) []candidate {
 	if se.Spec.GetWorkloadSelector() != nil {
 		return nil
 	}
@@ -265,15 +191,15 @@ func (z *ztBuild) endpointWorkloads(se *networkingv1.ServiceEntry) []candidate {
 	for _, ep := range se.Spec.GetEndpoints() {
 		ip, err := netip.ParseAddr(ep.GetAddress())
 		if err != nil {
-			z.t.warnf("ServiceEntry", se.Namespace, se.Name, "endpoint address %q is not an IP address: meshway does no DNS resolution for endpoints; skipped", ep.GetAddress())
+			t.warnf("ServiceEntry", se.Namespace, se.Name, "endpoint address %q is not an IP address: meshway does no DNS resolution for endpoints; skipped", ep.GetAddress())
 			continue
 		}
-		wl := z.externalWorkload(se.Namespace, ep.GetServiceAccount(), ip, ep.GetLabels(), se.Name)
+		wl := t.externalWorkload(se.Namespace, ep.GetServiceAccount(), ip, ep.GetLabels(), se.Name)
 		wl.UID = endpointUID(se, ep.GetAddress())
 		wl.Name = se.Name
 		// Inline endpoints bind like workloads, from their own labels and
 		// the entry's namespace.
-		if d := z.t.binder.forWorkload(se.Namespace, ep.GetLabels()); d.Waypoint != nil {
+		if d := t.binder.forWorkload(se.Namespace, ep.GetLabels()); d.Waypoint != nil {
 			wl.Waypoint = d.Waypoint.String()
 		}
 		out = append(out, candidate{wl: wl, src: workloadSource{"ServiceEntry", se.Namespace, se.Name}})
@@ -287,7 +213,7 @@ func endpointUID(se *networkingv1.ServiceEntry, address string) string {
 
 // externalWorkload is a workload outside any node: reached over HBONE
 // when it has a service account (an identity), else over TCP.
-func (z *ztBuild) externalWorkload(ns, sa string, ip netip.Addr, lbls map[string]string, fallbackName string) model.ZtunnelWorkload {
+func (t *translator) externalWorkload(ns, sa string, ip netip.Addr, lbls map[string]string, fallbackName string) model.ZtunnelWorkload {
 	wl := model.ZtunnelWorkload{
 		Namespace:         ns,
 		Addresses:         []string{ip.String()},
@@ -296,7 +222,7 @@ func (z *ztBuild) externalWorkload(ns, sa string, ip netip.Addr, lbls map[string
 		CanonicalRevision: canonicalRevision(lbls),
 	}
 	if sa != "" {
-		wl.ServiceAccount, wl.Identity, wl.Protocol = sa, z.t.saIdentity(ns, sa), model.TunnelHBONE
+		wl.ServiceAccount, wl.Identity, wl.Protocol = sa, t.saIdentity(ns, sa), model.TunnelHBONE
 	}
 	return wl
 }
@@ -323,33 +249,6 @@ func canonicalRevision(lbls map[string]string) string {
 		}
 	}
 	return "latest"
-}
-
-// waypoints lists every ready waypoint with the workloads that run it.
-func (z *ztBuild) waypoints() {
-	for _, w := range z.t.binder.Waypoints() {
-		zw := model.ZtunnelWaypoint{
-			Name:      w.Ref.Name,
-			Namespace: w.Ref.Namespace,
-			Address:   w.Address,
-			HBONEPort: model.HBONEPort,
-		}
-		if zw.Address == "" {
-			zw.Address = z.t.hostname(w.Ref.Namespace, w.Ref.Name)
-			z.t.warnf("Gateway", w.Ref.Namespace, w.Ref.Name, "status.addresses has no hostname and no valid IP address; ztunnel uses %s", zw.Address)
-		}
-		for _, p := range z.t.podsByNs[w.Ref.Namespace] {
-			uid, ok := z.podUIDs[Ref{p.Namespace, p.Name}]
-			if !ok || p.Labels[LabelGatewayName] != w.Ref.Name {
-				continue
-			}
-			zw.Instances = append(zw.Instances, uid)
-			zw.Identities = append(zw.Identities, z.out.Workloads[z.uids[uid]].Identity)
-		}
-		slices.Sort(zw.Identities)
-		zw.Identities = slices.Compact(zw.Identities)
-		z.out.Waypoints = append(z.out.Waypoints, zw)
-	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -17,11 +17,12 @@ const (
 // NodeInfo is how a proxy identifies itself on its xDS stream.
 type NodeInfo struct {
 	Kind      string `json:"kind"`                // KindWaypoint or KindZtunnel
-	Namespace string `json:"namespace,omitempty"` // the waypoint Gateway's namespace (waypoints)
-	Name      string `json:"name,omitempty"`      // the waypoint Gateway's name (waypoints)
+	Namespace string `json:"namespace,omitempty"` // the waypoint Gateway's namespace (waypoints); the pod's (ztunnels)
+	Name      string `json:"name,omitempty"`      // the waypoint Gateway's name (waypoints); the DaemonSet's (ztunnels)
 	// Instance tells replicas apart: the pod name, or host and process id.
 	Instance string `json:"instance,omitempty"`
-	// Node is the host (Kubernetes node) the proxy runs on.
+	// Node is the host (Kubernetes node) the proxy runs on; a ztunnel must
+	// give it.
 	Node string `json:"node,omitempty"`
 }
 
@@ -31,10 +32,14 @@ func (n NodeInfo) ID() string {
 	return strings.Join([]string{n.Kind, n.Namespace, n.Name, n.Instance}, "~")
 }
 
-// String names the proxy as proxy-status lists it: instance.namespace.
+// String names the proxy as proxy-status lists it: instance.namespace
+// (the instance alone outside a namespace, e.g. a ztunnel on a host).
 func (n NodeInfo) String() string {
-	if n.Instance == "" {
+	switch {
+	case n.Instance == "":
 		return n.Namespace + "/" + n.Name
+	case n.Namespace == "":
+		return n.Instance
 	}
 	return n.Instance + "." + n.Namespace
 }
