@@ -54,12 +54,15 @@ type modeResult struct {
 	// first ACK; firstLogged to the control plane's log line saying it
 	// pushed (read, translated and handed to the push server).
 	firstPush, firstLogged time.Duration
-	firstBytes             int
-	changes                []changeResult
-	warmups                []changeResult // made before the measured ones
-	nacks                  int            // of the first push and the quiet time; a NACK of a change fails the run
-	rssFirst, rssPeak      uint64
-	cpuChanges             time.Duration
+	// settled is how long the control plane took, after the first push,
+	// to fall idle (waitIdle): its start-up writes.
+	settled           time.Duration
+	firstBytes        int
+	changes           []changeResult
+	warmups           []changeResult // made before the measured ones
+	nacks             int            // of the first push and the quiet time; a NACK of a change fails the run
+	rssFirst, rssPeak uint64
+	cpuChanges        time.Duration
 	// cpuQuiet is the CPU used in the quiet time after the last change,
 	// quietPushes the responses proxies received then (there should be none).
 	cpuQuiet    time.Duration
@@ -257,6 +260,14 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 	if err := b.ztunnelsFirstPush(ctx, r, t, zf); err != nil {
 		return err
 	}
+	// The changes measure a control plane at rest: after the first push
+	// it still writes what follows from the whole store (each waypoint's
+	// Deployment, Service and ServiceAccount, every namespace's
+	// istio-ca-root-cert, the status of every object — thousands of
+	// fsynced files on the directory store), which a change made meanwhile
+	// would wait behind.
+	r.settled = waitIdle(t.p.cpu, idleCPU, idleSettleTimeout)
+	fmt.Fprintf(os.Stderr, "bench: control plane idle %s after the first push\n", r.settled.Round(time.Second))
 	// Anything still arriving (there should be nothing) is not a change's.
 	drain(f, b.cfg.settle)
 	ztFrom := len(zf.acks())
@@ -375,4 +386,32 @@ func countObjects(size meshSize) int {
 	n := 0
 	generate(size, func(manifest.Object) { n++ })
 	return n
+}
+
+// Idle: the control plane used less than idleCPU of CPU time in each of
+// two consecutive idleWindow intervals.
+const (
+	idleWindow        = time.Second
+	idleCPU           = 50 * time.Millisecond
+	idleSettleTimeout = 10 * time.Minute
+)
+
+// waitIdle waits until cpu (the control plane's CPU time so far) grows by
+// less than limit in each of two consecutive idleWindow intervals, or
+// timeout passes; it returns how long it waited.
+func waitIdle(cpu func() time.Duration, limit, timeout time.Duration) time.Duration {
+	start := time.Now()
+	quiet := 0
+	last := cpu()
+	for quiet < 2 && time.Since(start) < timeout {
+		time.Sleep(idleWindow)
+		now := cpu()
+		if now-last < limit {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+	}
+	return time.Since(start)
 }

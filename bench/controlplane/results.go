@@ -119,6 +119,9 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 		return secs(r.firstLogged)
 	}, "—", "—")
 	row("bytes of the first push, all proxies", func(r *modeResult) string { return kib(r.firstBytes) }, "—", "—")
+	row("after the first push, until the control plane is idle (start-up writes: deployments, root certificates, status; < 50 ms CPU in each of 2 s)", func(r *modeResult) string {
+		return secs(r.settled)
+	}, "—", "—")
 	row(fmt.Sprintf("change → ACK of the affected proxy, p50 / p90 / p99 / max (%d changes)", cfg.changes), func(r *modeResult) string {
 		l := r.latencies("")
 		return fmt.Sprintf("%s / %s / %s / %s ms", ms(pct(l, 50)), ms(pct(l, 90)), ms(pct(l, 99)), ms(pct(l, 100)))
