@@ -263,26 +263,14 @@ func (d *Dir) newObjectDir(ev fsnotify.Event) (dirKey, bool) {
 	if !ev.Has(fsnotify.Create) {
 		return dirKey{}, false
 	}
-	rel, err := filepath.Rel(d.root, ev.Name)
-	if err != nil {
-		return dirKey{}, false
-	}
-	rel = filepath.ToSlash(rel)
-	if r, ok := strings.CutPrefix(rel, statusDir+"/"); ok {
-		rel = r
-	}
-	parts := strings.Split(rel, "/")
-	if len(parts) != 2 {
-		return dirKey{}, false
-	}
-	key, ok := keyForPath(parts[0] + "/" + parts[1] + "/x" + objectFileExt)
+	k, ok := d.objectDirOf(ev.Name, 2)
 	if !ok {
 		return dirKey{}, false
 	}
 	if info, err := os.Lstat(ev.Name); err != nil || !info.IsDir() {
 		return dirKey{}, false
 	}
-	return dirKey{key.kind, key.namespace}, true
+	return k, true
 }
 
 // dirOfFile returns the directory of spec files a file event at path
@@ -291,6 +279,20 @@ func (d *Dir) newObjectDir(ev fsnotify.Event) (dirKey, bool) {
 // a full scan handles (watching new directories, reporting misplaced
 // files).
 func (d *Dir) dirOfFile(path string) (dirKey, bool) {
+	k, ok := d.objectDirOf(path, 3)
+	if !ok {
+		return dirKey{}, false
+	}
+	if info, err := os.Lstat(path); err == nil && info.IsDir() {
+		return dirKey{}, false
+	}
+	return k, true
+}
+
+// objectDirOf returns the directory of spec files path is in or is:
+// relative to the root (and to the status directory, for status files),
+// path has elems elements of which the first two name the directory.
+func (d *Dir) objectDirOf(path string, elems int) (dirKey, bool) {
 	rel, err := filepath.Rel(d.root, path)
 	if err != nil {
 		return dirKey{}, false
@@ -300,15 +302,12 @@ func (d *Dir) dirOfFile(path string) (dirKey, bool) {
 		rel = r
 	}
 	parts := strings.Split(rel, "/")
-	if len(parts) != 3 {
+	if len(parts) != elems {
 		return dirKey{}, false
 	}
 	// As keyForPath reads the path, for any file name.
 	key, ok := keyForPath(parts[0] + "/" + parts[1] + "/x" + objectFileExt)
 	if !ok {
-		return dirKey{}, false
-	}
-	if info, err := os.Lstat(path); err == nil && info.IsDir() {
 		return dirKey{}, false
 	}
 	return dirKey{key.kind, key.namespace}, true

@@ -131,13 +131,11 @@ func matchedPrefix(rule *model.RouteRule, path string) string {
 }
 
 // sendMirrors sends copies of r to the mirror clusters, with Envoy's
-// "-shadow" suffix on the host, and ignores the answers. A copy goes the
-// way the request itself goes, on up (HTTP/1.1 or h2c — h2c always for a
-// cluster of an HTTP2 or GRPC port —, plain TCP or
-// HBONE as the endpoint says, under its cluster's per-connection limit):
-// an h2c or gRPC endpoint speaks nothing else. Requests with a body larger
-// than maxReplayBody are not mirrored.
-func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
+// "-shadow" suffix on the host, and ignores the answers. A copy goes to
+// its cluster as a request to d would (upstreamFor: HTTP/1.1 or h2c; plain
+// TCP or HBONE as the endpoint says, under the cluster's per-connection
+// limit). Requests with a body larger than maxReplayBody are not mirrored.
+func (p *Proxy) sendMirrors(r *http.Request, x *exchange, d *dest) {
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength < 0 || r.ContentLength > maxReplayBody {
@@ -169,6 +167,7 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
 			<-p.mirrorSlots
 			continue // the mirror cluster's circuit breaker is open: drop
 		}
+		up := p.upstreamFor(d, r, m.cl)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out := r.Clone(context.WithValue(ctx, exchangeKey{}, &exchange{host: h, cl: m.cl, src: x.src}))
 		out.RequestURI = ""
@@ -195,11 +194,7 @@ func (p *Proxy) sendMirrors(r *http.Request, x *exchange, up *upstream) {
 			defer func() { <-p.mirrorSlots }()
 			defer release()
 			defer cancel()
-			via := up
-			if m.cl.h2 {
-				via = p.h2c // an HTTP2 or gRPC port speaks nothing else
-			}
-			resp, err := via.base.RoundTrip(out)
+			resp, err := up.base.RoundTrip(out)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				_ = resp.Body.Close()

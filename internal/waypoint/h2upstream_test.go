@@ -401,3 +401,31 @@ func TestMirrorCountsAgainstCircuitBreaker(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorFollowsItsOwnCluster: the mirror of a request routed to an h2c
+// cluster goes to an HTTP/1.1 mirror cluster over HTTP/1.1 — the protocol
+// is the mirror cluster's, not the primary's.
+func TestMirrorFollowsItsOwnCluster(t *testing.T) {
+	primary := newH2CBackend(t, "reviews", nil)
+	seen := make(chan int, 4)
+	shadow := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { seen <- r.ProtoMajor }))
+	t.Cleanup(shadow.Close)
+	routes := oneRule(model.RouteRule{Filters: []model.Filter{{
+		Type: model.FilterRequestMirror, RequestMirror: &model.RequestMirror{Cluster: "shadow"},
+	}}})
+	pc := primary.cluster()
+	pc.Protocol = model.ProtocolGRPC
+	sc := model.Cluster{Name: "shadow", Protocol: model.ProtocolHTTP, Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(shadow.URL, "http://")}}}
+	_, proxy := startProxy(t, reviewsConfig(routes, pc, sc), reviewsVIP)
+	if resp, _ := get(t, client(t), proxy, http.MethodGet, "/", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("primary answered %d", resp.StatusCode)
+	}
+	select {
+	case major := <-seen:
+		if major != 1 {
+			t.Errorf("mirror came over HTTP/%d, want HTTP/1.1", major)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the HTTP/1.1 mirror backend saw no request")
+	}
+}

@@ -301,12 +301,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		return
 	}
 	defer release()
-	up := p.h1
-	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 || cl.h2 {
-		up = p.h2c
-	}
+	up := p.upstreamFor(d, r, cl)
 	if len(x.mirrors) > 0 {
-		p.sendMirrors(r, x, up)
+		p.sendMirrors(r, x, d)
 	}
 	ctx := r.Context()
 	if t := time.Duration(timeouts.Request); t > 0 {
@@ -323,6 +320,16 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		return
 	}
 	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
+}
+
+// upstreamFor is how a request to d goes to cluster cl: over h2c when the
+// port is HTTP2 or GRPC, the client spoke HTTP/2, or the cluster's own port
+// is HTTP2 or GRPC (it speaks nothing else); over HTTP/1.1 otherwise.
+func (p *Proxy) upstreamFor(d *dest, r *http.Request, cl *cluster) *upstream {
+	if d.protocol == model.ProtocolHTTP2 || d.protocol == model.ProtocolGRPC || r.ProtoMajor == 2 || cl.h2 {
+		return p.h2c
+	}
+	return p.h1
 }
 
 // allow applies the local rate limits: false when it answered 429.
