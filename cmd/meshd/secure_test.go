@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -295,7 +297,9 @@ func subscribe(ctx context.Context, conn *grpc.ClientConn, node pushclient.NodeI
 	if err != nil {
 		return err
 	}
-	if err := s.SendMsg(&meshpb.XdsDeltaRequest{Node: node.XDS(), TypeUrl: wire.WaypointType, ResourceNamesSubscribe: []string{name}}); err != nil {
+	// A stream the server already ended (it refuses before reading) makes
+	// SendMsg return io.EOF; its status comes from RecvMsg.
+	if err := s.SendMsg(&meshpb.XdsDeltaRequest{Node: node.XDS(), TypeUrl: wire.WaypointType, ResourceNamesSubscribe: []string{name}}); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	resp := &meshpb.XdsDeltaResponse{}

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -184,7 +186,9 @@ func rawSubscribe(ctx context.Context, conn *grpc.ClientConn, node *pushclient.N
 	if node != nil {
 		req.Node = node.XDS()
 	}
-	if err := s.SendMsg(req); err != nil {
+	// A stream the server already ended makes SendMsg return io.EOF; its
+	// status comes from RecvMsg.
+	if err := s.SendMsg(req); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	resp := &meshpb.XdsDeltaResponse{}
