@@ -75,7 +75,18 @@ func (s *Store) informer(kind *manifest.Kind, opts store.ListOptions) cache.Shar
 			return r.watch(ctx, ns, lo)
 		},
 	}
-	return cache.NewSharedIndexInformer(lw, kind.New(), resyncPeriod, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(lw, kind.New(), resyncPeriod, cache.Indexers{})
+	// Fill in TypeMeta (a typed client's watch leaves it empty) once, as
+	// the object enters the informer's cache: handlers then hand the
+	// cache's object on as it is, without a copy (see store.Event).
+	// Before Run, SetTransform cannot fail.
+	_ = inf.SetTransform(func(obj any) (any, error) {
+		if o, ok := obj.(manifest.Object); ok {
+			setKind(kind, o)
+		}
+		return obj, nil
+	})
+	return inf
 }
 
 // handler turns informer notifications into store events.
@@ -88,8 +99,8 @@ func handler(kind *manifest.Kind, queue *store.EventQueue) cache.ResourceEventHa
 		if !ok {
 			return
 		}
-		o = o.DeepCopyObject().(manifest.Object) // the informer's cache owns the original
-		setKind(kind, o)
+		// The informer's cache's object, shared read-only, as store.Event
+		// says; its kind was set by the informer's transform.
 		queue.Push(store.Event{Type: t, Kind: kind, Object: o})
 	}
 	return cache.ResourceEventHandlerFuncs{

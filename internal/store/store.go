@@ -91,7 +91,11 @@ const (
 )
 
 // Event is one change seen by a watch. Object is nil for Synced; for Deleted it is
-// the object as it last was.
+// the object as it last was. Object is shared with the store and its other
+// watches, as a client-go informer's objects are: read it, and copy it
+// (DeepCopyObject) to change it. A watcher that kept its own copy of every
+// object would double the memory of a control plane holding a mesh of
+// 50,000 pods.
 type Event struct {
 	Type   EventType
 	Kind   *manifest.Kind

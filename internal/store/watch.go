@@ -23,17 +23,19 @@ func (f watchFilter) matches(key objectKey, obj manifest.Object) bool {
 // changeEvent is the event a watch with filter f sees when the object at key
 // goes from old to new (nil for absent). An object that starts or stops
 // matching a label selector is Added or Deleted for that watch, as the
-// Kubernetes watch cache reports it.
+// Kubernetes watch cache reports it. The event carries the store's own
+// object, which the store never modifies (a write stores a new one): see
+// Event.
 func (f watchFilter) changeEvent(key objectKey, old, new manifest.Object) (Event, bool) {
 	oldIn := old != nil && f.matches(key, old)
 	newIn := new != nil && f.matches(key, new)
 	switch {
 	case oldIn && newIn:
-		return Event{Type: Modified, Kind: key.kind, Object: copyObject(new)}, true
+		return Event{Type: Modified, Kind: key.kind, Object: new}, true
 	case newIn:
-		return Event{Type: Added, Kind: key.kind, Object: copyObject(new)}, true
+		return Event{Type: Added, Kind: key.kind, Object: new}, true
 	case oldIn:
-		return Event{Type: Deleted, Kind: key.kind, Object: copyObject(old)}, true
+		return Event{Type: Deleted, Kind: key.kind, Object: old}, true
 	}
 	return Event{}, false
 }

@@ -79,6 +79,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"WatchAllKindsInNamespace", testWatchAllKindsInNamespace},
 		{"WatchLabelSelector", testWatchLabelSelector},
 		{"WatchClosesOnCancel", testWatchClosesOnCancel},
+		{"WatchEventObjectsNeverChange", testWatchEventObjectsNeverChange},
 		{"NoLostUpdate", testNoLostUpdate},
 	}
 	for _, c := range cases {

@@ -250,3 +250,40 @@ func testWatchClosesOnCancel(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testWatchEventObjectsNeverChange: an event's object may be the store's
+// own (store.Event), so the store must never modify it afterwards — writes
+// of spec, status and labels, and a delete, each make a new object.
+func testWatchEventObjectsNeverChange(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	MustCreate(t, s, Service("default", "web", map[string]string{"app": "web"}))
+	w := StartWatch(t, s, manifest.Service, store.ListOptions{})
+	first := w.Expect(t, store.Added, "default/web").Object
+	w.Expect(t, store.Synced, "")
+	before := first.DeepCopyObject()
+
+	svc := MustGet(t, s, manifest.Service, "default", "web").(*corev1.Service)
+	svc.Labels["app"] = "v2"
+	svc.Spec.Ports[0].Port = 8080
+	if _, err := s.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	modified := w.Expect(t, store.Modified, "default/web").Object
+	afterUpdate := modified.DeepCopyObject()
+	svc = MustGet(t, s, manifest.Service, "default", "web").(*corev1.Service)
+	svc.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Test", LastTransitionTime: metav1.Now()}}
+	if _, err := s.UpdateStatus(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	w.Expect(t, store.Modified, "default/web")
+	if err := s.Delete(ctx, manifest.Service, "default", "web", store.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.Expect(t, store.Deleted, "default/web")
+	if diff := cmp.Diff(before, first); diff != "" {
+		t.Errorf("the initial event's object changed after later writes (-then +now):\n%s", diff)
+	}
+	if diff := cmp.Diff(afterUpdate, modified); diff != "" {
+		t.Errorf("the Modified event's object changed after later writes (-then +now):\n%s", diff)
+	}
+}
