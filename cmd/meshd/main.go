@@ -56,6 +56,12 @@ func main() {
 		defer stopProfile()
 	}
 
+	if msg, err := setMemoryLimit("/sys/fs/cgroup"); err != nil {
+		logger.Print(err) // the runtime's default still works
+	} else if msg != "" {
+		logger.Print(msg)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil && !errors.Is(err, context.Canceled) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
@@ -26,12 +25,14 @@ import (
 
 // ServerOptions configure a Server.
 type ServerOptions struct {
-	// Types are the resource type URLs served (e.g. wire.WaypointType),
-	// from go-control-plane's LinearCache.
+	// Types are the resource type URLs that proxies subscribe to by name
+	// (e.g. wire.WaypointType).
 	Types []string
 	// WildcardTypes are more types served, that proxies subscribe to whole
-	// (wire.ZtunnelTypes): from a cache whose cost per change and per
-	// subscriber does not grow with the type's size (see wildcardCache).
+	// (wire.ZtunnelTypes). Both kinds are served from a cache of encoded
+	// resources whose cost per change and per subscriber does not grow
+	// with the type's size (see wildcardCache); a wildcard type's versions
+	// are shorter, for its subscribers hold tens of thousands.
 	WildcardTypes []string
 	// AckTimeout is how long a proxy may leave a response unanswered before
 	// it is disconnected to resync; 0 means 30s.
@@ -73,17 +74,17 @@ const wildcardVersionLen = 16
 // for every wildcard subscriber) never holds up another's (a waypoint's
 // configuration).
 type typeCache struct {
-	// One of linear and wild holds the resources.
-	linear *cache.LinearCache
-	wild   *wildcardCache
-	gate   *gatedCache
+	wild *wildcardCache
+	gate *gatedCache
+	// wildcard: subscribed whole (short versions).
+	wildcard bool
 	// write serializes the writers of the type; readers of versions
 	// (status) take only vmu, for a moment, never waiting for a cache
 	// update to finish.
 	write    sync.Mutex
 	vmu      sync.RWMutex
 	versions map[string]string // name → version (hash of the bytes)
-	// version mirrors the LinearCache's own version, which it puts in each
+	// version mirrors the cache's revision, which it puts in each
 	// response's system_version_info: the number of updates that changed
 	// something. A wildcard subscriber that ACKed a response of this
 	// version holds every resource of the type as it is now.
@@ -105,19 +106,19 @@ func NewServer(opts ServerOptions) *Server {
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
 		Caches:        map[string]cache.Cache{},
 	}
-	for _, t := range opts.Types {
-		c := cache.NewLinearCache(t)
-		tc := &typeCache{linear: c, gate: newGatedCache(c), versions: map[string]string{}}
-		s.types[t] = tc
-		mux.Caches[t] = tc.gate
-	}
-	for _, t := range opts.WildcardTypes {
+	serve := func(t string, wildcard bool) {
 		// The log outlives any revision a connected proxy can hold (see
 		// wildcardCache.retention).
 		c := newWildcardCache(t, max(4*opts.AckTimeout, time.Minute), s.limit)
-		tc := &typeCache{wild: c, gate: newGatedCache(c), versions: map[string]string{}}
+		tc := &typeCache{wild: c, gate: newGatedCache(c), wildcard: wildcard, versions: map[string]string{}}
 		s.types[t] = tc
 		mux.Caches[t] = tc.gate
+	}
+	for _, t := range opts.Types {
+		serve(t, false)
+	}
+	for _, t := range opts.WildcardTypes {
+		serve(t, true)
 	}
 	s.tracker = newTracker(opts.Logf, opts.Metrics, s.currentVersion, s.typeVersion)
 	s.tracker.limit = s.limit
@@ -173,9 +174,9 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 			}
 		}
 	}
-	// The resources that changed: for a LinearCache, as messages; for a
-	// wildcardCache, encoded.
-	update := map[string]types.Resource{}
+	// The resources that changed, encoded: the cache keeps bytes, a
+	// quarter of the decoded messages' size (a waypoint's configuration
+	// of 25 KiB is 100 KiB of Go structs).
 	encoded := map[string]*wcEntry{}
 	versions := make(map[string]string, len(set))
 	for name, msg := range set {
@@ -187,7 +188,7 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 			return 0, fmt.Errorf("push: encoding %s %q: %w", typeURL, name, err)
 		}
 		v := cache.HashResource(b)
-		if tc.wild != nil {
+		if tc.wildcard {
 			// 64 bits tell a resource's versions apart as well as 256 do,
 			// and a ztunnel's first responses carry 55,000 of them: 2.6 MB
 			// less each.
@@ -197,13 +198,9 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 		if known[name] == v {
 			continue
 		}
-		if tc.wild != nil {
-			encoded[name] = &wcEntry{bytes: b, version: v}
-		} else {
-			update[name] = msg
-		}
+		encoded[name] = &wcEntry{bytes: b, version: v}
 	}
-	if len(update)+len(encoded) == 0 && len(removed) == 0 {
+	if len(encoded) == 0 && len(removed) == 0 {
 		return 0, tc.openGate(typeURL)
 	}
 	del := make([]string, 0, len(removed))
@@ -213,11 +210,7 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 	// The cache's version moves with this call; count it first, so that a
 	// response it triggers is never newer than what status calls current.
 	tc.version.Add(1)
-	if tc.wild != nil {
-		tc.wild.update(encoded, del)
-	} else if err := tc.linear.UpdateResources(update, del); err != nil {
-		return 0, fmt.Errorf("push: updating %s: %w", typeURL, err)
-	}
+	tc.wild.update(encoded, del)
 	tc.vmu.Lock()
 	if all {
 		tc.versions = versions
@@ -230,7 +223,7 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 		}
 	}
 	tc.vmu.Unlock()
-	return len(update) + len(encoded) + len(del), tc.openGate(typeURL)
+	return len(encoded) + len(del), tc.openGate(typeURL)
 }
 
 // openGate lets the type's subscribers through once it has been set (see

@@ -102,15 +102,14 @@ func (d *deltaRecorder) count() int {
 	return len(d.deltas)
 }
 
-// forEachCache runs a test with the two types served by each cache:
-// go-control-plane's LinearCache (as the waypoints' type is) and
-// wildcardCache (as the ztunnels' types are); serve sets the types in the
-// test's ServerOptions.
+// forEachCache runs a test with the two types served as types subscribed
+// by name (as the waypoints' type is) and as wildcard types (as the
+// ztunnels' types are); serve sets the types in the test's ServerOptions.
 func forEachCache(t *testing.T, test func(t *testing.T, serve func(ServerOptions) ServerOptions)) {
-	t.Run("LinearCache", func(t *testing.T) {
+	t.Run("Types", func(t *testing.T) {
 		test(t, func(o ServerOptions) ServerOptions { o.Types = []string{stringType, intType}; return o })
 	})
-	t.Run("wildcardCache", func(t *testing.T) {
+	t.Run("WildcardTypes", func(t *testing.T) {
 		test(t, func(o ServerOptions) ServerOptions {
 			o.Types, o.WildcardTypes = []string{}, []string{stringType, intType}
 			return o

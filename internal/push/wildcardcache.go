@@ -10,15 +10,19 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"weak"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// wildcardCache serves a resource type that proxies subscribe to whole
-// (the wildcard, as ztunnels do), with tens of thousands of resources and
-// hundreds of subscribers. go-control-plane's LinearCache, for every
+// wildcardCache serves a resource type from its resources' encodings:
+// built for types that proxies subscribe to whole (the wildcard, as
+// ztunnels do), with tens of thousands of resources and hundreds of
+// subscribers, it serves types subscribed by name (a waypoint's
+// configuration) too, where keeping bytes rather than messages saves
+// three quarters of the memory. go-control-plane's LinearCache, for every
 // change, compares every resource of the type with what each wildcard
 // subscriber holds and copies that subscriber's map of name → version (as
 // large as the type) into the response; it keeps such a map per stream,
@@ -50,6 +54,54 @@ type wildcardCache struct {
 	log       []wcChange // by revision
 	floor     uint64     // the log holds every change after revision floor
 	watches   map[*wcWatch]struct{}
+	// full is the last first response's content for a subscriber that
+	// holds nothing (see fullSet); weak, so that it lives only while
+	// responses still being sent use it.
+	full weak.Pointer[fullSet]
+}
+
+// fullSet is every resource of the type at one revision, as the first
+// response to a subscriber that holds nothing (a ztunnel that starts)
+// carries it. Such responses differ only in the nonce the server sets on
+// each, so they share one: ztunnels that start together (a node pool
+// scaled up, meshd restarted) cost one list of 55,000 resources, not one
+// each, on top of their encodings in gRPC.
+type fullSet struct {
+	rev     uint64
+	names   []string
+	entries []*wcEntry
+
+	once      sync.Once
+	resources []*discovery.Resource // read-only once built
+}
+
+// build returns the resources, built on first use (out of the cache's
+// lock, by the first stream to send them).
+func (f *fullSet) build(typeURL string) []*discovery.Resource {
+	f.once.Do(func() {
+		f.resources = make([]*discovery.Resource, len(f.names))
+		for i, name := range f.names {
+			e := f.entries[i]
+			f.resources[i] = &discovery.Resource{Name: name, Version: e.version, Resource: &anypb.Any{TypeUrl: typeURL, Value: e.bytes}}
+		}
+	})
+	return f.resources
+}
+
+// fullLocked returns the fullSet of the current revision. The caller holds mu.
+func (c *wildcardCache) fullLocked() *fullSet {
+	if f := c.full.Value(); f != nil && f.rev == c.rev {
+		return f
+	}
+	f := &fullSet{rev: c.rev, names: make([]string, 0, len(c.resources)), entries: make([]*wcEntry, 0, len(c.resources))}
+	// Unsorted, as other big responses: sorting 55,000 names would hold
+	// the lock for milliseconds.
+	for name, e := range c.resources {
+		f.names = append(f.names, name)
+		f.entries = append(f.entries, e)
+	}
+	c.full = weak.Make(f)
+	return f
 }
 
 // wcEntry is one resource as it is sent: its encoding (shared by every
@@ -155,6 +207,19 @@ func (c *wildcardCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subs
 // always).
 func (c *wildcardCache) respond(w *wcWatch, always bool) (cache.DeltaResponse, error) {
 	known := w.sub.ReturnedResources()
+	if w.sub.IsWildcard() && len(known) == 0 {
+		// A subscriber that holds nothing gets the shared full set.
+		f := c.fullLocked()
+		if len(f.names) == 0 && !always {
+			return nil, nil
+		}
+		r := &wcResponse{req: w.req, typeURL: c.typeURL, system: strconv.FormatUint(c.rev, 10),
+			next: map[string]string{revKey: strconv.FormatUint(c.rev, 10)}, full: f}
+		if len(f.names) > bigResponse {
+			r.limit, r.stream = c.limit, w.out
+		}
+		return r, nil
+	}
 	var send, removed []string
 	var next map[string]string
 	if w.sub.IsWildcard() {
@@ -238,24 +303,32 @@ func (c *wildcardCache) wildcardChanges(known map[string]string) (send, removed 
 // subscribed resources the subscriber does not hold at their version, and
 // the names it holds that are gone or no longer subscribed.
 func (c *wildcardCache) namedChanges(known map[string]string, subscribed map[string]struct{}) (send, removed []string, next map[string]string) {
-	next = maps.Clone(known)
 	for name := range subscribed {
 		e, ok := c.resources[name]
 		v, held := known[name]
 		switch {
 		case ok && (!held || v != e.version):
 			send = append(send, name)
-			next[name] = e.version
 		case !ok && held:
 			removed = append(removed, name)
-			delete(next, name)
 		}
 	}
 	for name := range known {
 		if _, ok := subscribed[name]; !ok {
 			removed = append(removed, name)
-			delete(next, name)
 		}
+	}
+	// Every update asks each watch of the type (a waypoint each): most
+	// lack nothing, and are answered without a copy of what they hold.
+	if len(send) == 0 && len(removed) == 0 {
+		return nil, nil, known
+	}
+	next = maps.Clone(known)
+	for _, name := range send {
+		next[name] = c.resources[name].version
+	}
+	for _, name := range removed {
+		delete(next, name)
 	}
 	return send, removed, next
 }
@@ -280,6 +353,7 @@ type wcResponse struct {
 	system   string
 	names    []string
 	entries  []*wcEntry
+	full     *fullSet // instead of names and entries: everything, shared
 	removed  []string
 	next     map[string]string
 	limit    *sendLimiter // for a big response; nil for others
@@ -294,10 +368,17 @@ func (r *wcResponse) GetDeltaDiscoveryResponse() (*discovery.DeltaDiscoveryRespo
 			r.limit.acquire(r.stream)
 			defer func() { r.limit.hand(r.response, r.stream) }()
 		}
-		res := make([]*discovery.Resource, len(r.names))
-		for i, name := range r.names {
-			e := r.entries[i]
-			res[i] = &discovery.Resource{Name: name, Version: e.version, Resource: &anypb.Any{TypeUrl: r.typeURL, Value: e.bytes}}
+		var res []*discovery.Resource
+		if r.full != nil {
+			// Shared with other streams' responses: the server only
+			// sets the nonce of its own message, and encoding reads.
+			res = r.full.build(r.typeURL)
+		} else {
+			res = make([]*discovery.Resource, len(r.names))
+			for i, name := range r.names {
+				e := r.entries[i]
+				res[i] = &discovery.Resource{Name: name, Version: e.version, Resource: &anypb.Any{TypeUrl: r.typeURL, Value: e.bytes}}
+			}
 		}
 		r.response = &discovery.DeltaDiscoveryResponse{
 			Resources: res, RemovedResources: r.removed, TypeUrl: r.typeURL, SystemVersionInfo: r.system,

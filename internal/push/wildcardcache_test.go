@@ -187,3 +187,51 @@ func TestBigResponsesTakeTurns(t *testing.T) {
 		t.Errorf("after every response was answered: %d slots, %d holders, %d built", len(limit.slots), len(limit.holders), len(limit.built))
 	}
 }
+
+// TestFreshSubscribersShareTheFullSet: subscribers that hold nothing get,
+// at one revision, the same resources (one list built, not one each);
+// after an update, a new list with the change.
+func TestFreshSubscribersShareTheFullSet(t *testing.T) {
+	c := newWildcardCache(stringType, time.Hour, nil)
+	c.update(wcSet("a", "a1", "b", "b1"), nil)
+	first := func() *discovery.DeltaDiscoveryResponse {
+		t.Helper()
+		out := make(chan cache.DeltaResponse, 1)
+		sub := stream.NewDeltaSubscription([]string{"*"}, nil, nil, false)
+		if _, err := c.CreateDeltaWatch(&discovery.DeltaDiscoveryRequest{TypeUrl: stringType}, sub, out); err != nil {
+			t.Fatal(err)
+		}
+		r := <-out
+		if next := r.GetNextVersionMap(); len(next) != 1 || next[revKey] == "" {
+			t.Fatalf("next returned resources %v, want only the revision", next)
+		}
+		d, _ := r.GetDeltaDiscoveryResponse()
+		return d
+	}
+	names := func(d *discovery.DeltaDiscoveryResponse) []string {
+		var out []string
+		for _, r := range d.GetResources() {
+			out = append(out, r.GetName()+"@"+r.GetVersion())
+		}
+		slices.Sort(out)
+		return out
+	}
+	r1, r2 := first(), first()
+	if r1 == r2 {
+		t.Fatal("two streams got the same response message: the server sets a nonce on each")
+	}
+	if got := names(r1); !slices.Equal(got, []string{"a@a1", "b@b1"}) {
+		t.Fatalf("first response carried %v, want a@a1 b@b1", got)
+	}
+	if &r1.Resources[0] != &r2.Resources[0] {
+		t.Fatal("two fresh subscribers at one revision got a list of resources each; want one shared")
+	}
+	c.update(wcSet("b", "b2"), nil)
+	r3 := first()
+	if got := names(r3); !slices.Equal(got, []string{"a@a1", "b@b2"}) {
+		t.Fatalf("after an update, the first response carried %v, want a@a1 b@b2", got)
+	}
+	if &r3.Resources[0] == &r1.Resources[0] {
+		t.Fatal("a fresh subscriber after an update got the old revision's list")
+	}
+}
