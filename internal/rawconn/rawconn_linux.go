@@ -127,3 +127,39 @@ func (r *rawIO) write(fd uintptr) bool {
 func (r *rawIO) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: err}
 }
+
+// Unusable reports whether an idle keep-alive connection c can no longer
+// carry a request: its peer closed or reset it, or sent something
+// unasked (a server's 408 before it closes). It looks without reading or
+// waiting (recv with MSG_PEEK|MSG_DONTWAIT). Servers close idle
+// connections after their own keep-alive timeout (Node.js after 5 s):
+// a request written on such a connection meets a reset and, if it is not
+// safe to send again (a POST), fails. false when c is not a TCP
+// connection or cannot be asked.
+func Unusable(c net.Conn) bool {
+	var sc syscall.Conn
+	switch v := c.(type) {
+	case *rawIO:
+		sc = v.TCPConn
+	case *net.TCPConn:
+		sc = v
+	default:
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	unusable := false
+	var b [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, errno := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case errno == syscall.EAGAIN || errno == syscall.EINTR:
+		case errno != nil, n >= 0: // an error, the peer's FIN (0), or data
+			unusable = true
+		}
+		return true // never wait
+	})
+	return unusable || err != nil
+}

@@ -98,3 +98,68 @@ func TestRawIO(t *testing.T) {
 		t.Fatalf("write after Close: %v; want net.ErrClosed", err)
 	}
 }
+
+// TestUnusable: an idle connection is usable until its peer closes it or
+// sends something unasked; looking reads nothing and never waits.
+func TestUnusable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pair := func() (net.Conn, net.Conn) {
+		t.Helper()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			accepted <- c
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		peer := <-accepted
+		t.Cleanup(func() { peer.Close() })
+		return c, peer
+	}
+	// eventually waits for what the peer did to arrive over loopback.
+	eventually := func(c net.Conn) bool {
+		for range 100 {
+			if Unusable(c) {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	}
+
+	c, peer := pair()
+	if Unusable(c) || Unusable(Wrap(c)) {
+		t.Fatal("an open, idle connection is called unusable")
+	}
+	peer.Close()
+	if !eventually(Wrap(c)) {
+		t.Fatal("a connection its peer closed is called usable")
+	}
+
+	c, peer = pair()
+	if _, err := peer.Write([]byte("HTTP/1.1 408 Request Timeout\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(c) {
+		t.Fatal("a connection with unasked data is called usable")
+	}
+	// The data is still there to read: looking only peeked.
+	buf := make([]byte, 8)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "HTTP/1.1" {
+		t.Fatalf("after Unusable, read %q, %v", buf, err)
+	}
+
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if Unusable(a) {
+		t.Fatal("a connection that is not TCP is called unusable")
+	}
+}

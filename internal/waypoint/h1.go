@@ -37,6 +37,13 @@ type h1Transport struct {
 const (
 	h1MaxIdlePerHost = 256
 	h1IdleTimeout    = 30 * time.Second
+	// h1CheckIdleAfter is how long a connection must have been idle before
+	// it is checked for a close by its endpoint (rawconn.Unusable, one
+	// system call) when taken from the pool: servers close idle
+	// connections after a keep-alive timeout of their own (Node.js: 5 s),
+	// and a request that is not safe to resend (a POST) written on one
+	// would fail. Busy connections (idle for milliseconds) skip the check.
+	h1CheckIdleAfter = 250 * time.Millisecond
 )
 
 type h1Conn struct {
@@ -184,7 +191,8 @@ func (t *h1Transport) idleConn(addr string) *h1Conn {
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
-		if now.Sub(pc.idleSince) < h1IdleTimeout {
+		idle := now.Sub(pc.idleSince)
+		if idle < h1IdleTimeout && (idle < h1CheckIdleAfter || !rawconn.Unusable(pc.c)) {
 			return pc
 		}
 		_ = pc.c.Close()

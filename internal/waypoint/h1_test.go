@@ -80,3 +80,58 @@ func TestUpstreamKeepAlive(t *testing.T) {
 		t.Errorf("after an abandoned stream: %d", resp.StatusCode)
 	}
 }
+
+// TestUpstreamClosedWhileIdle: a backend that closes keep-alive
+// connections idle for 200 ms (as Node.js does after 5 s): a POST, which
+// is not sent again after a failure, sent after that time goes on a new
+// connection instead of meeting the closed one. Twice through each path:
+// the fast path, and net/http's server for a chunked body.
+func TestUpstreamClosedWhileIdle(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(b))
+	}))
+	srv.Config.IdleTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}}
+	_, proxy := startProxy(t, reviewsConfig(nil, cl), reviewsVIP)
+	c := client(t)
+	post := func(chunked bool) {
+		t.Helper()
+		var body io.Reader = strings.NewReader("order")
+		if chunked {
+			body = io.MultiReader(body) // length unknown: sent chunked
+		}
+		req, err := http.NewRequest(http.MethodPost, "http://"+proxy+"/orders", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "reviews.default.svc.cluster.local:9080"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "got order" {
+			t.Fatalf("POST after the backend closed its idle connection (chunked %v): %d %q", chunked, resp.StatusCode, b)
+		}
+	}
+	for _, chunked := range []bool{false, true} {
+		post(chunked)
+		time.Sleep(600 * time.Millisecond) // the backend closes the idle connection
+		post(chunked)
+		time.Sleep(600 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) < 4 {
+		t.Errorf("4 POSTs, each after the backend closed the last connection, used %d connections", len(conns))
+	}
+}
