@@ -16,23 +16,7 @@ import (
 // Write: data both ways (more than the socket buffers hold, so writes
 // wait for room), io.EOF at the peer's end, deadlines, closed connections.
 func TestRawIO(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	peer := <-accepted
-	defer peer.Close()
+	c, peer := tcpPair(t)
 	rd := Wrap(c)
 	wr := rd
 	if _, ok := rd.(*rawIO); !ok {
@@ -102,27 +86,7 @@ func TestRawIO(t *testing.T) {
 // TestUnusable: an idle connection is usable until its peer closes it or
 // sends something unasked; looking reads nothing and never waits.
 func TestUnusable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	pair := func() (net.Conn, net.Conn) {
-		t.Helper()
-		accepted := make(chan net.Conn, 1)
-		go func() {
-			c, _ := ln.Accept()
-			accepted <- c
-		}()
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		peer := <-accepted
-		t.Cleanup(func() { peer.Close() })
-		return c, peer
-	}
+	pair := func() (net.Conn, net.Conn) { return tcpPair(t) }
 	// eventually waits for what the peer did to arrive over loopback.
 	eventually := func(c net.Conn) bool {
 		for range 100 {
@@ -162,4 +126,31 @@ func TestUnusable(t *testing.T) {
 	if Unusable(a) {
 		t.Fatal("a connection that is not TCP is called unusable")
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed when the
+// test ends.
+func tcpPair(t *testing.T) (c, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	peer = <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { peer.Close() })
+	return c, peer
 }
