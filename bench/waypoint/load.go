@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -213,6 +214,50 @@ type runStats struct {
 	late       []time.Duration // open loop: how late each send left, sorted
 	genCPU     time.Duration   // this process's CPU during the run
 	proxyCPU   time.Duration   // the proxy's CPU during the run (set by the caller)
+	stalls     stalls          // open loop only
+}
+
+// stalls describes the slow requests of an open-loop run: at a fixed rate,
+// a pause anywhere (in a process, the kernel, the hypervisor) makes every
+// request due during it slow, so slow requests come in bursts, and the
+// p99 counts bursts more than it measures any one request's path.
+type stalls struct {
+	bursts   int           // runs of slow requests, each ≤ stallGap from the next
+	requests int           // slow requests, in all bursts
+	biggest  int           // requests in the biggest burst
+	longest  time.Duration // the slowest request's latency
+}
+
+const (
+	stallLatency = time.Millisecond     // a slow request takes longer
+	stallGap     = 3 * time.Millisecond // slow requests due this close are one burst
+)
+
+// sample is one request of an open-loop run: when it was due (from the
+// run's start) and its latency.
+type sample struct{ due, lat time.Duration }
+
+// findStalls groups the slow requests of samples (sorted by due) into
+// bursts.
+func findStalls(samples []sample) stalls {
+	var st stalls
+	var lastDue time.Duration
+	run := 0
+	for _, s := range samples {
+		if s.lat <= stallLatency {
+			continue
+		}
+		if run == 0 || s.due-lastDue > stallGap {
+			st.bursts++
+			run = 0
+		}
+		run++
+		lastDue = s.due
+		st.requests++
+		st.biggest = max(st.biggest, run)
+		st.longest = max(st.longest, s.lat)
+	}
+	return st
 }
 
 func (s *runStats) rate() float64 { return float64(len(s.lat)) / s.elapsed.Seconds() }
@@ -237,6 +282,8 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 	interval := time.Second / time.Duration(rate)
 	total := int(dur / interval)
 	free := make(chan *httpConn, len(conns))
+	var start time.Time // set before the first send; readers use it after
+	var all []sample
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -255,11 +302,13 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 		free <- c
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, total/len(conns)+16)
+			samples := make([]sample, 0, total/len(conns)+16)
 			for due := range c.pending {
 				err := c.readResponse()
 				done := time.Now()
 				if err == nil {
 					lat = append(lat, done.Sub(due))
+					samples = append(samples, sample{due: due.Sub(start), lat: done.Sub(due)})
 				} else {
 					fail(err)
 				}
@@ -279,12 +328,13 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 			}
 			mu.Lock()
 			st.lat = append(st.lat, lat...)
+			all = append(all, samples...)
 			mu.Unlock()
 		})
 	}
 	late := make([]time.Duration, 0, total)
 	cpu0 := selfCPU()
-	start := time.Now().Add(time.Millisecond)
+	start = time.Now().Add(time.Millisecond)
 	err := func() error {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -350,6 +400,8 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 	slices.Sort(st.lat)
 	slices.Sort(late)
 	st.late = late
+	slices.SortFunc(all, func(a, b sample) int { return cmp.Compare(a.due, b.due) })
+	st.stalls = findStalls(all)
 	return st, nil
 }
 

@@ -62,6 +62,10 @@ func addStats(to, s *runStats) {
 	to.late = append(to.late, s.late...)
 	to.genCPU += s.genCPU
 	to.proxyCPU += s.proxyCPU
+	to.stalls.bursts += s.stalls.bursts
+	to.stalls.requests += s.stalls.requests
+	to.stalls.biggest = max(to.stalls.biggest, s.stalls.biggest)
+	to.stalls.longest = max(to.stalls.longest, s.stalls.longest)
 }
 
 // cpuPer1000 is the proxy's CPU-seconds per 1,000 requests answered.
@@ -161,6 +165,10 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		})
 	}
 	row("added latency, p99", added(99), fmt.Sprintf("waypoint ≤ nginx + %s µs", us(targetP99OverNginx)), p99Result)
+	row(fmt.Sprintf("requests over %s at %s req/s: bursts (requests due ≤ %s apart) / requests in them / the biggest burst / the slowest request", stallLatency, rate, stallGap), func(r *targetResult) string {
+		st := r.fixed.stalls
+		return fmt.Sprintf("%d / %d / %d / %s µs", st.bursts, st.requests, st.biggest, us(st.longest))
+	}, "—", "—")
 
 	tpResult := "—"
 	if nginx != nil {
