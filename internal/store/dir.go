@@ -49,6 +49,9 @@ type Dir struct {
 	// objectsScanned counts objects looked at by scans, for tests.
 	rescanEvery    time.Duration
 	objectsScanned atomic.Int64
+	// scanning, when set (tests), runs before a scan looks at an object,
+	// to make scans slow.
+	scanning func()
 }
 
 var _ Store = (*Dir)(nil)

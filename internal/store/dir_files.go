@@ -286,6 +286,9 @@ func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 // the lock.
 func (d *Dir) scanObject(key objectKey) (*storedObject, error) {
 	d.objectsScanned.Add(1)
+	if d.scanning != nil {
+		d.scanning()
+	}
 	path := d.specPath(key)
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -104,11 +104,17 @@ func (d *Dir) scanDir(dk dirKey, out map[objectKey]*storedObject) error {
 	return nil
 }
 
-// scanAll reads every object in the tree and reports every manifest file that
-// is not where an object belongs. visitDir is called for each directory the
-// watch must follow, before its entries are read, so that a file created in it
-// meanwhile is either seen now or raises an event. The caller holds the lock.
-func (d *Dir) scanAll(visitDir func(path string)) (map[objectKey]*storedObject, error) {
+// scanAllBatched reads every object in the tree and reports every manifest
+// file that is not where an object belongs. visitDir is called for each
+// directory the watch must follow, before its entries are read, so that a
+// file created in it meanwhile is either seen now or raises an event.
+//
+// It takes the store's shared lock itself, a batch of objects at a time:
+// the walk lists directories without it (a listing is consistent without
+// the lock: files are replaced by rename), and each object's spec and
+// status files are read under one hold. An object removed between the walk
+// and its batch is left out; one created meanwhile raises a file event.
+func (d *Dir) scanAllBatched(visitDir func(path string)) (map[objectKey]*storedObject, error) {
 	out := map[objectKey]*storedObject{}
 	seen := map[string]bool{}
 	var keys []objectKey
@@ -147,12 +153,21 @@ func (d *Dir) scanAll(visitDir func(path string)) (map[objectKey]*storedObject, 
 	if err != nil {
 		return nil, fmt.Errorf("scanning %s: %w", d.root, err)
 	}
-	found, err := d.scanObjects(keys)
-	if err != nil {
-		return nil, fmt.Errorf("scanning %s: %w", d.root, err)
-	}
-	for _, s := range found {
-		out[s.key] = s
+	for len(keys) > 0 {
+		batch := keys[:min(scanBatch, len(keys))]
+		keys = keys[len(batch):]
+		unlock, err := d.lock(false)
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", d.root, err)
+		}
+		found, err := d.scanObjects(batch)
+		unlock()
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", d.root, err)
+		}
+		for _, s := range found {
+			out[s.key] = s
+		}
 	}
 	d.cache.retain(seen)
 	return out, nil

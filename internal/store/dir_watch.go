@@ -32,6 +32,10 @@ const (
 	// time, so that these scans take at most a tenth of a CPU.
 	watchRescanInterval = 2 * time.Second
 	rescanCostFactor    = 10
+	// scanBatch is how many objects a full scan reads per hold of the
+	// store's shared lock: a writer waits for one batch (milliseconds),
+	// not for the whole scan (seconds on a big store).
+	scanBatch = 256
 )
 
 // dirHub serves all watches of one Dir from one fsnotify watcher and one
@@ -330,22 +334,23 @@ func (h *dirHub) rescan(loop *dirWatchLoop) {
 }
 
 // rescanLocked reads the tree, delivers the differences from the snapshot to
-// every watch and makes the result the snapshot.
+// every watch and makes the result the snapshot. The tree is read in
+// batches, each under its own hold of the store's shared lock (see
+// scanAllBatched): each object is read whole (spec and status files under
+// one hold), but objects of different batches at different moments. A
+// change made meanwhile to an object already read raises a file event,
+// which the next rescan of its directory delivers.
 func (h *dirHub) rescanLocked() error {
 	loop := h.loop
 	seenDirs := map[string]bool{}
-	var next map[objectKey]*storedObject
-	err := h.d.read(func() (err error) {
-		next, err = h.d.scanAll(func(dir string) {
-			seenDirs[dir] = true
-			if loop.fsw != nil && !loop.watched[dir] {
-				// Failing to add one is covered by the periodic rescan.
-				if loop.fsw.Add(dir) == nil {
-					loop.watched[dir] = true
-				}
+	next, err := h.d.scanAllBatched(func(dir string) {
+		seenDirs[dir] = true
+		if loop.fsw != nil && !loop.watched[dir] {
+			// Failing to add one is covered by the periodic rescan.
+			if loop.fsw.Add(dir) == nil {
+				loop.watched[dir] = true
 			}
-		})
-		return err
+		}
 	})
 	if err != nil {
 		return err
@@ -356,16 +361,48 @@ func (h *dirHub) rescanLocked() error {
 			_ = loop.fsw.Remove(dir) // fails only when the kernel already dropped it with the directory
 		}
 	}
-	if h.snapshot != nil {
-		h.dispatchLocked(h.snapshot, next)
+	if h.snapshot == nil {
+		h.snapshot = next
+		h.rebuildByDir()
+		return nil
 	}
+	// Keep the snapshot's entry of each object that did not change, and
+	// hand the watches only the objects that did.
+	prev, changed := map[objectKey]*storedObject{}, map[objectKey]*storedObject{}
+	keysChanged := false
+	for k, n := range next {
+		p, ok := h.snapshot[k]
+		switch {
+		case !ok:
+			changed[k] = n
+			keysChanged = true
+		case p.obj.GetResourceVersion() != n.obj.GetResourceVersion():
+			prev[k], changed[k] = p, n
+		default:
+			next[k] = p
+		}
+	}
+	for k, p := range h.snapshot {
+		if _, ok := next[k]; !ok {
+			prev[k] = p
+			keysChanged = true
+		}
+	}
+	h.dispatchLocked(prev, changed)
 	h.snapshot = next
+	if keysChanged {
+		h.rebuildByDir()
+	}
+	return nil
+}
+
+// rebuildByDir lists the snapshot's keys by directory again.
+func (h *dirHub) rebuildByDir() {
 	h.byDir = map[dirKey][]objectKey{}
-	for k := range next {
+	for k := range h.snapshot {
 		dk := dirKey{k.kind, k.namespace}
 		h.byDir[dk] = append(h.byDir[dk], k)
 	}
-	return nil
 }
 
 // rescanDirs reads the spec files of the directories given (with their

@@ -16,5 +16,8 @@ func FilesRead(d *Dir) int64 { return d.filesRead.Load() }
 // watches opened from now on.
 func SetRescanInterval(d *Dir, every time.Duration) { d.rescanEvery = every }
 
+// SetScanning makes d's scans call fn before they look at each object.
+func SetScanning(d *Dir, fn func()) { d.scanning = fn }
+
 // ObjectsScanned counts the objects d's scans have looked at.
 func ObjectsScanned(d *Dir) int64 { return d.objectsScanned.Load() }
