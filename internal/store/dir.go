@@ -50,8 +50,9 @@ type Dir struct {
 	rescanEvery    time.Duration
 	objectsScanned atomic.Int64
 	// scanning, when set (tests), runs before a scan looks at an object,
-	// to make scans slow.
-	scanning func()
+	// to make scans slow; noInotify makes watches work without inotify.
+	scanning  func()
+	noInotify bool
 }
 
 var _ Store = (*Dir)(nil)

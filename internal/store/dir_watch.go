@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 
 	"github.com/meshway/meshway/internal/manifest"
 )
@@ -25,13 +27,22 @@ const (
 	// events on those alone wait only quickDebounce.
 	watchDebounce = 30 * time.Millisecond
 	quickDebounce = 2 * time.Millisecond
-	// watchRescanInterval bounds how late a change is seen when fsnotify misses
-	// it (queue overflow, a filesystem without inotify, a bind mount): the
-	// whole tree is scanned that often, or, for a tree so big that a scan
-	// takes longer than a tenth of that, every rescanCostFactor scans'
-	// time, so that these scans take at most a tenth of a CPU.
+	// watchRescanInterval bounds how late a change is seen when inotify
+	// cannot report it: without inotify, when a directory could not be
+	// watched (the inotify watch limit), or on a network filesystem, whose
+	// changes made on other machines raise no event here. The whole tree
+	// is scanned that often, or, for a tree so big that a scan takes
+	// longer than a tenth of that, every rescanCostFactor scans' time, so
+	// that these scans take at most a tenth of a CPU.
 	watchRescanInterval = 2 * time.Second
 	rescanCostFactor    = 10
+	// safetyRescanInterval replaces watchRescanInterval while inotify
+	// follows every directory of a local filesystem: every change raises
+	// an event then, and a lost one (a queue overflow) is reported and
+	// scanned for at once. The periodic scan is only a safety net, and at
+	// 100,000 files it costs seconds of CPU and delays the file events
+	// that arrive meanwhile.
+	safetyRescanInterval = 5 * time.Minute
 	// scanBatch is how many objects a full scan reads per hold of the
 	// store's shared lock: a writer waits for one batch (milliseconds),
 	// not for the whole scan (seconds on a big store).
@@ -72,9 +83,16 @@ type dirSubscriber struct {
 type dirWatchLoop struct {
 	fsw     *fsnotify.Watcher // nil if inotify is unavailable: rescans only
 	watched map[string]bool   // directories added to fsw
-	cancel  context.CancelFunc
-	done    chan struct{}
-	lastErr string // last scan error reported, so it is reported once
+	// unwatched counts the directories the last full scan failed to add
+	// to fsw: their changes are seen by periodic scans only.
+	unwatched int
+	// remote is set when the store is on a network filesystem, where
+	// inotify misses the changes other machines make; eventsLost once the
+	// watcher stopped delivering events.
+	remote, eventsLost bool
+	cancel             context.CancelFunc
+	done               chan struct{}
+	lastErr            string // last scan error reported, so it is reported once
 }
 
 func newDirHub(d *Dir) *dirHub {
@@ -168,10 +186,15 @@ func (h *dirHub) startLocked() {
 	ctx, cancel := context.WithCancel(context.Background())
 	loop := &dirWatchLoop{watched: map[string]bool{}, cancel: cancel, done: make(chan struct{})}
 	fsw, err := fsnotify.NewWatcher()
+	if err == nil && h.d.noInotify {
+		_ = fsw.Close() // as if inotify were unavailable (tests)
+		fsw, err = nil, errors.New("inotify disabled by a test")
+	}
 	if err != nil {
 		h.d.opts.Warn(fmt.Errorf("store directory %s: cannot watch for changes (%w); changes made outside this process are seen by rescanning every %v", h.d.root, err, watchRescanInterval))
 	} else {
 		loop.fsw = fsw
+		loop.remote = isNetworkFilesystem(h.d.root)
 	}
 	h.loop = loop
 	go h.run(ctx, loop)
@@ -187,16 +210,12 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 		defer func() { _ = loop.fsw.Close() }()
 		fsEvents, fsErrors = loop.fsw.Events, loop.fsw.Errors
 	}
-	every := watchRescanInterval
-	if h.d.rescanEvery > 0 {
-		every = h.d.rescanEvery
-	}
-	ticker := time.NewTicker(every)
+	ticker := time.NewTicker(h.rescanInterval(loop))
 	defer ticker.Stop()
 	fullScan := func() {
 		began := time.Now()
 		h.rescan(loop)
-		ticker.Reset(max(every, rescanCostFactor*time.Since(began)))
+		ticker.Reset(max(h.rescanInterval(loop), rescanCostFactor*time.Since(began)))
 	}
 	debounce := time.NewTimer(watchDebounce)
 	debounce.Stop()
@@ -213,6 +232,10 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 		case ev, ok := <-fsEvents:
 			if !ok {
 				fsEvents = nil
+				h.mu.Lock()
+				loop.eventsLost = true // only periodic scans see changes now
+				h.mu.Unlock()
+				ticker.Reset(h.rescanInterval(loop))
 				continue
 			}
 			if k, ok := h.d.dirOfFile(ev.Name); ok {
@@ -258,6 +281,53 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 			fullScan()
 		}
 	}
+}
+
+// Filesystem types (statfs(2) f_type) whose files other machines, or the
+// host of a virtual machine, can change without an inotify event here.
+var networkFilesystems = map[int64]bool{
+	0x6969:     true, // NFS
+	0x517b:     true, // SMB
+	0xfe534d42: true, // SMB2
+	0xff534d42: true, // CIFS
+	0x65735546: true, // FUSE (sshfs, s3fs, …)
+	0x01021997: true, // 9p (WSL, QEMU shares)
+	0x6a656a63: true, // virtiofs
+	0x786f4256: true, // VirtualBox shared folders
+	0x00c36400: true, // Ceph
+	0x5346414f: true, // AFS
+	0x0bd00bd0: true, // Lustre
+	0x01161970: true, // GFS2
+	0x7461636f: true, // OCFS2
+}
+
+// isNetworkFilesystem reports whether dir is on a filesystem where inotify
+// may miss changes; when it cannot tell, it says no (a local filesystem is
+// the common case, and a directory that inotify fails to watch is scanned
+// often anyway).
+func isNetworkFilesystem(dir string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return false
+	}
+	return networkFilesystems[int64(st.Type)] //nolint:unconvert // Type's type differs between architectures
+}
+
+// rescanInterval is how often the loop scans the whole tree: often when
+// inotify may miss changes, rarely (a safety net) when it follows every
+// directory of a local filesystem.
+func (h *dirHub) rescanInterval(loop *dirWatchLoop) time.Duration {
+	every := watchRescanInterval
+	if h.d.rescanEvery > 0 {
+		every = h.d.rescanEvery
+	}
+	h.mu.Lock() // the last full scan sets unwatched
+	complete := loop.fsw != nil && !loop.remote && !loop.eventsLost && loop.unwatched == 0
+	h.mu.Unlock()
+	if complete {
+		every = max(every, safetyRescanInterval)
+	}
+	return every
 }
 
 // newObjectDir returns the directory of spec (or status) files a Create
@@ -343,18 +413,23 @@ func (h *dirHub) rescan(loop *dirWatchLoop) {
 func (h *dirHub) rescanLocked() error {
 	loop := h.loop
 	seenDirs := map[string]bool{}
+	unwatched := 0
 	next, err := h.d.scanAllBatched(func(dir string) {
 		seenDirs[dir] = true
 		if loop.fsw != nil && !loop.watched[dir] {
-			// Failing to add one is covered by the periodic rescan.
+			// Failing to add one is covered by the periodic rescan,
+			// which runs often while a directory is not watched.
 			if loop.fsw.Add(dir) == nil {
 				loop.watched[dir] = true
+			} else {
+				unwatched++
 			}
 		}
 	})
 	if err != nil {
 		return err
 	}
+	loop.unwatched = unwatched
 	for dir := range loop.watched {
 		if !seenDirs[dir] {
 			delete(loop.watched, dir)

@@ -78,3 +78,54 @@ func TestDirWriteIsNotBlockedByFullScan(t *testing.T) {
 	}
 	w.Expect(t, store.Modified, "default/web")
 }
+
+// TestDirWatchNeedsNoPeriodicScanWithInotify: while inotify follows every
+// directory of a local filesystem, the watch does not scan the whole tree
+// every few seconds (on a big store each scan costs seconds of CPU and
+// delays the events that arrive meanwhile); a change is seen by its file
+// event, which reads its directory alone.
+func TestDirWatchNeedsNoPeriodicScanWithInotify(t *testing.T) {
+	root := t.TempDir()
+	if store.IsNetworkFilesystem(root) {
+		t.Skip("the temporary directory is on a network filesystem, where the watch scans periodically")
+	}
+	d := openDir(t, root, nil)
+	// What the interval is when inotify may miss changes (2 s), shortened.
+	store.SetRescanInterval(d, 20*time.Millisecond)
+	initial := []string{"default/web"}
+	for i := range 20 {
+		storetest.MustCreate(t, d, storetest.Service("other", fmt.Sprintf("svc%d", i), nil))
+		initial = append(initial, fmt.Sprintf("other/svc%d", i))
+	}
+	storetest.MustCreate(t, d, storetest.Service("default", "web", map[string]string{"app": "web"}))
+	w := storetest.StartWatch(t, d, manifest.Service, store.ListOptions{})
+	w.ExpectInitial(t, initial...)
+
+	before := store.ObjectsScanned(d)
+	time.Sleep(300 * time.Millisecond)
+	if n := store.ObjectsScanned(d) - before; n != 0 {
+		t.Errorf("with no change, the watch looked at %d objects in 300ms, want 0 (no periodic full scan while inotify follows every directory)", n)
+	}
+	before = store.ObjectsScanned(d)
+	editFile(t, filepath.Join(root, "default/services/web.yaml"), "app: web", "app: web2", false)
+	w.Expect(t, store.Modified, "default/web")
+	if n := store.ObjectsScanned(d) - before; n > 2 {
+		t.Errorf("for a hand edit, the watch looked at %d objects, want at most 2 (default/services, maybe twice)", n)
+	}
+}
+
+// TestDirWatchWithoutInotifyScansPeriodically: without inotify the watch
+// sees a hand edit by its periodic full scans.
+func TestDirWatchWithoutInotifyScansPeriodically(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	store.DisableInotify(d)
+	store.SetRescanInterval(d, 50*time.Millisecond)
+	storetest.MustCreate(t, d, storetest.Service("default", "web", map[string]string{"app": "web"}))
+	w := storetest.StartWatch(t, d, manifest.Service, store.ListOptions{})
+	w.ExpectInitial(t, "default/web")
+	editFile(t, filepath.Join(root, "default/services/web.yaml"), "app: web", "app: web2", false)
+	if ev := w.Expect(t, store.Modified, "default/web"); ev.Object.GetLabels()["app"] != "web2" {
+		t.Errorf("after a hand edit the watch saw labels %v", ev.Object.GetLabels())
+	}
+}
