@@ -217,7 +217,11 @@ type parseCache struct {
 // callers handing an object out copy it.
 type parseCacheEntry struct {
 	resourceVersion string
-	modTime         time.Time
+	// specSum is a hash of the spec file alone: when only the status file
+	// changed, the object's spec part is taken from obj rather than parsed
+	// and admitted again.
+	specSum string
+	modTime time.Time
 	// stamps are the spec and status files' when they were read.
 	stamps [2]fileStamp
 	obj    manifest.Object
@@ -257,10 +261,22 @@ func (c *parseCache) unchanged(path string, stamps [2]fileStamp, now time.Time) 
 	return e.obj, e.err, true
 }
 
-func (c *parseCache) put(path, resourceVersion string, modTime time.Time, stamps [2]fileStamp, obj manifest.Object, err error) {
+// sameSpec returns the entry's object of path if it was read from the same
+// spec file (by its hash and modification time) and is usable.
+func (c *parseCache) sameSpec(path, specSum string, modTime time.Time) (manifest.Object, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[path] = parseCacheEntry{resourceVersion: resourceVersion, modTime: modTime, stamps: stamps, obj: obj, err: err}
+	e, ok := c.entries[path]
+	if !ok || e.err != nil || e.specSum != specSum || !e.modTime.Equal(modTime) {
+		return nil, false
+	}
+	return e.obj, true
+}
+
+func (c *parseCache) put(path string, e parseCacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[path] = e
 }
 
 // retain drops the entries of files a full scan no longer found.

@@ -12,6 +12,9 @@ func SetClock(d *Dir, now func() time.Time) { d.now = now }
 // FilesRead counts the objects d has read from their files.
 func FilesRead(d *Dir) int64 { return d.filesRead.Load() }
 
+// SpecsDecoded counts the spec files d has parsed (and admitted).
+func SpecsDecoded(d *Dir) int64 { return d.specsDecoded.Load() }
+
 // SetRescanInterval replaces the periodic full rescan's interval of d's
 // watches opened from now on, while inotify may miss changes (and the
 // safety net's, when longer).
