@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshway/meshway/internal/manifest"
 )
@@ -248,6 +249,9 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 				loop.watched[ev.Name] = true
 				h.mu.Unlock()
 				dirty[k] = true
+			} else if h.newNamespaceDir(loop, ev, dirty) {
+				// A namespace's first object: its directory and those of
+				// its kinds are watched and read, not the tree.
 			} else {
 				full = true // a directory came or went, or a file out of place
 			}
@@ -345,6 +349,91 @@ func (d *Dir) newObjectDir(ev fsnotify.Event) (dirKey, bool) {
 		return dirKey{}, false
 	}
 	return k, true
+}
+
+// newNamespaceDir handles the Create event of a namespace's directory (or
+// _cluster's, or their status directories): a namespace's first object
+// makes one, and meshd's first write of a status or of a ConfigMap into a
+// namespace too. It watches the directory and the kinds' directories
+// already in it, and marks those for a rescan, as newObjectDir does for
+// one kind's: a directory made after the listing raises its own event.
+// It returns false, for a full scan to handle (watching and reporting
+// what is out of place), when the directory holds anything but kinds'
+// directories of manifest files or a watch cannot be added.
+func (h *dirHub) newNamespaceDir(loop *dirWatchLoop, ev fsnotify.Event, dirty map[dirKey]bool) bool {
+	if !ev.Has(fsnotify.Create) || !h.d.isNamespaceDir(ev.Name) {
+		return false
+	}
+	watch := func(dir string) bool {
+		if loop.fsw.Add(dir) != nil {
+			return false
+		}
+		h.mu.Lock() // rescanLocked reads loop.watched
+		loop.watched[dir] = true
+		h.mu.Unlock()
+		return true
+	}
+	if !watch(ev.Name) {
+		return false
+	}
+	entries, err := os.ReadDir(ev.Name)
+	if err != nil {
+		return false
+	}
+	found := map[dirKey]bool{}
+	for _, e := range entries {
+		path := filepath.Join(ev.Name, e.Name())
+		if !e.IsDir() {
+			if isManifestFile(e.Name()) {
+				return false // out of place: the full scan reports it
+			}
+			continue
+		}
+		k, ok := h.d.objectDirOf(path, 2)
+		if !ok || hasSubdirectory(path) || !watch(path) {
+			return false
+		}
+		found[k] = true
+	}
+	for k := range found {
+		dirty[k] = true
+	}
+	return true
+}
+
+// isNamespaceDir reports whether path is a directory that holds a
+// namespace's kinds' directories: <namespace>, _cluster, or the same in
+// the status directory.
+func (d *Dir) isNamespaceDir(path string) bool {
+	rel, err := filepath.Rel(d.root, path)
+	if err != nil {
+		return false
+	}
+	rel = filepath.ToSlash(rel)
+	if r, ok := strings.CutPrefix(rel, statusDir+"/"); ok {
+		rel = r
+	}
+	if strings.Contains(rel, "/") || (rel != clusterDir && len(validation.IsDNS1123Label(rel)) > 0) {
+		return false
+	}
+	info, err := os.Lstat(path)
+	return err == nil && info.IsDir()
+}
+
+// hasSubdirectory reports whether dir holds a directory (or cannot be
+// listed): scans of a kind's directory skip those, and only a full scan
+// reports the files in them.
+func hasSubdirectory(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // dirOfFile returns the directory of spec files a file event at path

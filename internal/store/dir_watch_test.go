@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/store"
 	"github.com/meshway/meshway/internal/store/storetest"
@@ -128,4 +131,55 @@ func TestDirWatchWithoutInotifyScansPeriodically(t *testing.T) {
 	if ev := w.Expect(t, store.Modified, "default/web"); ev.Object.GetLabels()["app"] != "web2" {
 		t.Errorf("after a hand edit the watch saw labels %v", ev.Object.GetLabels())
 	}
+}
+
+// TestDirWatchNewNamespaceDirectoryIsNotAFullScan: a namespace's first
+// object makes its directory (and its status's, for a first status): the
+// watch starts watching it and its kinds' directories and reads those
+// alone, not the whole tree (meshd's first write into each namespace of a
+// big store made a full scan of 100,000 files).
+func TestDirWatchNewNamespaceDirectoryIsNotAFullScan(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	store.SetRescanInterval(d, time.Hour)
+	for i := range 30 {
+		storetest.MustCreate(t, d, storetest.Service("other", fmt.Sprintf("svc%d", i), nil))
+	}
+	// A status file, so that the status directory exists.
+	withStatus := func(svc *corev1.Service, ip string) *corev1.Service {
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		return svc
+	}
+	if _, err := d.UpdateStatus(t.Context(), withStatus(storetest.MustGet(t, d, manifest.Service, "other", "svc0").(*corev1.Service), "10.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	w := storetest.StartWatch(t, d, nil, store.ListOptions{})
+	for {
+		if ev := w.Next(t); ev.Type == store.Synced {
+			break
+		}
+	}
+	storetest.MustCreate(t, d, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})
+	w.Expect(t, store.Added, "team")
+
+	before := store.ObjectsScanned(d)
+	created := storetest.MustCreate(t, d, storetest.Service("team", "web", nil)).(*corev1.Service)
+	w.Expect(t, store.Added, "team/web")
+	if n := store.ObjectsScanned(d) - before; n > 2 {
+		t.Errorf("the watch looked at %d objects for a new namespace directory of one file, want at most 2 (no full scan)", n)
+	}
+	before = store.ObjectsScanned(d)
+	if _, err := d.UpdateStatus(t.Context(), withStatus(created, "10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := w.Expect(t, store.Modified, "team/web"); len(ev.Object.(*corev1.Service).Status.LoadBalancer.Ingress) != 1 {
+		t.Errorf("status after a status write in a new status directory: %+v", ev.Object.(*corev1.Service).Status)
+	}
+	if n := store.ObjectsScanned(d) - before; n > 2 {
+		t.Errorf("the watch looked at %d objects for a new status directory of one file, want at most 2 (no full scan)", n)
+	}
+	// A file later written by hand in the new directories is an event of
+	// a watched directory.
+	writeByHand(t, filepath.Join(root, "team/services/api.yaml"), "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  ports:\n  - port: 80\n")
+	w.Expect(t, store.Added, "team/api")
 }
