@@ -112,8 +112,10 @@ func TestDirWatchNeedsNoPeriodicScanWithInotify(t *testing.T) {
 	before = store.ObjectsScanned(d)
 	editFile(t, filepath.Join(root, "default/services/web.yaml"), "app: web", "app: web2", false)
 	w.Expect(t, store.Modified, "default/web")
-	if n := store.ObjectsScanned(d) - before; n > 2 {
-		t.Errorf("for a hand edit, the watch looked at %d objects, want at most 2 (default/services, maybe twice)", n)
+	// default/services holds 1 object, read once per rescan; the events
+	// of one save may straddle the debounce. A full scan looks at 21.
+	if n := store.ObjectsScanned(d) - before; n > 4 {
+		t.Errorf("for a hand edit, the watch looked at %d objects, want at most 4 (default/services, a few times)", n)
 	}
 }
 
@@ -162,11 +164,15 @@ func TestDirWatchNewNamespaceDirectoryIsNotAFullScan(t *testing.T) {
 	storetest.MustCreate(t, d, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}})
 	w.Expect(t, store.Added, "team")
 
+	// A full scan looks at 34 objects. The events of one write may
+	// straddle the debounce, and those of the Namespace's (3 objects in
+	// its directory) arrive late on a busy machine: at most 8 then.
+	const notFull = 8
 	before := store.ObjectsScanned(d)
 	created := storetest.MustCreate(t, d, storetest.Service("team", "web", nil)).(*corev1.Service)
 	w.Expect(t, store.Added, "team/web")
-	if n := store.ObjectsScanned(d) - before; n > 2 {
-		t.Errorf("the watch looked at %d objects for a new namespace directory of one file, want at most 2 (no full scan)", n)
+	if n := store.ObjectsScanned(d) - before; n > notFull {
+		t.Errorf("the watch looked at %d objects for a new namespace directory of one file, want at most %d (no full scan)", n, notFull)
 	}
 	before = store.ObjectsScanned(d)
 	if _, err := d.UpdateStatus(t.Context(), withStatus(created, "10.0.0.2")); err != nil {
@@ -175,8 +181,8 @@ func TestDirWatchNewNamespaceDirectoryIsNotAFullScan(t *testing.T) {
 	if ev := w.Expect(t, store.Modified, "team/web"); len(ev.Object.(*corev1.Service).Status.LoadBalancer.Ingress) != 1 {
 		t.Errorf("status after a status write in a new status directory: %+v", ev.Object.(*corev1.Service).Status)
 	}
-	if n := store.ObjectsScanned(d) - before; n > 2 {
-		t.Errorf("the watch looked at %d objects for a new status directory of one file, want at most 2 (no full scan)", n)
+	if n := store.ObjectsScanned(d) - before; n > notFull {
+		t.Errorf("the watch looked at %d objects for a new status directory of one file, want at most %d (no full scan)", n, notFull)
 	}
 	// A file later written by hand in the new directories is an event of
 	// a watched directory.
