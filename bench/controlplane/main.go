@@ -43,9 +43,11 @@ type config struct {
 	quiet      time.Duration
 	modes      []string
 	cpuProfile string
-	meshdBin   string
-	keep       bool
-	ztunnels   int
+	// heapProfile is meshd's -heapprofile in the directory mode.
+	heapProfile string
+	meshdBin    string
+	keep        bool
+	ztunnels    int
 }
 
 var allModes = []string{"dir", "memory"}
@@ -65,7 +67,8 @@ func main() {
 	flag.DurationVar(&cfg.settle, "settle", 200*time.Millisecond, "after the affected proxy's ACK, how long to keep counting what other proxies receive")
 	flag.DurationVar(&cfg.quiet, "quiet", 8*time.Second, "after the last change, how long to measure the control plane's CPU (its background full translation follows 5 s of quiet)")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "control planes to measure: dir (meshd on a directory store), memory (meshd's controller on a memory store)")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the control plane: FILE-dir.EXT for meshd's whole run (its -cpuprofile), FILE-memory-start.EXT and FILE-memory.EXT for the memory mode's first push and its changes")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the control plane: FILE-dir.EXT for meshd's start-up until idle, FILE-dir-1.EXT for the changes, FILE-dir-2.EXT for the quiet time and the end (its -cpuprofile), FILE-memory-start.EXT and FILE-memory.EXT for the memory mode's first push and its changes")
+	flag.StringVar(&cfg.heapProfile, "heapprofile", "", "directory mode: write meshd's heap profile at the peak of its live heap to FILE (its -heapprofile)")
 	flag.StringVar(&cfg.meshdBin, "meshd-bin", "", "meshd binary to run (default: build ./cmd/meshd into the temporary directory)")
 	flag.IntVar(&cfg.ztunnels, "ztunnels", 20, "ztunnel streams (every resource of the four ztunnel types; 0: none)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (store, logs) and print where it is")
@@ -91,13 +94,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -namespaces, -services, -pods and -changes must be positive, -warmup and -ztunnels not negative")
 		os.Exit(2)
 	}
-	if cfg.cpuProfile != "" {
-		abs, err := filepath.Abs(cfg.cpuProfile)
+	for _, p := range []*string{&cfg.cpuProfile, &cfg.heapProfile} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(2)
 		}
-		cfg.cpuProfile = abs
+		*p = abs
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, cfg)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/meshway/meshway/bench/internal/benchfmt"
@@ -78,9 +79,10 @@ type target struct {
 	addr  string    // its xDS address
 	// change makes one change and says how long the write took.
 	change func(change) (time.Duration, error)
-	// afterFirst and afterChanges, if set, run after the first push and
+	// afterFirst, beforeChanges and afterChanges, if set, run after the
+	// first push, once the control plane is idle before the changes, and
 	// after the last change (profiles).
-	afterFirst, afterChanges func() error
+	afterFirst, beforeChanges, afterChanges func() error
 }
 
 func (b *bench) measureDir(ctx context.Context) (*modeResult, error) {
@@ -123,12 +125,21 @@ func (b *bench) measureDir(ctx context.Context) (*modeResult, error) {
 	if prof != "" {
 		args = append(args, "-cpuprofile", prof)
 	}
+	if b.cfg.heapProfile != "" {
+		args = append(args, "-heapprofile", b.cfg.heapProfile)
+	}
 	r.load = benchfmt.LoadAverage()
 	t := &target{addr: addr, start: time.Now()}
 	if t.p, err = startProc("meshd", filepath.Join(b.tmp, "meshd.log"), args...); err != nil {
 		return nil, err
 	}
 	defer t.p.stop()
+	if prof != "" {
+		// meshd's SIGUSR1 starts its next profile: the changes in
+		// FILE-dir-1.EXT, the quiet time and the end in FILE-dir-2.EXT.
+		next := func() error { return t.p.cmd.Process.Signal(syscall.SIGUSR1) }
+		t.beforeChanges, t.afterChanges = next, next
+	}
 	t.change = func(c change) (time.Duration, error) {
 		began := time.Now()
 		err := applyChange(ctx, st, b.cfg.size, c)
@@ -139,7 +150,12 @@ func (b *bench) measureDir(ctx context.Context) (*modeResult, error) {
 	}
 	t.p.stop()
 	if prof != "" {
-		r.profiles = append(r.profiles, prof)
+		ext := filepath.Ext(prof)
+		base := strings.TrimSuffix(prof, ext)
+		r.profiles = append(r.profiles, prof, base+"-1"+ext, base+"-2"+ext)
+	}
+	if b.cfg.heapProfile != "" {
+		r.profiles = append(r.profiles, b.cfg.heapProfile)
 	}
 	return r, nil
 }
@@ -271,6 +287,11 @@ func (b *bench) measure(ctx context.Context, r *modeResult, t *target) error {
 	// Anything still arriving (there should be nothing) is not a change's.
 	drain(f, b.cfg.settle)
 	ztFrom := len(zf.acks())
+	if t.beforeChanges != nil {
+		if err := t.beforeChanges(); err != nil {
+			return err
+		}
+	}
 
 	all := changes(b.cfg.size, b.cfg.warmup+b.cfg.changes)
 	var cpu0 time.Duration

@@ -190,7 +190,11 @@ func printTable(w io.Writer, cfg config, rs []*modeResult) {
 	printZtunnelRows(w, cfg, rs, row, judge)
 	for _, r := range rs {
 		for _, p := range r.profiles {
-			fmt.Fprintf(w, "\nCPU profile (%s mode): %s\n", r.mode, p)
+			what := "CPU profile"
+			if p == cfg.heapProfile {
+				what = "heap profile at meshd's peak"
+			}
+			fmt.Fprintf(w, "\n%s (%s mode): %s\n", what, r.mode, p)
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -35,7 +34,8 @@ func main() {
 	flag.StringVar(&o.podXDSAddress, "waypoint-xds-address", "", "meshd's secure address waypoint pods dial for configuration and certificates (default meshd.<system-namespace>.svc:15012)")
 	flag.DurationVar(&o.debounceAfter, "debounce-after", 0, "how long the store must be quiet before changes are pushed; a change after such a quiet spell is pushed at once (default 10ms)")
 	flag.DurationVar(&o.debounceMax, "debounce-max", 0, "the longest a change waits under a steady stream of changes (default 100ms)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file when meshd stops (for benchmarks: make bench-controlplane)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file when meshd stops; SIGUSR1 ends it there and goes on in FILE-1.EXT, FILE-2.EXT… (for benchmarks: make bench-controlplane)")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile to this file each time the live heap reaches a new peak (by a tenth), so it holds the run's peak (for benchmarks: make bench-controlplane)")
 	flag.Parse()
 	if o.caCheckInterval <= 0 {
 		fmt.Fprintf(os.Stderr, "meshd: -ca-check-interval %s: want a positive duration\n", o.caCheckInterval)
@@ -48,7 +48,7 @@ func main() {
 	logger := log.New(os.Stderr, "meshd: ", log.LstdFlags|log.Lmicroseconds)
 	o.logf = logger.Printf
 	if *cpuProfile != "" {
-		stopProfile, err := startCPUProfile(*cpuProfile)
+		stopProfile, err := startCPUProfile(*cpuProfile, logger.Printf)
 		if err != nil {
 			logger.Print(err)
 			os.Exit(1)
@@ -64,29 +64,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *heapProfile != "" {
+		go writeHeapProfiles(ctx, *heapProfile, logger.Printf)
+	}
 	if err := run(ctx, o); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Print(err)
 		os.Exit(1)
 	}
-}
-
-// startCPUProfile profiles until the returned function runs. A profile
-// that cannot be written is logged: meshd has stopped by then anyway.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("-cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("-cpuprofile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			log.Printf("meshd: -cpuprofile: %v", err)
-		}
-	}, nil
 }
 
 func envOr(k, def string) string {

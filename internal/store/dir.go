@@ -42,13 +42,18 @@ type Dir struct {
 	// before it replaces the real one; an error aborts the write there.
 	failTempWrite func(tmpPath string) error
 	// now is time.Now unless a test moves the clock (see racyWindow);
-	// filesRead counts objects read from their files, for tests.
-	now       func() time.Time
-	filesRead atomic.Int64
+	// filesRead counts objects read from their files, and specsDecoded
+	// the spec files parsed (and admitted), for tests.
+	now                     func() time.Time
+	filesRead, specsDecoded atomic.Int64
 	// rescanEvery replaces watchRescanInterval when set (tests);
 	// objectsScanned counts objects looked at by scans, for tests.
 	rescanEvery    time.Duration
 	objectsScanned atomic.Int64
+	// scanning, when set (tests), runs before a scan looks at an object,
+	// to make scans slow; noInotify makes watches work without inotify.
+	scanning  func()
+	noInotify bool
 }
 
 var _ Store = (*Dir)(nil)

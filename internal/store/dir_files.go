@@ -262,10 +262,18 @@ func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 		}
 		return &storedObject{key: key, obj: obj, spec: spec, status: status}, nil
 	}
+	entry := parseCacheEntry{resourceVersion: rv, specSum: specSumOf(spec), modTime: info.ModTime(), stamps: stamps}
+	if obj, ok := d.statusChangedOnly(key, path, entry, status); ok {
+		entry.obj = obj
+		d.cache.put(path, entry)
+		return &storedObject{key: key, obj: obj, spec: spec, status: status}, nil
+	}
+	d.specsDecoded.Add(1)
 	obj, err := d.decodeObjectFile(key, path, spec, info)
 	if err != nil {
 		d.warnOnce(path, info, err)
-		d.cache.put(path, rv, info.ModTime(), stamps, nil, err)
+		entry.err = err
+		d.cache.put(path, entry)
 		return nil, err
 	}
 	if status != nil {
@@ -275,8 +283,38 @@ func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 		}
 	}
 	obj.SetResourceVersion(rv)
-	d.cache.put(path, rv, info.ModTime(), stamps, obj, nil)
+	entry.obj = obj
+	d.cache.put(path, entry)
 	return &storedObject{key: key, obj: obj, spec: spec, status: status}, nil
+}
+
+// statusChangedOnly returns the object at key when only its status file
+// changed since the parse cache read it (a status write: meshd writes the
+// status of thousands of objects): the cached object with the new status,
+// without parsing the spec file and admitting a hand-written custom
+// resource again. ok is false when the spec file changed, or the status
+// file is gone, does not parse or belongs to another object of the name
+// (the spec is then read whole, and any problem reported).
+func (d *Dir) statusChangedOnly(key objectKey, path string, entry parseCacheEntry, status []byte) (manifest.Object, bool) {
+	if status == nil {
+		return nil, false
+	}
+	cached, ok := d.cache.sameSpec(path, entry.specSum, entry.modTime)
+	if !ok {
+		return nil, false
+	}
+	obj, err := applyStatusFile(key, cached, d.statusPath(key), status)
+	if err != nil || obj == cached { // applyStatusFile returns obj itself when the status is not its
+		return nil, false
+	}
+	obj.SetResourceVersion(entry.resourceVersion)
+	return obj, true
+}
+
+// specSumOf hashes a spec file, for parseCacheEntry.specSum.
+func specSumOf(spec []byte) string {
+	sum := sha256.Sum256(spec)
+	return string(sum[:16])
 }
 
 // scanObject is readObjectShared for scans of many objects: when neither the
@@ -286,6 +324,9 @@ func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 // the lock.
 func (d *Dir) scanObject(key objectKey) (*storedObject, error) {
 	d.objectsScanned.Add(1)
+	if d.scanning != nil {
+		d.scanning()
+	}
 	path := d.specPath(key)
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {

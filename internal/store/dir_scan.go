@@ -104,11 +104,17 @@ func (d *Dir) scanDir(dk dirKey, out map[objectKey]*storedObject) error {
 	return nil
 }
 
-// scanAll reads every object in the tree and reports every manifest file that
-// is not where an object belongs. visitDir is called for each directory the
-// watch must follow, before its entries are read, so that a file created in it
-// meanwhile is either seen now or raises an event. The caller holds the lock.
-func (d *Dir) scanAll(visitDir func(path string)) (map[objectKey]*storedObject, error) {
+// scanAllBatched reads every object in the tree and reports every manifest
+// file that is not where an object belongs. visitDir is called for each
+// directory the watch must follow, before its entries are read, so that a
+// file created in it meanwhile is either seen now or raises an event.
+//
+// It takes the store's shared lock itself, a batch of objects at a time:
+// the walk lists directories without it (a listing is consistent without
+// the lock: files are replaced by rename), and each object's spec and
+// status files are read under one hold. An object removed between the walk
+// and its batch is left out; one created meanwhile raises a file event.
+func (d *Dir) scanAllBatched(visitDir func(path string)) (map[objectKey]*storedObject, error) {
 	out := map[objectKey]*storedObject{}
 	seen := map[string]bool{}
 	var keys []objectKey
@@ -147,12 +153,21 @@ func (d *Dir) scanAll(visitDir func(path string)) (map[objectKey]*storedObject, 
 	if err != nil {
 		return nil, fmt.Errorf("scanning %s: %w", d.root, err)
 	}
-	found, err := d.scanObjects(keys)
-	if err != nil {
-		return nil, fmt.Errorf("scanning %s: %w", d.root, err)
-	}
-	for _, s := range found {
-		out[s.key] = s
+	for len(keys) > 0 {
+		batch := keys[:min(scanBatch, len(keys))]
+		keys = keys[len(batch):]
+		unlock, err := d.lock(false)
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", d.root, err)
+		}
+		found, err := d.scanObjects(batch)
+		unlock()
+		if err != nil {
+			return nil, fmt.Errorf("scanning %s: %w", d.root, err)
+		}
+		for _, s := range found {
+			out[s.key] = s
+		}
 	}
 	d.cache.retain(seen)
 	return out, nil
@@ -202,7 +217,11 @@ type parseCache struct {
 // callers handing an object out copy it.
 type parseCacheEntry struct {
 	resourceVersion string
-	modTime         time.Time
+	// specSum is a hash of the spec file alone: when only the status file
+	// changed, the object's spec part is taken from obj rather than parsed
+	// and admitted again.
+	specSum string
+	modTime time.Time
 	// stamps are the spec and status files' when they were read.
 	stamps [2]fileStamp
 	obj    manifest.Object
@@ -242,10 +261,22 @@ func (c *parseCache) unchanged(path string, stamps [2]fileStamp, now time.Time) 
 	return e.obj, e.err, true
 }
 
-func (c *parseCache) put(path, resourceVersion string, modTime time.Time, stamps [2]fileStamp, obj manifest.Object, err error) {
+// sameSpec returns the entry's object of path if it was read from the same
+// spec file (by its hash and modification time) and is usable.
+func (c *parseCache) sameSpec(path, specSum string, modTime time.Time) (manifest.Object, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[path] = parseCacheEntry{resourceVersion: resourceVersion, modTime: modTime, stamps: stamps, obj: obj, err: err}
+	e, ok := c.entries[path]
+	if !ok || e.err != nil || e.specSum != specSum || !e.modTime.Equal(modTime) {
+		return nil, false
+	}
+	return e.obj, true
+}
+
+func (c *parseCache) put(path string, e parseCacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[path] = e
 }
 
 // retain drops the entries of files a full scan no longer found.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -379,6 +380,52 @@ func TestDirHandWrittenCustomResourceIsAdmitted(t *testing.T) {
 	if _, err := d.Get(t.Context(), manifest.HTTPRoute, "default", "written"); !apierrors.IsNotFound(err) ||
 		!strings.Contains(err.Error(), "spec.rules[0].backendRefs[0].weight: Invalid value: -90") {
 		t.Errorf("Get after an invalid edit of a file the store wrote: %v, want NotFound naming the weight", err)
+	}
+}
+
+// TestDirStatusWriteDoesNotParseTheSpecAgain: a hand-written custom
+// resource is parsed and admitted against its CRD once per version of its
+// spec file: a status write (meshd writes the status of thousands of
+// objects) takes the spec part from the parse cache, and gives the object a
+// fresh read would.
+func TestDirStatusWriteDoesNotParseTheSpecAgain(t *testing.T) {
+	root := t.TempDir()
+	d := openDir(t, root, nil)
+	path := filepath.Join(root, "default/httproutes.gateway.networking.k8s.io/reviews.yaml")
+	writeByHand(t, path, "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: reviews\n  namespace: default\n"+
+		"spec:\n  parentRefs: [{group: \"\", kind: Service, name: reviews, port: 9080}]\n"+
+		"  rules:\n  - backendRefs:\n    - {name: reviews-v1, port: 9080}\n")
+	route := storetest.MustGet(t, d, manifest.HTTPRoute, "default", "reviews").(*gwv1.HTTPRoute)
+	before := store.SpecsDecoded(d)
+	for i := range 3 {
+		route.Status.Parents = []gwv1.RouteParentStatus{{
+			ParentRef:      route.Spec.ParentRefs[0],
+			ControllerName: "istio.io/gateway-controller",
+			Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted",
+				LastTransitionTime: metav1.Unix(int64(i+1), 0), Message: fmt.Sprint("accepted ", i)}},
+		}}
+		updated, err := d.UpdateStatus(t.Context(), route)
+		if err != nil {
+			t.Fatal(err)
+		}
+		route = updated.(*gwv1.HTTPRoute)
+	}
+	if n := store.SpecsDecoded(d) - before; n != 0 {
+		t.Errorf("3 status writes parsed the unchanged spec file %d times, want 0", n)
+	}
+	// What a process reading the files for the first time gets.
+	fresh := storetest.MustGet(t, openDir(t, root, nil), manifest.HTTPRoute, "default", "reviews")
+	if diff := cmp.Diff(fresh, storetest.MustGet(t, d, manifest.HTTPRoute, "default", "reviews")); diff != "" {
+		t.Errorf("after status writes, the object differs from a fresh read's (-fresh +got):\n%s", diff)
+	}
+	// A spec edit is parsed (and admitted) again.
+	editFile(t, path, "port: 9080}\n", "port: 9081}\n", false)
+	if got := storetest.MustGet(t, d, manifest.HTTPRoute, "default", "reviews").(*gwv1.HTTPRoute); got.Spec.Rules[0].BackendRefs[0].Port == nil ||
+		*got.Spec.Rules[0].BackendRefs[0].Port != 9081 || len(got.Status.Parents) != 1 {
+		t.Errorf("after a spec edit: rules %+v, status %+v", got.Spec.Rules, got.Status)
+	}
+	if n := store.SpecsDecoded(d) - before; n != 1 {
+		t.Errorf("a spec edit parsed the spec file %d times, want 1", n)
 	}
 }
 

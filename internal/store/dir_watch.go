@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshway/meshway/internal/manifest"
 )
@@ -25,13 +28,26 @@ const (
 	// events on those alone wait only quickDebounce.
 	watchDebounce = 30 * time.Millisecond
 	quickDebounce = 2 * time.Millisecond
-	// watchRescanInterval bounds how late a change is seen when fsnotify misses
-	// it (queue overflow, a filesystem without inotify, a bind mount): the
-	// whole tree is scanned that often, or, for a tree so big that a scan
-	// takes longer than a tenth of that, every rescanCostFactor scans'
-	// time, so that these scans take at most a tenth of a CPU.
+	// watchRescanInterval bounds how late a change is seen when inotify
+	// cannot report it: without inotify, when a directory could not be
+	// watched (the inotify watch limit), or on a network filesystem, whose
+	// changes made on other machines raise no event here. The whole tree
+	// is scanned that often, or, for a tree so big that a scan takes
+	// longer than a tenth of that, every rescanCostFactor scans' time, so
+	// that these scans take at most a tenth of a CPU.
 	watchRescanInterval = 2 * time.Second
 	rescanCostFactor    = 10
+	// safetyRescanInterval replaces watchRescanInterval while inotify
+	// follows every directory of a local filesystem: every change raises
+	// an event then, and a lost one (a queue overflow) is reported and
+	// scanned for at once. The periodic scan is only a safety net, and at
+	// 100,000 files it costs seconds of CPU and delays the file events
+	// that arrive meanwhile.
+	safetyRescanInterval = 5 * time.Minute
+	// scanBatch is how many objects a full scan reads per hold of the
+	// store's shared lock: a writer waits for one batch (milliseconds),
+	// not for the whole scan (seconds on a big store).
+	scanBatch = 256
 )
 
 // dirHub serves all watches of one Dir from one fsnotify watcher and one
@@ -68,9 +84,16 @@ type dirSubscriber struct {
 type dirWatchLoop struct {
 	fsw     *fsnotify.Watcher // nil if inotify is unavailable: rescans only
 	watched map[string]bool   // directories added to fsw
-	cancel  context.CancelFunc
-	done    chan struct{}
-	lastErr string // last scan error reported, so it is reported once
+	// unwatched counts the directories the last full scan failed to add
+	// to fsw: their changes are seen by periodic scans only.
+	unwatched int
+	// remote is set when the store is on a network filesystem, where
+	// inotify misses the changes other machines make; eventsLost once the
+	// watcher stopped delivering events.
+	remote, eventsLost bool
+	cancel             context.CancelFunc
+	done               chan struct{}
+	lastErr            string // last scan error reported, so it is reported once
 }
 
 func newDirHub(d *Dir) *dirHub {
@@ -164,10 +187,15 @@ func (h *dirHub) startLocked() {
 	ctx, cancel := context.WithCancel(context.Background())
 	loop := &dirWatchLoop{watched: map[string]bool{}, cancel: cancel, done: make(chan struct{})}
 	fsw, err := fsnotify.NewWatcher()
+	if err == nil && h.d.noInotify {
+		_ = fsw.Close() // as if inotify were unavailable (tests)
+		fsw, err = nil, errors.New("inotify disabled by a test")
+	}
 	if err != nil {
 		h.d.opts.Warn(fmt.Errorf("store directory %s: cannot watch for changes (%w); changes made outside this process are seen by rescanning every %v", h.d.root, err, watchRescanInterval))
 	} else {
 		loop.fsw = fsw
+		loop.remote = isNetworkFilesystem(h.d.root)
 	}
 	h.loop = loop
 	go h.run(ctx, loop)
@@ -183,16 +211,12 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 		defer func() { _ = loop.fsw.Close() }()
 		fsEvents, fsErrors = loop.fsw.Events, loop.fsw.Errors
 	}
-	every := watchRescanInterval
-	if h.d.rescanEvery > 0 {
-		every = h.d.rescanEvery
-	}
-	ticker := time.NewTicker(every)
+	ticker := time.NewTicker(h.rescanInterval(loop))
 	defer ticker.Stop()
 	fullScan := func() {
 		began := time.Now()
 		h.rescan(loop)
-		ticker.Reset(max(every, rescanCostFactor*time.Since(began)))
+		ticker.Reset(max(h.rescanInterval(loop), rescanCostFactor*time.Since(began)))
 	}
 	debounce := time.NewTimer(watchDebounce)
 	debounce.Stop()
@@ -209,6 +233,10 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 		case ev, ok := <-fsEvents:
 			if !ok {
 				fsEvents = nil
+				h.mu.Lock()
+				loop.eventsLost = true // only periodic scans see changes now
+				h.mu.Unlock()
+				ticker.Reset(h.rescanInterval(loop))
 				continue
 			}
 			if k, ok := h.d.dirOfFile(ev.Name); ok {
@@ -221,6 +249,9 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 				loop.watched[ev.Name] = true
 				h.mu.Unlock()
 				dirty[k] = true
+			} else if h.newNamespaceDir(loop, ev, dirty) {
+				// A namespace's first object: its directory and those of
+				// its kinds are watched and read, not the tree.
 			} else {
 				full = true // a directory came or went, or a file out of place
 			}
@@ -256,6 +287,53 @@ func (h *dirHub) run(ctx context.Context, loop *dirWatchLoop) {
 	}
 }
 
+// Filesystem types (statfs(2) f_type) whose files other machines, or the
+// host of a virtual machine, can change without an inotify event here.
+var networkFilesystems = map[int64]bool{
+	0x6969:     true, // NFS
+	0x517b:     true, // SMB
+	0xfe534d42: true, // SMB2
+	0xff534d42: true, // CIFS
+	0x65735546: true, // FUSE (sshfs, s3fs, …)
+	0x01021997: true, // 9p (WSL, QEMU shares)
+	0x6a656a63: true, // virtiofs
+	0x786f4256: true, // VirtualBox shared folders
+	0x00c36400: true, // Ceph
+	0x5346414f: true, // AFS
+	0x0bd00bd0: true, // Lustre
+	0x01161970: true, // GFS2
+	0x7461636f: true, // OCFS2
+}
+
+// isNetworkFilesystem reports whether dir is on a filesystem where inotify
+// may miss changes; when it cannot tell, it says no (a local filesystem is
+// the common case, and a directory that inotify fails to watch is scanned
+// often anyway).
+func isNetworkFilesystem(dir string) bool {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
+		return false
+	}
+	return networkFilesystems[int64(st.Type)] //nolint:unconvert // Type's type differs between architectures
+}
+
+// rescanInterval is how often the loop scans the whole tree: often when
+// inotify may miss changes, rarely (a safety net) when it follows every
+// directory of a local filesystem.
+func (h *dirHub) rescanInterval(loop *dirWatchLoop) time.Duration {
+	every := watchRescanInterval
+	if h.d.rescanEvery > 0 {
+		every = h.d.rescanEvery
+	}
+	h.mu.Lock() // the last full scan sets unwatched
+	complete := loop.fsw != nil && !loop.remote && !loop.eventsLost && loop.unwatched == 0
+	h.mu.Unlock()
+	if complete {
+		every = max(every, safetyRescanInterval)
+	}
+	return every
+}
+
 // newObjectDir returns the directory of spec (or status) files a Create
 // event made: <kind>/<namespace> or _status/<kind>/<namespace>. Its files
 // written before the watch on it was added are found by reading it whole.
@@ -271,6 +349,91 @@ func (d *Dir) newObjectDir(ev fsnotify.Event) (dirKey, bool) {
 		return dirKey{}, false
 	}
 	return k, true
+}
+
+// newNamespaceDir handles the Create event of a namespace's directory (or
+// _cluster's, or their status directories): a namespace's first object
+// makes one, and meshd's first write of a status or of a ConfigMap into a
+// namespace too. It watches the directory and the kinds' directories
+// already in it, and marks those for a rescan, as newObjectDir does for
+// one kind's: a directory made after the listing raises its own event.
+// It returns false, for a full scan to handle (watching and reporting
+// what is out of place), when the directory holds anything but kinds'
+// directories of manifest files or a watch cannot be added.
+func (h *dirHub) newNamespaceDir(loop *dirWatchLoop, ev fsnotify.Event, dirty map[dirKey]bool) bool {
+	if !ev.Has(fsnotify.Create) || !h.d.isNamespaceDir(ev.Name) {
+		return false
+	}
+	watch := func(dir string) bool {
+		if loop.fsw.Add(dir) != nil {
+			return false
+		}
+		h.mu.Lock() // rescanLocked reads loop.watched
+		loop.watched[dir] = true
+		h.mu.Unlock()
+		return true
+	}
+	if !watch(ev.Name) {
+		return false
+	}
+	entries, err := os.ReadDir(ev.Name)
+	if err != nil {
+		return false
+	}
+	found := map[dirKey]bool{}
+	for _, e := range entries {
+		path := filepath.Join(ev.Name, e.Name())
+		if !e.IsDir() {
+			if isManifestFile(e.Name()) {
+				return false // out of place: the full scan reports it
+			}
+			continue
+		}
+		k, ok := h.d.objectDirOf(path, 2)
+		if !ok || hasSubdirectory(path) || !watch(path) {
+			return false
+		}
+		found[k] = true
+	}
+	for k := range found {
+		dirty[k] = true
+	}
+	return true
+}
+
+// isNamespaceDir reports whether path is a directory that holds a
+// namespace's kinds' directories: <namespace>, _cluster, or the same in
+// the status directory.
+func (d *Dir) isNamespaceDir(path string) bool {
+	rel, err := filepath.Rel(d.root, path)
+	if err != nil {
+		return false
+	}
+	rel = filepath.ToSlash(rel)
+	if r, ok := strings.CutPrefix(rel, statusDir+"/"); ok {
+		rel = r
+	}
+	if strings.Contains(rel, "/") || (rel != clusterDir && len(validation.IsDNS1123Label(rel)) > 0) {
+		return false
+	}
+	info, err := os.Lstat(path)
+	return err == nil && info.IsDir()
+}
+
+// hasSubdirectory reports whether dir holds a directory (or cannot be
+// listed): scans of a kind's directory skip those, and only a full scan
+// reports the files in them.
+func hasSubdirectory(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // dirOfFile returns the directory of spec files a file event at path
@@ -330,42 +493,80 @@ func (h *dirHub) rescan(loop *dirWatchLoop) {
 }
 
 // rescanLocked reads the tree, delivers the differences from the snapshot to
-// every watch and makes the result the snapshot.
+// every watch and makes the result the snapshot. The tree is read in
+// batches, each under its own hold of the store's shared lock (see
+// scanAllBatched): each object is read whole (spec and status files under
+// one hold), but objects of different batches at different moments. A
+// change made meanwhile to an object already read raises a file event,
+// which the next rescan of its directory delivers.
 func (h *dirHub) rescanLocked() error {
 	loop := h.loop
 	seenDirs := map[string]bool{}
-	var next map[objectKey]*storedObject
-	err := h.d.read(func() (err error) {
-		next, err = h.d.scanAll(func(dir string) {
-			seenDirs[dir] = true
-			if loop.fsw != nil && !loop.watched[dir] {
-				// Failing to add one is covered by the periodic rescan.
-				if loop.fsw.Add(dir) == nil {
-					loop.watched[dir] = true
-				}
+	unwatched := 0
+	next, err := h.d.scanAllBatched(func(dir string) {
+		seenDirs[dir] = true
+		if loop.fsw != nil && !loop.watched[dir] {
+			// Failing to add one is covered by the periodic rescan,
+			// which runs often while a directory is not watched.
+			if loop.fsw.Add(dir) == nil {
+				loop.watched[dir] = true
+			} else {
+				unwatched++
 			}
-		})
-		return err
+		}
 	})
 	if err != nil {
 		return err
 	}
+	loop.unwatched = unwatched
 	for dir := range loop.watched {
 		if !seenDirs[dir] {
 			delete(loop.watched, dir)
 			_ = loop.fsw.Remove(dir) // fails only when the kernel already dropped it with the directory
 		}
 	}
-	if h.snapshot != nil {
-		h.dispatchLocked(h.snapshot, next)
+	if h.snapshot == nil {
+		h.snapshot = next
+		h.rebuildByDir()
+		return nil
 	}
+	// Keep the snapshot's entry of each object that did not change, and
+	// hand the watches only the objects that did.
+	prev, changed := map[objectKey]*storedObject{}, map[objectKey]*storedObject{}
+	keysChanged := false
+	for k, n := range next {
+		p, ok := h.snapshot[k]
+		switch {
+		case !ok:
+			changed[k] = n
+			keysChanged = true
+		case p.obj.GetResourceVersion() != n.obj.GetResourceVersion():
+			prev[k], changed[k] = p, n
+		default:
+			next[k] = p
+		}
+	}
+	for k, p := range h.snapshot {
+		if _, ok := next[k]; !ok {
+			prev[k] = p
+			keysChanged = true
+		}
+	}
+	h.dispatchLocked(prev, changed)
 	h.snapshot = next
+	if keysChanged {
+		h.rebuildByDir()
+	}
+	return nil
+}
+
+// rebuildByDir lists the snapshot's keys by directory again.
+func (h *dirHub) rebuildByDir() {
 	h.byDir = map[dirKey][]objectKey{}
-	for k := range next {
+	for k := range h.snapshot {
 		dk := dirKey{k.kind, k.namespace}
 		h.byDir[dk] = append(h.byDir[dk], k)
 	}
-	return nil
 }
 
 // rescanDirs reads the spec files of the directories given (with their
