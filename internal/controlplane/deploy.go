@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,9 @@ type Deployer struct {
 	// reported holds the problems already logged, by what they are about,
 	// so a problem that persists is logged once, not on every Sync.
 	reported map[string]string
+	// matched remembers the stored objects found to match their rendering
+	// (see matches).
+	matched map[storedKey]matchedObject
 }
 
 // NewDeployer returns a Deployer writing to st. opts shape the rendered
@@ -55,7 +59,7 @@ func NewDeployer(st store.Store, opts deploy.Options, logf func(format string, a
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Deployer{st: st, opts: opts, logf: logf, now: time.Now, reported: map[string]string{}}
+	return &Deployer{st: st, opts: opts, logf: logf, now: time.Now, reported: map[string]string{}, matched: map[storedKey]matchedObject{}}
 }
 
 // Sync makes the store match objs (the complete current set of objects, every kind): creates/updates
@@ -79,9 +83,12 @@ func NewDeployer(st store.Store, opts deploy.Options, logf func(format string, a
 // joined. A status write that meets a newer resourceVersion is skipped: the
 // next Sync sees the newer object.
 func (d *Deployer) Sync(ctx context.Context, objs []manifest.Object) error {
+	return d.syncIndexed(ctx, newStoredObjects(objs))
+}
+
+func (d *Deployer) syncIndexed(ctx context.Context, x *storedObjects) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	x := newStoredObjects(objs)
 	var errs []error
 	errs = append(errs, d.syncGatewayClass(ctx, x))
 
@@ -116,17 +123,25 @@ func (d *Deployer) Sync(ctx context.Context, objs []manifest.Object) error {
 		}
 	}
 	errs = append(errs, d.deleteOrphans(ctx, x, desired, keep)...)
-
-	var in translate.ConfigInputs
-	for _, obj := range x.objs {
-		in.Add(obj)
+	for k := range d.matched {
+		if !desired[k] {
+			delete(d.matched, k) // no longer rendered
+		}
 	}
-	attached := translate.AttachedRoutes(in)
-	pods := storedOfKind[*corev1.Pod](x, manifest.Pod)
+
+	attached := x.objectStatuses().AttachedRoutes
+	// Each Gateway's status counts its namespace's pods only: handing it
+	// every pod made this 500 × 50,000 label matches per change.
+	podsByNamespace := map[string][]*corev1.Pod{}
+	for k, obj := range x.objs { // unsorted: they are only counted
+		if p, ok := obj.(*corev1.Pod); ok && k.kind == manifest.Pod {
+			podsByNamespace[p.Namespace] = append(podsByNamespace[p.Namespace], p)
+		}
+	}
 	for _, gw := range managed {
 		ref := translate.Ref{Namespace: gw.Namespace, Name: gw.Name}
 		name := deploy.ServiceName(gw)
-		si := deploy.StatusInputs{Pods: pods, AttachedRoutes: attached[ref], RenderError: renderErrs[ref]}
+		si := deploy.StatusInputs{Pods: podsByNamespace[gw.Namespace], AttachedRoutes: attached[ref], RenderError: renderErrs[ref]}
 		si.Service, _ = x.get(manifest.Service, gw.Namespace, name).(*corev1.Service)
 		si.Deployment, _ = x.get(manifest.Deployment, gw.Namespace, name).(*appsv1.Deployment)
 		errs = append(errs, d.writeGatewayStatus(ctx, gw, deploy.GatewayStatus(gw, si, d.opts)))
@@ -192,7 +207,7 @@ func (d *Deployer) apply(ctx context.Context, x *storedObjects, gw *gwv1.Gateway
 		return fmt.Errorf("%s: not overwriting %s: it exists and was not made for a waypoint (no label %s=%s); rename or delete it, or name the waypoint's objects otherwise with the annotation %s",
 			owner, what, deploy.LabelManaged, deploy.ManagedValue, deploy.AnnotationNameOverride)
 	}
-	if current != nil && storedMatches(current, obj, deployFieldManager) {
+	if current != nil && d.matches(current, obj) {
 		return nil
 	}
 	written, err := d.st.Apply(ctx, obj, store.ApplyOptions{FieldManager: deployFieldManager, Force: true})
@@ -206,6 +221,32 @@ func (d *Deployer) apply(ctx context.Context, x *storedObjects, gw *gwv1.Gateway
 	}
 	d.logf("%s %s for %s", what, verb, owner)
 	return nil
+}
+
+// matches is storedMatches, remembered: a stored object found to match
+// what was rendered is not compared again (two JSON encodings and a walk)
+// while it keeps its resourceVersion and the rendering stays the same,
+// which is every object of every waypoint on most changes.
+func (d *Deployer) matches(stored, desired manifest.Object) bool {
+	k, ok := storedKeyOf(stored)
+	if !ok {
+		return storedMatches(stored, desired, deployFieldManager)
+	}
+	if m, ok := d.matched[k]; ok && m.resourceVersion == stored.GetResourceVersion() && reflect.DeepEqual(m.desired, desired) {
+		return true
+	}
+	if !storedMatches(stored, desired, deployFieldManager) {
+		delete(d.matched, k)
+		return false
+	}
+	d.matched[k] = matchedObject{resourceVersion: stored.GetResourceVersion(), desired: desired}
+	return true
+}
+
+// matchedObject is a stored object found to match its rendering.
+type matchedObject struct {
+	resourceVersion string
+	desired         manifest.Object
 }
 
 // deleteOrphans deletes the objects the Deployer made (label

@@ -66,13 +66,16 @@ func NewRootCertWriter(st store.Store, roots func() []byte, logf func(format str
 
 // Sync implements Writer.
 func (w *RootCertWriter) Sync(ctx context.Context, objs []manifest.Object) error {
+	return w.syncIndexed(ctx, newStoredObjects(objs))
+}
+
+func (w *RootCertWriter) syncIndexed(ctx context.Context, x *storedObjects) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	pem := string(w.roots())
 	if pem == "" {
 		return errors.New("the CA has no root certificate to publish in ConfigMap " + RootCertConfigMap)
 	}
-	x := newStoredObjects(objs)
 	var errs []error
 	for _, ns := range storedOfKind[*corev1.Namespace](x, manifest.Namespace) {
 		if slices.Contains(rootCertSkipped, ns.Name) || ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {

@@ -51,14 +51,13 @@ func NewStatusWriter(st store.Store, logf func(format string, args ...any)) *Sta
 // resourceVersion is skipped: the next Sync sees the newer object. A failure
 // on one object does not stop the others: Sync returns them all, joined.
 func (w *StatusWriter) Sync(ctx context.Context, objs []manifest.Object) error {
+	return w.syncIndexed(ctx, newStoredObjects(objs))
+}
+
+func (w *StatusWriter) syncIndexed(ctx context.Context, x *storedObjects) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	x := newStoredObjects(objs)
-	var in translate.ConfigInputs
-	for _, obj := range x.objs {
-		in.Add(obj)
-	}
-	s := translate.ObjectStatuses(in)
+	s := x.objectStatuses()
 	now := w.now()
 	var errs []error
 	ref := func(kind string, obj metav1.Object) translate.ObjectRef {

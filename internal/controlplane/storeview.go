@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/store"
+	"github.com/meshway/meshway/internal/translate"
 )
 
 // This file holds what the Deployer and the StatusWriter share: an index of
@@ -50,6 +51,23 @@ func (k storedKey) String() string {
 // writes so later steps see it.
 type storedObjects struct {
 	objs map[storedKey]manifest.Object
+	// statuses is translate.ObjectStatuses of objs, computed once for the
+	// writers that read it (the Deployer's attached routes, the
+	// StatusWriter) and dropped when objs change.
+	statuses *translate.Statuses
+}
+
+// objectStatuses is translate.ObjectStatuses of the objects.
+func (x *storedObjects) objectStatuses() translate.Statuses {
+	if x.statuses == nil {
+		var in translate.ConfigInputs
+		for _, obj := range x.objs {
+			in.Add(obj)
+		}
+		s := translate.ObjectStatuses(in)
+		x.statuses = &s
+	}
+	return *x.statuses
 }
 
 func newStoredObjects(objs []manifest.Object) *storedObjects {
@@ -63,10 +81,14 @@ func newStoredObjects(objs []manifest.Object) *storedObjects {
 func (x *storedObjects) put(obj manifest.Object) {
 	if k, ok := storedKeyOf(obj); ok {
 		x.objs[k] = obj
+		x.statuses = nil
 	}
 }
 
-func (x *storedObjects) remove(k storedKey) { delete(x.objs, k) }
+func (x *storedObjects) remove(k storedKey) {
+	delete(x.objs, k)
+	x.statuses = nil
+}
 
 func (x *storedObjects) get(kind *manifest.Kind, namespace, name string) manifest.Object {
 	if !kind.Namespaced {
@@ -135,6 +157,12 @@ func pruneEmpty(tree any) any {
 // values (see pruneEmpty). An encoding error counts as different, so the
 // caller writes and the store reports the problem.
 func sameJSON(a, b any) bool {
+	// Equal Go values are equal JSON: the common case (nothing changed)
+	// costs no encoding. Only values that differ in Go are compared as
+	// JSON, where nil and empty, or times of other precisions, are alike.
+	if reflect.DeepEqual(a, b) {
+		return true
+	}
 	ta, err := jsonTree(a)
 	if err != nil {
 		return false

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/push"
 	"github.com/meshway/meshway/internal/push/wire"
 	"github.com/meshway/meshway/internal/translate"
@@ -125,7 +124,7 @@ func (c *Controller) ztunnelsFull() {
 		r.took = time.Since(began)
 		if r.changed > 0 {
 			logf("push: %d ztunnel resource(s) changed, %d in all (full translation in %s, pushed in %s)",
-				r.changed, countPieces(next.Mesh()), translated.Round(time.Millisecond), (r.took - translated).Round(time.Millisecond))
+				r.changed, next.Pieces(), translated.Round(time.Millisecond), (r.took - translated).Round(time.Millisecond))
 		}
 		z.results <- r
 	})
@@ -264,10 +263,6 @@ func names[T any](pieces []T, name func(*T) string) []string {
 		out = append(out, name(&pieces[i]))
 	}
 	return out
-}
-
-func countPieces(z *model.Ztunnel) int {
-	return len(z.Workloads) + len(z.Services) + len(z.Waypoints) + len(z.Policies)
 }
 
 // logZtunnelWarnings logs each ztunnel translation warning once, when it

@@ -49,6 +49,9 @@ func TestZtunnelUpdateEqualsTranslate(t *testing.T) {
 				if diff := cmp.Diff(want.Mesh(), zt.Mesh()); diff != "" {
 					t.Fatalf("%s: Update differs from TranslateZtunnels (-want +got):\n%s", what, diff)
 				}
+				if m := zt.Mesh(); zt.Pieces() != len(m.Workloads)+len(m.Services)+len(m.Waypoints)+len(m.Policies) {
+					t.Fatalf("%s: Pieces() = %d, not Mesh()'s count", what, zt.Pieces())
+				}
 				if diff := cmp.Diff(meshDelta(before, want.Mesh()), describeDelta(delta)); diff != "" {
 					t.Fatalf("%s: the delta is not what changed (-want +got):\n%s", what, diff)
 				}
