@@ -206,7 +206,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			if old, ok := objects[k]; ok {
 				ch.Old = old
 			}
-			c.pending = append(c.pending, ch)
+			if !statusOnly(ch.Old, ch.New) {
+				c.pending = append(c.pending, ch)
+			}
 			objects[k] = ev.Object
 			c.inputs.Set(ev.Object)
 		}
