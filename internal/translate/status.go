@@ -123,15 +123,6 @@ func ObjectStatuses(in ConfigInputs) Statuses {
 	return s
 }
 
-// AttachedRoutes returns only Statuses.AttachedRoutes, for the Gateway
-// status, which needs nothing else.
-func AttachedRoutes(in ConfigInputs) map[Ref]map[gwv1.SectionName]int32 {
-	t := newStatusTranslator(in)
-	s := Statuses{RouteParents: map[ObjectRef][]gwv1.RouteParentStatus{}, AttachedRoutes: map[Ref]map[gwv1.SectionName]int32{}}
-	t.routeStatuses(&s)
-	return s.AttachedRoutes
-}
-
 // statusTranslator indexes the inputs of one ObjectStatuses call.
 type statusTranslator struct {
 	in            ConfigInputs
