@@ -154,6 +154,16 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", c.o.Store.Describe(), err)
 	}
+	// Once ctx ends, wait for the watch to close its channel: its
+	// goroutines (the directory store's scans, which open the store's lock
+	// file) are gone then, so a caller may remove the store when Run
+	// returns.
+	defer func() {
+		if ctx.Err() != nil {
+			for range events {
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); c.writeLoop(ctx) }()
