@@ -77,7 +77,7 @@ func Admit(ctx context.Context, op Operation, version string, obj, old Object) (
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(k.GroupVersionKind().GroupKind(), obj.GetName(), errs)
 	}
-	return fromUnstructured(k, u)
+	return FromMap(k, u)
 }
 
 // toUnstructured renders obj as the JSON tree an API server decodes from a
@@ -97,19 +97,6 @@ func toUnstructured(k *Kind, obj Object) (map[string]any, error) {
 		delete(m, "status")
 	}
 	return m, nil
-}
-
-func fromUnstructured(k *Kind, m map[string]any) (Object, error) {
-	data, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s: %w", k.Kind, err)
-	}
-	obj := k.New()
-	if err := json.Unmarshal(data, obj); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", k.Kind, err)
-	}
-	obj.GetObjectKind().SetGroupVersionKind(k.GroupVersionKind())
-	return obj, nil
 }
 
 // emptyJSON reports whether a JSON value holds nothing: null, "", an empty
