@@ -185,19 +185,33 @@ func newH1Conn(c net.Conn, addr string) *h1Conn {
 // idleConn takes the most recently used idle connection to addr.
 func (t *h1Transport) idleConn(addr string) *h1Conn {
 	now := time.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for list := t.idle[addr]; len(list) > 0; list = t.idle[addr] {
-		pc := list[len(list)-1]
-		list[len(list)-1] = nil
-		t.idle[addr] = list[:len(list)-1]
+	for {
+		pc := t.popIdle(addr)
+		if pc == nil {
+			return nil
+		}
+		// The close check is a system call: made out of the pool's lock,
+		// which every request to every endpoint takes.
 		idle := now.Sub(pc.idleSince)
 		if idle < h1IdleTimeout && (idle < h1CheckIdleAfter || !rawconn.Unusable(pc.c)) {
 			return pc
 		}
 		_ = pc.c.Close()
 	}
-	return nil
+}
+
+// popIdle takes the most recently used idle connection to addr, if any.
+func (t *h1Transport) popIdle(addr string) *h1Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := t.idle[addr]
+	if len(list) == 0 {
+		return nil
+	}
+	pc := list[len(list)-1]
+	list[len(list)-1] = nil
+	t.idle[addr] = list[:len(list)-1]
+	return pc
 }
 
 // put keeps pc for the next request to its endpoint.
