@@ -301,13 +301,11 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 		c.pending = make(chan time.Time, 1)
 		free <- c
 		wg.Go(func() {
-			lat := make([]time.Duration, 0, total/len(conns)+16)
 			samples := make([]sample, 0, total/len(conns)+16)
 			for due := range c.pending {
 				err := c.readResponse()
 				done := time.Now()
 				if err == nil {
-					lat = append(lat, done.Sub(due))
 					samples = append(samples, sample{due: due.Sub(start), lat: done.Sub(due)})
 				} else {
 					fail(err)
@@ -327,7 +325,6 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 				free <- c
 			}
 			mu.Lock()
-			st.lat = append(st.lat, lat...)
 			all = append(all, samples...)
 			mu.Unlock()
 		})
@@ -397,6 +394,9 @@ func fixedRate(ctx context.Context, conns []*httpConn, rate int, dur time.Durati
 	}
 	wg.Wait()
 	st.sent = total
+	for _, x := range all {
+		st.lat = append(st.lat, x.lat)
+	}
 	slices.Sort(st.lat)
 	slices.Sort(late)
 	st.late = late
