@@ -31,7 +31,7 @@ type ServerOptions struct {
 	// WildcardTypes are more types served, that proxies subscribe to whole
 	// (wire.ZtunnelTypes). Both kinds are served from a cache of encoded
 	// resources whose cost per change and per subscriber does not grow
-	// with the type's size (see wildcardCache); a wildcard type's versions
+	// with the type's size (see encodedCache); a wildcard type's versions
 	// are shorter, for its subscribers hold tens of thousands.
 	WildcardTypes []string
 	// AckTimeout is how long a proxy may leave a response unanswered before
@@ -74,8 +74,8 @@ const wildcardVersionLen = 16
 // for every wildcard subscriber) never holds up another's (a waypoint's
 // configuration).
 type typeCache struct {
-	wild *wildcardCache
-	gate *gatedCache
+	cache *encodedCache
+	gate  *gatedCache
 	// wildcard: subscribed whole (short versions).
 	wildcard bool
 	// write serializes the writers of the type; readers of versions
@@ -108,9 +108,9 @@ func NewServer(opts ServerOptions) *Server {
 	}
 	serve := func(t string, wildcard bool) {
 		// The log outlives any revision a connected proxy can hold (see
-		// wildcardCache.retention).
-		c := newWildcardCache(t, max(4*opts.AckTimeout, time.Minute), s.limit)
-		tc := &typeCache{wild: c, gate: newGatedCache(c), wildcard: wildcard, versions: map[string]string{}}
+		// encodedCache.retention).
+		c := newEncodedCache(t, max(4*opts.AckTimeout, time.Minute), s.limit)
+		tc := &typeCache{cache: c, gate: newGatedCache(c), wildcard: wildcard, versions: map[string]string{}}
 		s.types[t] = tc
 		mux.Caches[t] = tc.gate
 	}
@@ -210,7 +210,7 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 	// The cache's version moves with this call; count it first, so that a
 	// response it triggers is never newer than what status calls current.
 	tc.version.Add(1)
-	tc.wild.update(encoded, del)
+	tc.cache.update(encoded, del)
 	tc.vmu.Lock()
 	if all {
 		tc.versions = versions

@@ -24,7 +24,7 @@ func wcSet(kv ...string) map[string]*wcEntry {
 // watchOnce creates a watch as the delta server does and returns its
 // response, if it answered at once, as "sent names / removed names" and
 // the next returned resources.
-func watchOnce(t *testing.T, c *wildcardCache, sub stream.Subscription, nonce string) (sent, removed []string, next map[string]string, cancel func()) {
+func watchOnce(t *testing.T, c *encodedCache, sub stream.Subscription, nonce string) (sent, removed []string, next map[string]string, cancel func()) {
 	t.Helper()
 	out := make(chan cache.DeltaResponse, 1)
 	cancel, err := c.CreateDeltaWatch(&discovery.DeltaDiscoveryRequest{TypeUrl: stringType, ResponseNonce: nonce}, sub, out)
@@ -43,8 +43,8 @@ func watchOnce(t *testing.T, c *wildcardCache, sub stream.Subscription, nonce st
 	}
 }
 
-func TestWildcardCacheSendsWhatTheSubscriberLacks(t *testing.T) {
-	c := newWildcardCache(stringType, time.Hour, nil)
+func TestEncodedCacheSendsWhatTheSubscriberLacks(t *testing.T) {
+	c := newEncodedCache(stringType, time.Hour, nil)
 	c.update(wcSet("a", "a1", "b", "b1", "c", "c1"), nil)
 
 	// A new stream naming what it kept: a at its version, b at an older
@@ -83,8 +83,8 @@ func TestWildcardCacheSendsWhatTheSubscriberLacks(t *testing.T) {
 	}
 }
 
-func TestWildcardCacheEndsAStreamTooFarBehind(t *testing.T) {
-	c := newWildcardCache(stringType, time.Millisecond, nil)
+func TestEncodedCacheEndsAStreamTooFarBehind(t *testing.T) {
+	c := newEncodedCache(stringType, time.Millisecond, nil)
 	c.update(wcSet("a", "a1"), nil)
 	sub := stream.NewDeltaSubscription([]string{"*"}, nil, nil, false)
 	_, _, next, _ := watchOnce(t, c, sub, "")
@@ -103,10 +103,10 @@ func TestWildcardCacheEndsAStreamTooFarBehind(t *testing.T) {
 	}
 }
 
-// TestWildcardCacheNamedSubscription: a subscription by name is served
+// TestEncodedCacheNamedSubscription: a subscription by name is served
 // as LinearCache serves it.
-func TestWildcardCacheNamedSubscription(t *testing.T) {
-	c := newWildcardCache(stringType, time.Hour, nil)
+func TestEncodedCacheNamedSubscription(t *testing.T) {
+	c := newEncodedCache(stringType, time.Hour, nil)
 	c.update(wcSet("a", "a1", "b", "b1"), nil)
 	sub := stream.NewDeltaSubscription([]string{"a", "z"}, nil, map[string]string{"a": "a0", "b": "b1"}, false)
 	sent, removed, next, _ := watchOnce(t, c, sub, "")
@@ -137,7 +137,7 @@ func TestWildcardCacheNamedSubscription(t *testing.T) {
 // waiting.
 func TestBigResponsesTakeTurns(t *testing.T) {
 	limit := newSendLimiter(1)
-	c := newWildcardCache(stringType, time.Hour, limit)
+	c := newEncodedCache(stringType, time.Hour, limit)
 	kv := []string{}
 	for i := range bigResponse + 1 {
 		kv = append(kv, fmt.Sprintf("r%d", i), "v")
@@ -192,7 +192,7 @@ func TestBigResponsesTakeTurns(t *testing.T) {
 // at one revision, the same resources (one list built, not one each);
 // after an update, a new list with the change.
 func TestFreshSubscribersShareTheFullSet(t *testing.T) {
-	c := newWildcardCache(stringType, time.Hour, nil)
+	c := newEncodedCache(stringType, time.Hour, nil)
 	c.update(wcSet("a", "a1", "b", "b1"), nil)
 	first := func() *discovery.DeltaDiscoveryResponse {
 		t.Helper()

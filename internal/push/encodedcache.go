@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// wildcardCache serves a resource type from its resources' encodings:
+// encodedCache serves a resource type from its resources' encodings:
 // built for types that proxies subscribe to whole (the wildcard, as
 // ztunnels do), with tens of thousands of resources and hundreds of
 // subscribers, it serves types subscribed by name (a waypoint's
@@ -37,7 +37,7 @@ import (
 // A subscriber without a revision (a new stream, which names the versions
 // it kept from an earlier one) is compared resource by resource once. A
 // subscription by name is served as LinearCache serves it. Delta xDS only.
-type wildcardCache struct {
+type encodedCache struct {
 	typeURL string
 	// retention is how long the log keeps an update. A subscriber's
 	// revision is at most an ACK timeout old (the watchdog disconnects a
@@ -89,7 +89,7 @@ func (f *fullSet) build(typeURL string) []*discovery.Resource {
 }
 
 // fullLocked returns the fullSet of the current revision. The caller holds mu.
-func (c *wildcardCache) fullLocked() *fullSet {
+func (c *encodedCache) fullLocked() *fullSet {
 	if f := c.full.Value(); f != nil && f.rev == c.rev {
 		return f
 	}
@@ -133,13 +133,13 @@ const revKey = "\x00revision"
 // errTooFarBehind ends a stream whose revision the log no longer covers.
 var errTooFarBehind = errors.New("the proxy's state is older than the change log: reconnect to resync")
 
-func newWildcardCache(typeURL string, retention time.Duration, limit *sendLimiter) *wildcardCache {
-	return &wildcardCache{typeURL: typeURL, retention: retention, limit: limit, resources: map[string]*wcEntry{}, watches: map[*wcWatch]struct{}{}}
+func newEncodedCache(typeURL string, retention time.Duration, limit *sendLimiter) *encodedCache {
+	return &encodedCache{typeURL: typeURL, retention: retention, limit: limit, resources: map[string]*wcEntry{}, watches: map[*wcWatch]struct{}{}}
 }
 
 // update sets and removes resources as one revision and answers the
 // watches it concerns.
-func (c *wildcardCache) update(set map[string]*wcEntry, remove []string) {
+func (c *encodedCache) update(set map[string]*wcEntry, remove []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rev++
@@ -163,7 +163,7 @@ func (c *wildcardCache) update(set map[string]*wcEntry, remove []string) {
 
 // trim drops the log's updates older than the retention, whole revisions
 // at a time.
-func (c *wildcardCache) trim(now time.Time) {
+func (c *encodedCache) trim(now time.Time) {
 	i := 0
 	for i < len(c.log) && now.Sub(c.log[i].at) > c.retention {
 		i++
@@ -180,7 +180,7 @@ func (c *wildcardCache) trim(now time.Time) {
 // CreateDeltaWatch answers at once if the subscriber lacks something (or
 // on a wildcard subscription's first request, which a proxy waits for),
 // else keeps the watch until an update concerns it.
-func (c *wildcardCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
+func (c *encodedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
 	if req.GetTypeUrl() != c.typeURL {
 		return nil, fmt.Errorf("request type %s does not match cache type %s", req.GetTypeUrl(), c.typeURL)
 	}
@@ -205,7 +205,7 @@ func (c *wildcardCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subs
 
 // respond computes what w's subscriber lacks; nil when nothing (unless
 // always).
-func (c *wildcardCache) respond(w *wcWatch, always bool) (cache.DeltaResponse, error) {
+func (c *encodedCache) respond(w *wcWatch, always bool) (cache.DeltaResponse, error) {
 	known := w.sub.ReturnedResources()
 	if w.sub.IsWildcard() && len(known) == 0 {
 		// A subscriber that holds nothing gets the shared full set.
@@ -254,7 +254,7 @@ func (c *wildcardCache) respond(w *wcWatch, always bool) (cache.DeltaResponse, e
 // the log's changes after it (and any name the stream asks again, with an
 // empty version, after an unsubscription); without, every resource it
 // does not hold at its version and every name it holds that is gone.
-func (c *wildcardCache) wildcardChanges(known map[string]string) (send, removed []string, err error) {
+func (c *encodedCache) wildcardChanges(known map[string]string) (send, removed []string, err error) {
 	add := func(name string) {
 		if _, ok := c.resources[name]; ok {
 			send = append(send, name)
@@ -302,7 +302,7 @@ func (c *wildcardCache) wildcardChanges(known map[string]string) (send, removed 
 // namedChanges is LinearCache's answer to a subscription by name: the
 // subscribed resources the subscriber does not hold at their version, and
 // the names it holds that are gone or no longer subscribed.
-func (c *wildcardCache) namedChanges(known map[string]string, subscribed map[string]struct{}) (send, removed []string, next map[string]string) {
+func (c *encodedCache) namedChanges(known map[string]string, subscribed map[string]struct{}) (send, removed []string, next map[string]string) {
 	for name := range subscribed {
 		e, ok := c.resources[name]
 		v, held := known[name]
@@ -335,12 +335,12 @@ func (c *wildcardCache) namedChanges(known map[string]string, subscribed map[str
 
 // CreateWatch refuses state-of-the-world subscriptions: the server speaks
 // delta xDS only.
-func (c *wildcardCache) CreateWatch(*cache.Request, cache.Subscription, chan cache.Response) (func(), error) {
+func (c *encodedCache) CreateWatch(*cache.Request, cache.Subscription, chan cache.Response) (func(), error) {
 	return nil, fmt.Errorf("%s is served over delta xDS only", c.typeURL)
 }
 
 // Fetch is not supported either.
-func (c *wildcardCache) Fetch(context.Context, *cache.Request) (cache.Response, error) {
+func (c *encodedCache) Fetch(context.Context, *cache.Request) (cache.Response, error) {
 	return nil, fmt.Errorf("%s is served over delta xDS only", c.typeURL)
 }
 
