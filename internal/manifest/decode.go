@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -151,16 +150,22 @@ func lineAt(data []byte, offset int64) int {
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
+// splitYAML cuts data into its documents at "---" lines. A document is a
+// range of data, not a copy: the directory store decodes every file at
+// start-up, one document each, and copying it line by line was most of
+// what that allocated.
 func splitYAML(source string, data []byte) ([]rawDocument, error) {
+	if bytes.IndexByte(data, '\r') >= 0 {
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")) // Windows line ends
+	}
 	var docs []rawDocument
 	index, startLine, lineNo := 1, 1, 0
-	var cur bytes.Buffer
-	flush := func() error {
-		defer func() { cur.Reset(); index++; startLine = lineNo + 1 }()
-		if isBlankYAML(cur.Bytes()) {
+	flush := func(doc []byte) error {
+		defer func() { index++; startLine = lineNo + 1 }()
+		if isBlankYAML(doc) {
 			return nil
 		}
-		js, err := sigsyaml.YAMLToJSON(cur.Bytes())
+		js, err := sigsyaml.YAMLToJSON(doc)
 		if err != nil {
 			line := startLine
 			msg := err.Error()
@@ -177,43 +182,48 @@ func splitYAML(source string, data []byte) ([]rawDocument, error) {
 		docs = append(docs, rawDocument{source: source, index: index, line: startLine, json: js})
 		return nil
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
-	for sc.Scan() {
+	docStart := 0
+	for off := 0; off < len(data); {
+		line, next := nextLine(data, off)
 		lineNo++
-		line := sc.Text()
 		if isSeparator(line) {
-			if err := flush(); err != nil {
+			if err := flush(data[docStart:off]); err != nil {
 				return nil, err
 			}
-			continue
+			docStart = next
 		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
+		off = next
 	}
-	if err := sc.Err(); err != nil {
-		return nil, &Error{Source: source, Err: fmt.Errorf("reading: %w", err)}
-	}
-	if err := flush(); err != nil {
+	if err := flush(data[docStart:]); err != nil {
 		return nil, err
 	}
 	return docs, nil
 }
 
-func isSeparator(line string) bool {
-	if !strings.HasPrefix(line, "---") {
+// nextLine returns the line of data that starts at off, without its "\n",
+// and the offset of the line after it.
+func nextLine(data []byte, off int) (line []byte, next int) {
+	if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
+		return data[off : off+i], off + i + 1
+	}
+	return data[off:], len(data)
+}
+
+func isSeparator(line []byte) bool {
+	if !bytes.HasPrefix(line, []byte("---")) {
 		return false
 	}
-	rest := strings.TrimSpace(line[3:])
-	return rest == "" || strings.HasPrefix(rest, "#")
+	rest := bytes.TrimSpace(line[3:])
+	return len(rest) == 0 || rest[0] == '#'
 }
 
 func isBlankYAML(b []byte) bool {
-	for _, line := range strings.Split(string(b), "\n") {
-		t := strings.TrimSpace(line)
-		if t != "" && !strings.HasPrefix(t, "#") {
+	for off := 0; off < len(b); {
+		line, next := nextLine(b, off)
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
 			return false
 		}
+		off = next
 	}
 	return true
 }

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -72,6 +73,31 @@ spec:
 	se, ok := docs[3].Object.(*istionetworkingv1.ServiceEntry)
 	if !ok || se.Spec.GetHosts()[0] != "istio.io" || se.Spec.GetPorts()[0].GetNumber() != 443 {
 		t.Errorf("document 5: got %#v", docs[3].Object)
+	}
+}
+
+// TestDecodeLineEnds: Windows line ends read as Unix ones (a block scalar
+// keeps "\n"), "--- # comment" separates, a last line needs no newline, and
+// an error's line counts from the file's first line.
+func TestDecodeLineEnds(t *testing.T) {
+	in := "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: a\r\ndata:\r\n  k: |\r\n    one\r\n    two\r\n" +
+		"--- # the second\r\napiVersion: v1\r\nkind: Namespace\r\nmetadata:\r\n  name: b"
+	docs, err := Decode("crlf.yaml", strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 2 {
+		t.Fatalf("got %d documents, want 2", len(docs))
+	}
+	if cm, ok := docs[0].Object.(*corev1.ConfigMap); !ok || cm.Data["k"] != "one\ntwo\n" {
+		t.Errorf("document 1: got %#v", docs[0].Object)
+	}
+	if docs[1].Object.GetName() != "b" || docs[1].Line != 10 {
+		t.Errorf("document 2: got %s at line %d; want b at line 10", docs[1].Object.GetName(), docs[1].Line)
+	}
+	_, err = Decode("crlf.yaml", strings.NewReader(strings.Replace(in, "name: b", "name: [b", 1)))
+	if err == nil || !strings.Contains(err.Error(), "crlf.yaml:13") {
+		t.Errorf("error %v; want one at crlf.yaml:13", err)
 	}
 }
 
@@ -222,5 +248,17 @@ func TestApplyDefaultsService(t *testing.T) {
 	}
 	if p := svc.Spec.Ports[1]; p.TargetPort.String() != "http" || p.Protocol != corev1.ProtocolUDP {
 		t.Errorf("port 1 = %+v, want the given targetPort and protocol kept", p)
+	}
+}
+
+// BenchmarkDecodePod is what the directory store does for every file at
+// start-up: one document, one object.
+func BenchmarkDecodePod(b *testing.B) {
+	in := []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: svc-1-0\n  namespace: ns-1\n  labels:\n    app: svc-1\n    version: v1\nspec:\n  nodeName: node-1\n  serviceAccountName: svc-1\n  containers:\n  - name: app\n    image: example/app:1\n    ports:\n    - containerPort: 8080\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode("pod.yaml", bytes.NewReader(in)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
