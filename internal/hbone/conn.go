@@ -6,6 +6,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/net/http2"
+
+	"github.com/meshway/meshway/internal/rawconn"
 )
 
 // Conn is the client side of one HBONE stream: a net.Conn with CloseWrite.
@@ -35,6 +37,15 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Unusable reports, without reading or waiting, whether the stream can no
+// longer carry a request after sitting idle in a keep-alive pool: the
+// server ended or reset it or sent data nobody asked for (it is unread),
+// or its HTTP/2 connection failed or is going away. None of that shows on
+// the TCP socket, which other streams share, so the waypoint's HTTP/1.1
+// pool asks the stream (it implements rawconn.IdleChecker) before sending
+// a request that could not be sent again.
+func (c *Conn) Unusable() bool { return c.s.unusable() }
+
 // LocalAddr returns the local address of the tunnel's TCP connection.
 func (c *Conn) LocalAddr() net.Addr { return c.s.c.raw.LocalAddr() }
 
@@ -63,4 +74,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-var _ net.Conn = (*Conn)(nil)
+var (
+	_ net.Conn            = (*Conn)(nil)
+	_ rawconn.IdleChecker = (*Conn)(nil)
+)

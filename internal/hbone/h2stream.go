@@ -220,6 +220,30 @@ func (s *h2Stream) Read(p []byte) (int, error) {
 	}
 }
 
+// unusable reports whether the stream, idle between the requests of a
+// keep-alive connection tunneled through it, can no longer carry one: the
+// peer ended its direction (END_STREAM: the server behind it closed the
+// connection) or sent something unasked that is still unread, the stream
+// was reset or released, our own direction ended, or its HTTP/2
+// connection failed or is going away (GOAWAY either way: a draining
+// connection's streams are cut once its drain ends, so a request had
+// better go on a new stream on another connection). A request written on
+// such a stream would fail, and one that is not safe to resend would be
+// lost. It takes each lock briefly, one at a time, and never reads or
+// waits.
+func (s *h2Stream) unusable() bool {
+	s.rmu.Lock()
+	ended := s.rEOF || s.rErr != nil || s.buffered > 0 || s.released
+	s.rmu.Unlock()
+	if ended {
+		return true
+	}
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return s.reset || s.sentEnd || c.err != nil || c.goawayRecv || c.goawaySent || c.closeIdle
+}
+
 // ---- sending ----
 
 // sendErrLocked says why the stream takes no more data, or nil.

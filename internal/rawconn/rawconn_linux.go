@@ -128,15 +128,11 @@ func (r *rawIO) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: err}
 }
 
-// Unusable reports whether an idle keep-alive connection c can no longer
-// carry a request: its peer closed or reset it, or sent something
-// unasked (a server's 408 before it closes). It looks without reading or
-// waiting (recv with MSG_PEEK|MSG_DONTWAIT). Servers close idle
-// connections after their own keep-alive timeout (Node.js after 5 s):
-// a request written on such a connection meets a reset and, if it is not
-// safe to send again (a POST), fails. false when c is not a TCP
-// connection or cannot be asked.
-func Unusable(c net.Conn) bool {
+// socketUnusable is Unusable for a TCP connection: its peer closed or
+// reset it, or sent something unasked, as recv with
+// MSG_PEEK|MSG_DONTWAIT sees without reading or waiting. false when c is
+// not a TCP connection or cannot be asked.
+func socketUnusable(c net.Conn) bool {
 	var sc syscall.Conn
 	switch v := c.(type) {
 	case *rawIO:

@@ -8,6 +8,6 @@ import "net"
 // (rawconn_linux.go).
 func Wrap(c net.Conn) net.Conn { return c }
 
-// Unusable reports false: it cannot tell elsewhere than on Linux
+// socketUnusable reports false: a socket's state is asked only on Linux
 // (rawconn_linux.go).
-func Unusable(net.Conn) bool { return false }
+func socketUnusable(net.Conn) bool { return false }

@@ -38,8 +38,9 @@ const (
 	h1MaxIdlePerHost = 256
 	h1IdleTimeout    = 30 * time.Second
 	// h1CheckIdleAfter is how long a connection must have been idle before
-	// it is checked for a close by its endpoint (rawconn.Unusable, one
-	// system call) when taken from the pool: servers close idle
+	// it is checked for a close by its endpoint (rawconn.Unusable: one
+	// system call for a TCP connection, a look at the stream's state for
+	// an HBONE one) when taken from the pool: servers close idle
 	// connections after a keep-alive timeout of their own (Node.js: 5 s),
 	// and a request that is not safe to resend (a POST) written on one
 	// would fail. Busy connections (idle for milliseconds) skip the check.

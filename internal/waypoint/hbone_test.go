@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -314,5 +316,92 @@ clusters:
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "reviews" {
 		t.Errorf("through Run's HBONE listener: %d from %q", resp.StatusCode, resp.Header.Get("X-Backend"))
+	}
+}
+
+// TestUpstreamClosedWhileIdleOverHBONE is TestUpstreamClosedWhileIdle with
+// the endpoint behind its node's HBONE server, as in the mesh: the
+// backend closes a keep-alive connection idle for 200 ms, the node ends
+// the tunnel's stream (END_STREAM), and a POST sent after that goes on a
+// new stream instead of the ended one, where it would fail (it is not
+// sent again). The stream's socket, shared with other streams, shows
+// nothing of its end: the stream itself answers the pool's check.
+func TestUpstreamClosedWhileIdleOverHBONE(t *testing.T) {
+	m := newManager(t)
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(b))
+	}))
+	backend.Config.IdleTimeout = 200 * time.Millisecond
+	backend.Start()
+	defer backend.Close()
+	backendAddr := strings.TrimPrefix(backend.URL, "http://")
+	_, backendPort, _ := net.SplitHostPort(backendAddr)
+
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler: hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
+			up, err := net.Dial("tcp", backendAddr)
+			if err != nil {
+				s.Reject(http.StatusServiceUnavailable, err.Error())
+				return
+			}
+			defer up.Close()
+			hbone.Splice(s, up)
+		}),
+		Logf: t.Logf,
+	})
+	pool := &hbone.Pool{Bundle: m.Bundle()}
+	t.Cleanup(func() { pool.Close() })
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	t.Cleanup(func() { proxy.Close() })
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
+	if err := proxy.Load(reviewsConfig(nil, cl)); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() { _ = proxy.ServeListener(ln, reviewsVIP) }()
+
+	c := client(t)
+	post := func(chunked bool) {
+		t.Helper()
+		var body io.Reader = strings.NewReader("order")
+		if chunked {
+			body = io.MultiReader(body) // length unknown: sent chunked
+		}
+		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/orders", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "reviews.default.svc.cluster.local:9080"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "got order" {
+			t.Fatalf("POST over HBONE after the backend closed its idle connection (chunked %v): %d %q", chunked, resp.StatusCode, b)
+		}
+	}
+	for _, chunked := range []bool{false, true} {
+		post(chunked)
+		time.Sleep(600 * time.Millisecond) // the backend closes the idle connection
+		post(chunked)
+		time.Sleep(600 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) < 4 {
+		t.Errorf("4 POSTs, each after the backend closed the last connection, used %d connections", len(conns))
 	}
 }
