@@ -110,14 +110,11 @@ func (b *bench) measureDir(ctx context.Context) (*modeResult, error) {
 	if err := checkStore(ctx, st, b.cfg.size); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	mon, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	addr, mon := addrs[0], addrs[1]
 	// The secure port is off: what is measured is the push, and a fixed
 	// port could be taken on the machine.
 	args := []string{bin, "-store", root, "-xds-address", addr, "-secure-address", "", "-monitoring-address", mon}

@@ -159,13 +159,28 @@ func (p *proc) cpu() time.Duration {
 }
 
 // freeAddr returns a loopback address nothing listens on now.
+// freeAddrs returns n loopback addresses no one listens on, all different:
+// each is held until all are picked, since a port just closed is the
+// kernel's next pick.
+func freeAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = ln.Close() }()
+		out = append(out, ln.Addr().String())
+	}
+	return out, nil
+}
+
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
 }
 
 // logTime finds the first line of the process's log containing what and

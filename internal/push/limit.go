@@ -19,7 +19,7 @@ import (
 // that it never waits for a slot it must release itself.
 const (
 	bigResponse    = 1024
-	bigSendsAtOnce = 4
+	bigSendsAtOnce = 2
 )
 
 type sendLimiter struct {

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -136,7 +137,7 @@ func set(t *testing.T, s *Server, kv map[string]string) int {
 	for k, v := range kv {
 		res[k] = wrapperspb.String(v)
 	}
-	n, err := s.SetResources(stringType, res)
+	n, err := s.SetResources(stringType, maps.All(res))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestUpdateResourcesLeavesOthers(t *testing.T) {
 		for k, v := range kv {
 			res[k] = wrapperspb.String(v)
 		}
-		n, err := s.UpdateResources(stringType, res, remove)
+		n, err := s.UpdateResources(stringType, maps.All(res), remove)
 		if err != nil {
 			t.Fatal(err)
 		}

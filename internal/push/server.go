@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"sort"
 	"strings"
@@ -130,11 +131,19 @@ func NewServer(opts ServerOptions) *Server {
 	return s
 }
 
+// Resources yields resources keyed by name, for SetResources and
+// UpdateResources. The server encodes each as it is yielded and keeps only
+// the bytes, so a caller that builds each message when asked for it holds
+// one decoded message at a time: a ztunnel's first push is 55,000 of them,
+// four times their encoded size, and building them all first made meshd's
+// peak memory. maps.All turns a map into Resources.
+type Resources = iter.Seq2[string, proto.Message]
+
 // SetResources makes the resources of type typeURL exactly those given,
 // keyed by name. Only resources whose bytes changed are updated in the cache,
 // so only the proxies subscribed to them receive anything. It reports how
 // many resources changed (added, modified or removed).
-func (s *Server) SetResources(typeURL string, resources map[string]proto.Message) (int, error) {
+func (s *Server) SetResources(typeURL string, resources Resources) (int, error) {
 	return s.update(typeURL, resources, nil, true)
 }
 
@@ -143,14 +152,14 @@ func (s *Server) SetResources(typeURL string, resources map[string]proto.Message
 // remove deleted (a name in both is deleted); the others stay as they are.
 // A caller that knows what may have changed saves encoding and hashing
 // every resource, which SetResources must do to find the changes. It
-// reports how many resources changed.
-func (s *Server) UpdateResources(typeURL string, set map[string]proto.Message, remove []string) (int, error) {
+// reports how many resources changed. set may be nil.
+func (s *Server) UpdateResources(typeURL string, set Resources, remove []string) (int, error) {
 	return s.update(typeURL, set, remove, false)
 }
 
 // update is SetResources (all: the resources not in set are removed) and
 // UpdateResources.
-func (s *Server) update(typeURL string, set map[string]proto.Message, remove []string, all bool) (int, error) {
+func (s *Server) update(typeURL string, set Resources, remove []string, all bool) (int, error) {
 	tc, ok := s.types[typeURL]
 	if !ok {
 		return 0, fmt.Errorf("push: resource type %q is not served", typeURL)
@@ -161,31 +170,28 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 	// without vmu is safe here.
 	known := tc.versions
 	removed := map[string]bool{}
-	if all {
-		for name := range known {
-			if _, ok := set[name]; !ok {
-				removed[name] = true
-			}
-		}
-	} else {
-		for _, name := range remove {
-			if _, ok := known[name]; ok {
-				removed[name] = true
-			}
+	for _, name := range remove {
+		if _, ok := known[name]; ok {
+			removed[name] = true
 		}
 	}
 	// The resources that changed, encoded: the cache keeps bytes, a
 	// quarter of the decoded messages' size (a waypoint's configuration
 	// of 25 KiB is 100 KiB of Go structs).
 	encoded := map[string]*wcEntry{}
-	versions := make(map[string]string, len(set))
-	for name, msg := range set {
+	versions := map[string]string{}
+	if all {
+		versions = make(map[string]string, len(known))
+	}
+	var encodeErr error
+	for name, msg := range orNone(set) {
 		if removed[name] {
 			continue
 		}
 		b, err := cache.MarshalResource(msg)
 		if err != nil {
-			return 0, fmt.Errorf("push: encoding %s %q: %w", typeURL, name, err)
+			encodeErr = fmt.Errorf("push: encoding %s %q: %w", typeURL, name, err)
+			break
 		}
 		v := cache.HashResource(b)
 		if tc.wildcard {
@@ -199,6 +205,16 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 			continue
 		}
 		encoded[name] = &wcEntry{bytes: b, version: v}
+	}
+	if encodeErr != nil {
+		return 0, encodeErr
+	}
+	if all {
+		for name := range known {
+			if _, ok := versions[name]; !ok {
+				removed[name] = true
+			}
+		}
 	}
 	if len(encoded) == 0 && len(removed) == 0 {
 		return 0, tc.openGate(typeURL)
@@ -224,6 +240,14 @@ func (s *Server) update(typeURL string, set map[string]proto.Message, remove []s
 	}
 	tc.vmu.Unlock()
 	return len(encoded) + len(del), tc.openGate(typeURL)
+}
+
+// orNone is set, or nothing when it is nil.
+func orNone(set Resources) Resources {
+	if set == nil {
+		return func(func(string, proto.Message) bool) {}
+	}
+	return set
 }
 
 // openGate lets the type's subscribers through once it has been set (see

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -142,7 +143,7 @@ func setInts(t *testing.T, s *Server, kv map[string]int64) {
 	for k, v := range kv {
 		res[k] = wrapperspb.Int64(v)
 	}
-	if _, err := s.SetResources(intType, res); err != nil {
+	if _, err := s.SetResources(intType, maps.All(res)); err != nil {
 		t.Fatal(err)
 	}
 }
