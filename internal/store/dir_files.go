@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -277,8 +278,7 @@ func (d *Dir) readObjectShared(key objectKey) (*storedObject, error) {
 		return nil, err
 	}
 	if status != nil {
-		var statusErr error
-		if obj, statusErr = applyStatusFile(key, obj, statusPath, status); statusErr != nil {
+		if _, statusErr := applyStatusFile(key, obj, statusPath, status); statusErr != nil {
 			d.warnOnce(statusPath, statusInfo, statusErr) // the object is still usable, without status
 		}
 	}
@@ -303,8 +303,8 @@ func (d *Dir) statusChangedOnly(key objectKey, path string, entry parseCacheEntr
 	if !ok {
 		return nil, false
 	}
-	obj, err := applyStatusFile(key, cached, d.statusPath(key), status)
-	if err != nil || obj == cached { // applyStatusFile returns obj itself when the status is not its
+	obj := copyObject(cached)
+	if applied, err := applyStatusFile(key, obj, d.statusPath(key), status); err != nil || !applied {
 		return nil, false
 	}
 	obj.SetResourceVersion(entry.resourceVersion)
@@ -399,11 +399,7 @@ func (d *Dir) decodeObjectFile(key objectKey, path string, data []byte, info fs.
 		return nil, d.misplaced(path, found)
 	}
 	// A status in the spec file is not the user's to set; the status file holds it.
-	specPart, _, err := splitStatus(obj)
-	if err != nil {
-		return nil, &FileError{Path: path, Err: err}
-	}
-	if obj, err = joinStatus(key.kind, specPart, nil); err != nil {
+	if err := setStatusJSON(obj, nil); err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}
 	if obj.GetUID() == "" {
@@ -481,24 +477,33 @@ func (d *Dir) reportMisplacedFile(path string) {
 	d.warnOnce(path, info, err)
 }
 
-// applyStatusFile adds the status kept in a status file to obj.
-func applyStatusFile(key objectKey, obj manifest.Object, path string, data []byte) (manifest.Object, error) {
-	var sf statusFile
-	if err := sigsyaml.Unmarshal(data, &sf); err != nil {
-		return obj, &FileError{Path: path, Err: fmt.Errorf("malformed status file: %w", err), Fix: "remove it; meshway writes the status again"}
+// statusFileJSON is a status file, its status left encoded for
+// setStatusJSON.
+type statusFileJSON struct {
+	UID    types.UID       `json:"uid"`
+	Status json.RawMessage `json:"status"`
+}
+
+// applyStatusFile sets obj's status to the one a status file keeps,
+// changing obj. applied is false when the file holds the status of an
+// earlier object of the same name (another uid); on an error obj is left
+// without a status.
+func applyStatusFile(key objectKey, obj manifest.Object, path string, data []byte) (applied bool, err error) {
+	js, err := sigsyaml.YAMLToJSON(data)
+	var sf statusFileJSON
+	if err == nil {
+		err = json.Unmarshal(js, &sf)
+	}
+	if err != nil {
+		return false, &FileError{Path: path, Err: fmt.Errorf("malformed status file: %w", err), Fix: "remove it; meshway writes the status again"}
 	}
 	if sf.UID != obj.GetUID() {
-		return obj, nil // the status of an earlier object of the same name
+		return false, nil
 	}
-	spec, _, err := splitStatus(obj)
-	if err != nil {
-		return obj, err
+	if err := setStatusJSON(obj, sf.Status); err != nil {
+		return false, &FileError{Path: path, Err: fmt.Errorf("status does not fit %s: %w", key.kind.Kind, err), Fix: "remove it; meshway writes the status again"}
 	}
-	withStatus, err := joinStatus(key.kind, spec, sf.Status)
-	if err != nil {
-		return obj, &FileError{Path: path, Err: fmt.Errorf("status does not fit %s: %w", key.kind.Kind, err), Fix: "remove it; meshway writes the status again"}
-	}
-	return withStatus, nil
+	return true, nil
 }
 
 // uidForPath is the stable uid of a hand-written object that has none yet: the

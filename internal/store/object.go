@@ -244,15 +244,7 @@ func updatedObject(ctx context.Context, kind *manifest.Kind, current, desired ma
 		return nil, err
 	}
 	version := desired.GetObjectKind().GroupVersionKind().Version
-	desiredSpec, _, err := splitStatus(desired)
-	if err != nil {
-		return nil, err
-	}
-	_, currentStatus, err := splitStatus(current)
-	if err != nil {
-		return nil, err
-	}
-	out, err := joinStatus(kind, desiredSpec, currentStatus)
+	out, err := joinStatusOf(kind, desired, current)
 	if err != nil {
 		return nil, err
 	}
@@ -282,15 +274,7 @@ func statusUpdatedObject(ctx context.Context, kind *manifest.Kind, current, desi
 		return nil, err
 	}
 	version := desired.GetObjectKind().GroupVersionKind().Version
-	_, status, err := splitStatus(desired)
-	if err != nil {
-		return nil, err
-	}
-	currentSpec, _, err := splitStatus(current)
-	if err != nil {
-		return nil, err
-	}
-	out, err := joinStatus(kind, currentSpec, status)
+	out, err := joinStatusOf(kind, current, desired)
 	if err != nil {
 		return nil, err
 	}
@@ -339,6 +323,23 @@ func joinStatus(kind *manifest.Kind, spec map[string]any, status any) (manifest.
 		m["status"] = status
 	}
 	return manifest.FromMap(kind, m)
+}
+
+// joinStatusOf is a copy of spec's object with status's status: on the
+// typed objects when they are of one Go type, through JSON otherwise.
+func joinStatusOf(kind *manifest.Kind, spec, status manifest.Object) (manifest.Object, error) {
+	if out, ok := withStatusOf(spec, status); ok {
+		return out, nil
+	}
+	specPart, _, err := splitStatus(spec)
+	if err != nil {
+		return nil, err
+	}
+	_, statusPart, err := splitStatus(status)
+	if err != nil {
+		return nil, err
+	}
+	return joinStatus(kind, specPart, statusPart)
 }
 
 // specChanged reports whether anything outside metadata and status differs,
