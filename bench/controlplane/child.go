@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ func runChild(size meshSize, addr string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logger := log.New(os.Stderr, "meshd: ", log.LstdFlags|log.Lmicroseconds)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50) // as meshd does (cmd/meshd/memlimit.go's gcPercent)
+	}
 	st := store.NewMemory(store.Options{})
 	began := time.Now()
 	var err error

@@ -56,6 +56,7 @@ func main() {
 		defer stopProfile()
 	}
 
+	logger.Print(setGCPercent())
 	if msg, err := setMemoryLimit("/sys/fs/cgroup"); err != nil {
 		logger.Print(err) // the runtime's default still works
 	} else if msg != "" {

@@ -15,6 +15,26 @@ import (
 // is not what ends a burst of work (every ztunnel reconnecting at once).
 const memoryLimitShare = 0.9
 
+// gcPercent is meshd's GOGC unless the environment sets one. Most of
+// meshd's heap lives as long as the mesh does (the store's objects, the
+// translations, the encoded configurations): Go's default of 100 lets the
+// heap grow to twice that before collecting, 1.2 GB for 600 MB of mesh at
+// 50,000 pods. At 50 it collects at one and a half times; the collector
+// runs twice as often, which costs CPU while meshd allocates (start-up,
+// changes) and nothing when it is quiet. Prometheus made the same change
+// (2.53) for the same kind of heap.
+const gcPercent = 50
+
+// setGCPercent sets the collector's target to gcPercent unless GOGC is
+// set. It returns what it did, for the log.
+func setGCPercent() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return "GOGC=" + v + " from the environment"
+	}
+	debug.SetGCPercent(gcPercent)
+	return fmt.Sprintf("GOGC=%d (meshd's default: its heap is mostly the mesh, kept; set GOGC to choose another)", gcPercent)
+}
+
 // setMemoryLimit sets the Go runtime's soft memory limit from the cgroup's
 // memory limit, as istiod's chart does with GOMEMLIMIT from the
 // container's limits.memory, unless GOMEMLIMIT is set. Go collects at twice

@@ -72,3 +72,23 @@ func TestSetMemoryLimit(t *testing.T) {
 		t.Fatalf("memory limit changed to %d with GOMEMLIMIT set", got)
 	}
 }
+
+func TestSetGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	t.Setenv("GOGC", "")
+	if msg := setGCPercent(); !strings.Contains(msg, "GOGC=50") {
+		t.Errorf("message %q", msg)
+	}
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Fatalf("GC percent %d without GOGC, want %d", got, gcPercent)
+	}
+	// GOGC wins: the runtime read it at start-up, meshd leaves it.
+	t.Setenv("GOGC", "200")
+	if msg := setGCPercent(); !strings.Contains(msg, "GOGC=200 from the environment") {
+		t.Errorf("with GOGC set: %q", msg)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GC percent changed to %d with GOGC set", got)
+	}
+}
