@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshway/meshway/internal/manifest"
 	"github.com/meshway/meshway/internal/push"
@@ -62,12 +63,18 @@ type Controller struct {
 	writes  chan []manifest.Object // capacity 1: the newest snapshot to write
 	warned  map[string]bool
 	lastErr string
+	// writeFailed: the writers' last round failed, so the next change of
+	// any kind hands them a snapshot again (they retry on changes).
+	writeFailed atomic.Bool
 
 	// Owned by Run's goroutine: the inputs of translation, the translation
 	// pushed last, and the changes since.
 	inputs  *translate.Objects
 	tr      *translate.Translation
 	pending []translate.Change
+	// writesOwed: changes the writers read (writersRead) came since they
+	// were last handed a snapshot.
+	writesOwed bool
 	// gen counts syncs, so that a full translation made in the background
 	// (reconcile) is only used if nothing was pushed since it started.
 	gen int
@@ -114,7 +121,7 @@ func New(o Options) *Controller {
 	return &Controller{
 		o: o, kick: make(chan struct{}, 1), synced: make(chan struct{}),
 		writes: make(chan []manifest.Object, 1), warned: map[string]bool{},
-		zt: newZtunnels(),
+		zt: newZtunnels(), writesOwed: true,
 	}
 }
 
@@ -207,7 +214,9 @@ func (c *Controller) Run(ctx context.Context) error {
 			return true
 		case store.Deleted:
 			k := keyOf(ev)
-			c.pending = append(c.pending, translate.Change{Old: objects[k]})
+			ch := translate.Change{Old: objects[k]}
+			c.pending = append(c.pending, ch)
+			c.writesOwed = c.writesOwed || writersRead(ch)
 			delete(objects, k)
 			c.inputs.Delete(ev.Object)
 		default:
@@ -219,6 +228,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			if !statusOnly(ch.Old, ch.New) {
 				c.pending = append(c.pending, ch)
 			}
+			c.writesOwed = c.writesOwed || writersRead(ch)
 			objects[k] = ev.Object
 			c.inputs.Set(ev.Object)
 		}
@@ -292,7 +302,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.zt.rest:
 			c.ztunnelsRested()
 		case <-c.kick:
-			if synced {
+			if synced && c.leader.Load() {
+				c.writesOwed = false
 				c.queueWrites(snapshot(objects))
 			}
 		}
@@ -345,9 +356,30 @@ func (c *Controller) debounced(ctx context.Context, objects map[objectKey]manife
 // queueWritesIfLeading hands a snapshot to the writers while this replica
 // leads.
 func (c *Controller) queueWritesIfLeading(ctx context.Context, objects map[objectKey]manifest.Object) {
-	if ctx.Err() == nil && c.leader.Load() && len(c.o.Writers) > 0 {
+	if ctx.Err() == nil && c.leader.Load() && len(c.o.Writers) > 0 && (c.writesOwed || c.writeFailed.Load()) {
+		c.writesOwed = false
 		c.queueWrites(snapshot(objects))
 	}
+}
+
+// writersRead reports whether the writers (deployments, status) may write
+// something else after ch: every change but one to a Pod that is not a
+// waypoint's. Pod churn is most of what a cluster changes, and a round of
+// the writers reads the whole mesh (tens of ms at 50,000 pods); they read
+// pods only to count a waypoint's ready pods for its Gateway's status and
+// to find its service accounts, and a waypoint's pods carry the
+// gateway-name label (the Deployer renders it into their template).
+func writersRead(ch translate.Change) bool {
+	for _, obj := range []any{ch.Old, ch.New} {
+		if obj == nil {
+			continue
+		}
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Labels[translate.LabelGatewayName] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // sync translates what the pending changes can affect (everything the
@@ -526,6 +558,7 @@ func (c *Controller) writeLoop(ctx context.Context) {
 				c.o.Logf("writing to %s: %s", c.o.Store.Describe(), msg)
 			}
 			c.lastErr = msg
+			c.writeFailed.Store(msg != "")
 			pause := time.NewTimer(min(max(writerPause*time.Since(began), minWriterPause), maxWriterPause))
 			select {
 			case <-ctx.Done():

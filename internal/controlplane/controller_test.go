@@ -2,10 +2,12 @@ package controlplane_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,4 +314,84 @@ func TestIsolatedChangeIsPushedAtOnce(t *testing.T) {
 	if n := w.count(); n != 1 {
 		t.Errorf("writers ran %d times, want once (the change's writes wait for the debounce's end)", n)
 	}
+}
+
+// pod is a Pod in the default namespace with the given labels (a YAML map).
+func pod(name, labels string) string {
+	return fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  namespace: default
+  labels: %s
+spec:
+  containers:
+  - name: app
+    image: example.com/app
+`, name, labels)
+}
+
+// failingWriter fails its rounds while fail is set.
+type failingWriter struct {
+	writer
+	fail atomic.Bool
+}
+
+func (w *failingWriter) Sync(ctx context.Context, objs []manifest.Object) error {
+	_ = w.writer.Sync(ctx, objs)
+	if w.fail.Load() {
+		return errors.New("conflict")
+	}
+	return nil
+}
+
+// TestWritersSkipPodChurn: a change to a pod that is not a waypoint's
+// gives the writers no round (they would read the whole mesh for nothing);
+// a waypoint's pod, any other kind, or a change after a failed round does.
+func TestWritersSkipPodChurn(t *testing.T) {
+	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
+	apply(t, st, meshYAML)
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
+	t.Cleanup(srv.Stop)
+	w := &failingWriter{}
+	ctl := controlplane.New(controlplane.Options{
+		Store: st, Push: srv, Writers: []controlplane.Writer{w}, Logf: t.Logf,
+		DebounceAfter: 20 * time.Millisecond, DebounceMax: time.Second,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-ctl.Synced()
+	ctl.SetLeader(true)
+	waitFor(t, "the leader's first writes", func() bool { return w.count() >= 1 })
+
+	// settled waits out the debounce and the writers' rest after a round,
+	// and returns the rounds so far.
+	settled := func() int {
+		time.Sleep(400 * time.Millisecond)
+		return w.count()
+	}
+	before := settled()
+	apply(t, st, pod("app-1", "{app: reviews}"))
+	apply(t, st, pod("app-1", "{app: reviews, version: v2}"))
+	if got := settled(); got != before {
+		t.Errorf("an application pod's changes gave the writers %d round(s)", got-before)
+	}
+	apply(t, st, pod("waypoint-1", "{gateway.networking.k8s.io/gateway-name: waypoint}"))
+	waitFor(t, "a round after a waypoint pod's change", func() bool { return w.count() > before })
+
+	before = settled()
+	apply(t, st, service("late", "10.96.2.1"))
+	waitFor(t, "a round after a Service's change", func() bool { return w.count() > before })
+
+	w.fail.Store(true)
+	before = settled()
+	apply(t, st, service("later", "10.96.2.2"))
+	waitFor(t, "the failing round", func() bool { return w.count() > before })
+	w.fail.Store(false)
+	before = settled()
+	apply(t, st, pod("app-1", "{app: reviews, version: v3}"))
+	waitFor(t, "a retry after a failed round, on any change", func() bool { return w.count() > before })
 }
