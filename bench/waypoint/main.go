@@ -63,7 +63,7 @@ func main() {
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each run, per target (results discarded)")
 	flag.IntVar(&cfg.rateConns, "rate-conns", 16, "keep-alive connections the fixed-rate run spreads its requests over")
 	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
-	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline)")
+	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline); waypoint-1cpu: the waypoint with -concurrency 1")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
 	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
@@ -131,7 +131,7 @@ func run(ctx context.Context, cfg config) error {
 	b := &bench{cfg: cfg, cpus: runtime.NumCPU(), tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
 	defer b.procs.stopAll()
 
-	if slices.Contains(cfg.targets, "waypoint") && cfg.cpuProfile == "" {
+	if slices.Contains(cfg.targets, "waypoint") && cfg.cpuProfile == "" || slices.Contains(cfg.targets, "waypoint-1cpu") {
 		b.waypointBin = cfg.waypointBin
 		if b.waypointBin == "" {
 			fmt.Fprintln(os.Stderr, "bench: building cmd/waypoint")
@@ -323,7 +323,7 @@ func printHeader(load string, b *bench) {
 	fmt.Printf("- go: %s %s/%s; peers: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, versions())
 	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
 	fmt.Printf("- all on loopback; HTTP/1.1 keep-alive; 1 KiB responses from a Go net/http backend in a child process;\n")
-	fmt.Printf("  nginx worker_processes auto (%d), HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d); access logs off\n", b.cpus, b.cpus, b.cpus)
+	fmt.Printf("  nginx worker_processes auto (%d), HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d; -concurrency 1: 1); access logs off\n", b.cpus, b.cpus, b.cpus)
 	fmt.Printf("- runs per target: %s warm-up, %s at %d req/s over %d connections (open loop), %s warm-up, %s at maximum\n",
 		b.cfg.warmup, b.cfg.duration, b.cfg.rate, b.cfg.rateConns, b.cfg.warmup, b.cfg.maxDur)
 	fmt.Printf("  throughput over %d connections (closed loop); %d round(s), each measuring every target in turn (a fresh\n", b.cfg.maxConns, b.cfg.rounds)

@@ -39,6 +39,7 @@ var targets = []target{
 	{"nginx", "nginx", startNginx},
 	{"haproxy", "HAProxy", startHAProxy},
 	{"waypoint", "waypoint", startWaypointTarget},
+	{"waypoint-1cpu", "waypoint, -concurrency 1", startWaypointOneCPU},
 	{"waypoint-hbone", "waypoint, HBONE both sides", startWaypointHBONE},
 }
 
@@ -277,29 +278,47 @@ func buildWaypoint(b *bench) (string, error) {
 // listener, or, with -cpuprofile, the same proxy in a child of the bench
 // (it can profile; the binary has no flag for it).
 func startWaypointTarget(ctx context.Context, b *bench) (*running, error) {
-	conf := filepath.Join(b.tmp, "waypoint.yaml")
-	if err := writeWaypointConfig(conf, model.Endpoint{Address: b.backend}); err != nil {
-		return nil, err
-	}
 	if b.cfg.cpuProfile != "" {
+		conf := filepath.Join(b.tmp, "waypoint.yaml")
+		if err := writeWaypointConfig(conf, model.Endpoint{Address: b.backend}); err != nil {
+			return nil, err
+		}
 		r, _, err := b.startWaypointChild(ctx, "waypoint", conf, false)
 		if r != nil {
 			r.note = "run in a child of the bench (waypoint.Proxy.ServeListener, as cmd/waypoint -listen) for -cpuprofile"
 		}
 		return r, err
 	}
+	return startWaypointBinary(ctx, b, "waypoint")
+}
+
+// startWaypointBinary runs the waypoint binary, named key, with a plain
+// -listen listener to the backend and the extra arguments.
+func startWaypointBinary(ctx context.Context, b *bench, key string, extra ...string) (*running, error) {
+	conf := filepath.Join(b.tmp, key+".yaml")
+	if err := writeWaypointConfig(conf, model.Endpoint{Address: b.backend}); err != nil {
+		return nil, err
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("waypoint", filepath.Join(b.tmp, "waypoint.log"), []string{
-		b.waypointBin, "-config", conf, "-listen", addr + "=" + serviceVIP, "-admin=", "-ready=",
-	})
+	args := append([]string{b.waypointBin, "-config", conf, "-listen", addr + "=" + serviceVIP, "-admin=", "-ready="}, extra...)
+	p, err := b.procs.start(key, filepath.Join(b.tmp, key+".log"), args)
 	if err != nil {
 		return nil, err
 	}
 	r := &running{dial: tcpDial(addr), proc: p}
 	return r, waitReady(ctx, p, r.dial)
+}
+
+// startWaypointOneCPU runs the waypoint binary as startWaypointTarget
+// does, on one thread (-concurrency 1: GOMAXPROCS 1). On CPUs it shares
+// with the load generator and the backend, Go's idle threads looking for
+// work on each request's wake-up cost CPU and lengthen the latency tail
+// that nginx's single-threaded workers do not pay.
+func startWaypointOneCPU(ctx context.Context, b *bench) (*running, error) {
+	return startWaypointBinary(ctx, b, "waypoint-1cpu", "-concurrency", "1")
 }
 
 // startWaypointHBONE runs the waypoint in a child of the bench, serving

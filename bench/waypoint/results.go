@@ -101,7 +101,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		return nil
 	}
 	direct, nginx := find("direct"), find("nginx")
-	wps := []*targetResult{find("waypoint"), find("waypoint-hbone")}
+	wps := []*targetResult{find("waypoint"), find("waypoint-1cpu"), find("waypoint-hbone")}
 
 	// row prints one line: the cell of each target, the target and the
 	// result.
@@ -128,10 +128,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 				continue
 			}
 			ok, detail := f(r)
-			label := ""
-			if r.key == "waypoint-hbone" {
-				label = "HBONE "
-			}
+			label := map[string]string{"waypoint-1cpu": "1 thread ", "waypoint-hbone": "HBONE "}[r.key]
 			parts = append(parts, fmt.Sprintf("%s%s (%s)", label, benchfmt.Verdict(ok), detail))
 		}
 		if len(parts) == 0 {

@@ -11,6 +11,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -120,7 +121,15 @@ func main() {
 	flag.StringVar(&opts.TokenFile, "token-file", defaultTokenFile, "the token authenticating the waypoint to the control plane over TLS (a pod's projected ServiceAccount token for audience istio-ca)")
 	trustDomain := flag.String("trust-domain", envDefault("TRUST_DOMAIN", "cluster.local"), "the mesh's trust domain, for the default -identity")
 	flag.StringVar(&opts.Identity, "identity", "", "with -hbone: the waypoint's SPIFFE ID, spiffe://<trust-domain>/ns/<ns>/sa/<sa> (default from $POD_NAMESPACE and $SERVICE_ACCOUNT, else the claims of -token-file)")
+	concurrency := flag.Int("concurrency", 0, "threads running the proxy (GOMAXPROCS), as Envoy's --concurrency; 0: one per CPU the container may use (Go's default). 1 trades throughput for a shorter latency tail and less CPU per request on CPUs shared with busy neighbours (docs/benchmarks.md); scale with replicas")
 	flag.Parse()
+	if *concurrency < 0 {
+		fmt.Fprintf(os.Stderr, "waypoint: -concurrency %d: want 0 (one per CPU) or more\n", *concurrency)
+		os.Exit(2)
+	}
+	if *concurrency > 0 {
+		runtime.GOMAXPROCS(*concurrency)
+	}
 	opts.Listen = listens
 	if rootCertGiven(*rootCert) {
 		opts.RootCert = *rootCert
