@@ -316,22 +316,6 @@ func TestIsolatedChangeIsPushedAtOnce(t *testing.T) {
 	}
 }
 
-// pod is a Pod in the default namespace with the given labels (a YAML map).
-func pod(name, labels string) string {
-	return fmt.Sprintf(`
-apiVersion: v1
-kind: Pod
-metadata:
-  name: %s
-  namespace: default
-  labels: %s
-spec:
-  containers:
-  - name: app
-    image: example.com/app
-`, name, labels)
-}
-
 // failingWriter fails its rounds while fail is set.
 type failingWriter struct {
 	writer
@@ -374,12 +358,12 @@ func TestWritersSkipPodChurn(t *testing.T) {
 		return w.count()
 	}
 	before := settled()
-	apply(t, st, pod("app-1", "{app: reviews}"))
-	apply(t, st, pod("app-1", "{app: reviews, version: v2}"))
+	apply(t, st, reviewsPod("app-1", "node-1", "10.0.0.1", map[string]string{"app": "reviews"}))
+	apply(t, st, reviewsPod("app-1", "node-1", "10.0.0.1", map[string]string{"app": "reviews", "version": "v2"}))
 	if got := settled(); got != before {
 		t.Errorf("an application pod's changes gave the writers %d round(s)", got-before)
 	}
-	apply(t, st, pod("waypoint-1", "{gateway.networking.k8s.io/gateway-name: waypoint}"))
+	apply(t, st, reviewsPod("waypoint-1", "node-1", "10.0.0.2", map[string]string{"gateway.networking.k8s.io/gateway-name": "waypoint"}))
 	waitFor(t, "a round after a waypoint pod's change", func() bool { return w.count() > before })
 
 	before = settled()
@@ -392,6 +376,6 @@ func TestWritersSkipPodChurn(t *testing.T) {
 	waitFor(t, "the failing round", func() bool { return w.count() > before })
 	w.fail.Store(false)
 	before = settled()
-	apply(t, st, pod("app-1", "{app: reviews, version: v3}"))
+	apply(t, st, reviewsPod("app-1", "node-1", "10.0.0.1", map[string]string{"app": "reviews", "version": "v3"}))
 	waitFor(t, "a retry after a failed round, on any change", func() bool { return w.count() > before })
 }

@@ -87,20 +87,42 @@ func TestUpstreamKeepAlive(t *testing.T) {
 // connection instead of meeting the closed one. Twice through each path:
 // the fast path, and net/http's server for a chunked body.
 func TestUpstreamClosedWhileIdle(t *testing.T) {
-	var mu sync.Mutex
-	conns := map[string]bool{}
+	b := startIdleClosingBackend(t)
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: b.addr}}}
+	_, proxy := startProxy(t, reviewsConfig(nil, cl), reviewsVIP)
+	b.postAfterIdle(t, proxy)
+}
+
+// idleClosingBackend answers "got <body>", closes keep-alive connections
+// idle for 200 ms, and counts the connections requests came on.
+type idleClosingBackend struct {
+	addr  string
+	mu    sync.Mutex
+	conns map[string]bool
+}
+
+func startIdleClosingBackend(t *testing.T) *idleClosingBackend {
+	b := &idleClosingBackend{conns: map[string]bool{}}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		conns[r.RemoteAddr] = true
-		mu.Unlock()
-		b, _ := io.ReadAll(r.Body)
-		io.WriteString(w, "got "+string(b))
+		b.mu.Lock()
+		b.conns[r.RemoteAddr] = true
+		b.mu.Unlock()
+		body, _ := io.ReadAll(r.Body)
+		io.WriteString(w, "got "+string(body))
 	}))
 	srv.Config.IdleTimeout = 200 * time.Millisecond
 	srv.Start()
-	defer srv.Close()
-	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}}
-	_, proxy := startProxy(t, reviewsConfig(nil, cl), reviewsVIP)
+	t.Cleanup(srv.Close)
+	b.addr = strings.TrimPrefix(srv.URL, "http://")
+	return b
+}
+
+// postAfterIdle sends POSTs through the proxy at addr, each after the
+// backend closed the connection the last one came on, by each path: the
+// fast path, and net/http's server for a chunked body. Each must succeed
+// on a new connection.
+func (b *idleClosingBackend) postAfterIdle(t *testing.T, addr string) {
+	t.Helper()
 	c := client(t)
 	post := func(chunked bool) {
 		t.Helper()
@@ -108,7 +130,7 @@ func TestUpstreamClosedWhileIdle(t *testing.T) {
 		if chunked {
 			body = io.MultiReader(body) // length unknown: sent chunked
 		}
-		req, err := http.NewRequest(http.MethodPost, "http://"+proxy+"/orders", body)
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/orders", body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,10 +139,10 @@ func TestUpstreamClosedWhileIdle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
+		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || string(b) != "got order" {
-			t.Fatalf("POST after the backend closed its idle connection (chunked %v): %d %q", chunked, resp.StatusCode, b)
+		if resp.StatusCode != http.StatusOK || string(got) != "got order" {
+			t.Fatalf("POST after the backend closed its idle connection (chunked %v): %d %q", chunked, resp.StatusCode, got)
 		}
 	}
 	for _, chunked := range []bool{false, true} {
@@ -129,9 +151,9 @@ func TestUpstreamClosedWhileIdle(t *testing.T) {
 		post(chunked)
 		time.Sleep(600 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(conns) < 4 {
-		t.Errorf("4 POSTs, each after the backend closed the last connection, used %d connections", len(conns))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.conns) < 4 {
+		t.Errorf("4 POSTs, each after the backend closed the last connection, used %d connections", len(b.conns))
 	}
 }

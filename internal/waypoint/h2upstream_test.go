@@ -272,13 +272,7 @@ func TestMirrorH2COverHBONE(t *testing.T) {
 		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
 		Handler: hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
 			tunnels <- s.PeerID
-			up, err := net.Dial("tcp", shadowAddr)
-			if err != nil {
-				s.Reject(http.StatusServiceUnavailable, err.Error())
-				return
-			}
-			defer up.Close()
-			hbone.Splice(s, up)
+			spliceTo(s, shadowAddr)
 		}),
 		Logf: t.Logf,
 	})
