@@ -40,7 +40,11 @@ type Options struct {
 	// ReconcileAfter is how long the store must be quiet before a full
 	// translation follows incremental ones (see reconcileAfter); 0 means 5s.
 	ReconcileAfter time.Duration
-	Logf           func(format string, args ...any)
+	// StatusWrites, when the writers write through it, lets the
+	// controller skip their round after their own status writes (see
+	// StatusWrites).
+	StatusWrites *StatusWrites
+	Logf         func(format string, args ...any)
 }
 
 // Writer brings the store in line with a snapshot of every object. It is
@@ -225,10 +229,14 @@ func (c *Controller) Run(ctx context.Context) error {
 			if old, ok := objects[k]; ok {
 				ch.Old = old
 			}
-			if !statusOnly(ch.Old, ch.New) {
+			status := statusOnly(ch.Old, ch.New)
+			if !status {
 				c.pending = append(c.pending, ch)
 			}
-			c.writesOwed = c.writesOwed || writersRead(ch)
+			// The writers' own status write, come back, changes nothing
+			// they would write.
+			own := c.o.StatusWrites.echo(ev.Object) && status
+			c.writesOwed = c.writesOwed || !own && writersRead(ch)
 			objects[k] = ev.Object
 			c.inputs.Set(ev.Object)
 		}
