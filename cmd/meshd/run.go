@@ -131,9 +131,8 @@ func run(ctx context.Context, o options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, WildcardTypes: wire.ZtunnelTypes, Logf: o.logf, Metrics: push.NewMetrics(reg)})
 	defer srv.Stop()
-	sw := controlplane.NewStatusWrites(st) // the writers' store
 	ctl := controlplane.New(controlplane.Options{
-		Store: st, Push: srv, Writers: writers(sw, o, mc.ca), StatusWrites: sw, Logf: o.logf, Ztunnels: true,
+		Store: st, Push: srv, Writers: writers(st, o, mc.ca), Logf: o.logf, Ztunnels: true,
 		DebounceAfter: o.debounceAfter, DebounceMax: o.debounceMax,
 	})
 

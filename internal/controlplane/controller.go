@@ -40,11 +40,7 @@ type Options struct {
 	// ReconcileAfter is how long the store must be quiet before a full
 	// translation follows incremental ones (see reconcileAfter); 0 means 5s.
 	ReconcileAfter time.Duration
-	// StatusWrites, when the writers write through it, lets the
-	// controller skip their round after their own status writes (see
-	// StatusWrites).
-	StatusWrites *StatusWrites
-	Logf         func(format string, args ...any)
+	Logf           func(format string, args ...any)
 }
 
 // Writer brings the store in line with a snapshot of every object. It is
@@ -229,14 +225,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			if old, ok := objects[k]; ok {
 				ch.Old = old
 			}
-			status := statusOnly(ch.Old, ch.New)
-			if !status {
+			if !statusOnly(ch.Old, ch.New) {
 				c.pending = append(c.pending, ch)
 			}
-			// The writers' own status write, come back, changes nothing
-			// they would write.
-			own := c.o.StatusWrites.echo(ev.Object) && status
-			c.writesOwed = c.writesOwed || !own && writersRead(ch)
+			c.writesOwed = c.writesOwed || writersRead(ch)
 			objects[k] = ev.Object
 			c.inputs.Set(ev.Object)
 		}

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshway/meshway/api/meshpb"
 	"github.com/meshway/meshway/internal/controlplane"
@@ -380,97 +378,4 @@ func TestWritersSkipPodChurn(t *testing.T) {
 	before = settled()
 	apply(t, st, reviewsPod("app-1", "node-1", "10.0.0.1", map[string]string{"app": "reviews", "version": "v3"}))
 	waitFor(t, "a retry after a failed round, on any change", func() bool { return w.count() > before })
-}
-
-// echoWriter writes, through sw, a condition on the reviews Service whose
-// message is its "tier" label, when that differs, as the StatusWriter
-// writes WaypointBound.
-type echoWriter struct {
-	writer
-	sw *controlplane.StatusWrites
-}
-
-func (w *echoWriter) Sync(ctx context.Context, objs []manifest.Object) error {
-	_ = w.writer.Sync(ctx, objs)
-	for _, obj := range objs {
-		svc, ok := obj.(*corev1.Service)
-		if !ok || svc.Name != "reviews" {
-			continue
-		}
-		want := svc.Labels["tier"]
-		if c := svc.Status.Conditions; len(c) == 1 && c[0].Message == want {
-			return nil
-		}
-		out := svc.DeepCopy()
-		out.Status.Conditions = []metav1.Condition{{Type: "Seen", Status: metav1.ConditionTrue, Reason: "Seen", Message: want, LastTransitionTime: metav1.Now()}}
-		_, err := w.sw.UpdateStatus(ctx, out)
-		return err
-	}
-	return nil
-}
-
-// TestWritersSkipTheirOwnStatusEcho: a status the writers wrote through
-// StatusWrites comes back as a change that gives them no second round;
-// a status written by someone else does, and they restore theirs.
-func TestWritersSkipTheirOwnStatusEcho(t *testing.T) {
-	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
-	apply(t, st, meshYAML)
-	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
-	t.Cleanup(srv.Stop)
-	sw := controlplane.NewStatusWrites(st)
-	w := &echoWriter{sw: sw}
-	ctl := controlplane.New(controlplane.Options{
-		Store: st, Push: srv, Writers: []controlplane.Writer{w}, StatusWrites: sw, Logf: t.Logf,
-		DebounceAfter: 20 * time.Millisecond, DebounceMax: time.Second,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = ctl.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-ctl.Synced()
-	ctl.SetLeader(true)
-	settled := func() int {
-		time.Sleep(500 * time.Millisecond)
-		return w.count()
-	}
-	message := func() string {
-		obj, err := st.Get(context.Background(), manifest.Service, "default", "reviews")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c := obj.(*corev1.Service).Status.Conditions; len(c) == 1 {
-			return c[0].Message
-		}
-		return ""
-	}
-
-	before := settled()
-	svc, err := st.Get(context.Background(), manifest.Service, "default", "reviews")
-	if err != nil {
-		t.Fatal(err)
-	}
-	labeled := svc.DeepCopyObject().(*corev1.Service)
-	labeled.Labels = map[string]string{"tier": "gold"}
-	if _, err := st.Update(context.Background(), labeled); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the writers' status", func() bool { return message() == "gold" })
-	if got := settled() - before; got != 1 {
-		t.Errorf("a change and the writers' status write of it gave %d rounds, want 1", got)
-	}
-
-	before = w.count()
-	current, err := st.Get(context.Background(), manifest.Service, "default", "reviews")
-	if err != nil {
-		t.Fatal(err)
-	}
-	clobbered := current.DeepCopyObject().(*corev1.Service)
-	clobbered.Status.Conditions[0].Message = "someone else"
-	if _, err := st.UpdateStatus(context.Background(), clobbered); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the writers' status restored", func() bool { return message() == "gold" })
-	if got := settled() - before; got != 1 {
-		t.Errorf("someone else's status write gave the writers %d rounds, want 1", got)
-	}
 }
