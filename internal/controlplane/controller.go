@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,14 +57,18 @@ type Writer interface {
 type Controller struct {
 	o Options
 
-	leader  atomic.Bool
-	kick    chan struct{} // capacity 1: "sync now" (leadership gained)
-	pushes  atomic.Int64  // translations pushed, for tests and /debug
-	synced  chan struct{} // closed after the first push
-	once    sync.Once
-	writes  chan []manifest.Object // capacity 1: the newest snapshot to write
-	warned  map[string]bool
-	lastErr string
+	leader atomic.Bool
+	kick   chan struct{} // capacity 1: "sync now" (leadership gained)
+	pushes atomic.Int64  // translations pushed, for tests and /debug
+	synced chan struct{} // closed after the first push
+	once   sync.Once
+	// writesDue (capacity 1) tells writeLoop a round is due; it then asks
+	// Run for the objects (snapshots), so one copy is made per round, when
+	// the writers are ready for it, however many changes came meanwhile.
+	writesDue chan struct{}
+	snapshots chan chan map[objectKey]manifest.Object
+	warned    map[string]bool
+	lastErr   string
 	// writeFailed: the writers' last round failed, so the next change of
 	// any kind hands them a snapshot again (they retry on changes).
 	writeFailed atomic.Bool
@@ -120,7 +126,7 @@ func New(o Options) *Controller {
 	}
 	return &Controller{
 		o: o, kick: make(chan struct{}, 1), synced: make(chan struct{}),
-		writes: make(chan []manifest.Object, 1), warned: map[string]bool{},
+		writesDue: make(chan struct{}, 1), snapshots: make(chan chan map[objectKey]manifest.Object), warned: map[string]bool{},
 		zt: newZtunnels(), writesOwed: true,
 	}
 }
@@ -171,10 +177,14 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	// The write loop ends with Run, whatever ends it (a watch that fails
+	// as well as ctx).
 	var wg sync.WaitGroup
+	writeCtx, stopWrites := context.WithCancel(ctx)
 	wg.Add(1)
-	go func() { defer wg.Done(); c.writeLoop(ctx) }()
+	go func() { defer wg.Done(); c.writeLoop(writeCtx) }()
 	defer wg.Wait()
+	defer stopWrites()
 	// A ztunnel translation in progress finishes (it does not block): what
 	// it pushes goes to a server the caller stops after Run returns.
 	defer c.zt.wg.Wait()
@@ -303,9 +313,12 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.ztunnelsRested()
 		case <-c.kick:
 			if synced && c.leader.Load() {
-				c.writesOwed = false
-				c.queueWrites(snapshot(objects))
+				c.writesOwed = true
+				c.queueWritesIfLeading(ctx)
 			}
+		case reply := <-c.snapshots:
+			c.writesOwed = false
+			reply <- snapshot(objects)
 		}
 	}
 }
@@ -314,15 +327,12 @@ func keyOf(ev store.Event) objectKey {
 	return objectKey{ev.Kind, ev.Object.GetNamespace(), ev.Object.GetName()}
 }
 
-// snapshot lists the objects for the writers, in no particular order: the
-// write loop indexes them once per round of the writers (a round may come
-// after several snapshots, of which only the newest is indexed).
-func snapshot(objects map[objectKey]manifest.Object) []manifest.Object {
-	out := make([]manifest.Object, 0, len(objects))
-	for _, obj := range objects {
-		out = append(out, obj)
-	}
-	return out
+// snapshot is the objects for the writers, indexed as they read them: a
+// copy of the loop's map (the writers update it with what they write),
+// which copies the map's tables whole rather than hashing 58,000 keys
+// again each round.
+func snapshot(objects map[objectKey]manifest.Object) map[objectKey]manifest.Object {
+	return maps.Clone(objects)
 }
 
 // drain takes the events already queued, without waiting for more. It
@@ -343,22 +353,24 @@ func (c *Controller) drain(events <-chan store.Event, take func(store.Event) boo
 }
 
 // debounced ends a debounce: it translates and pushes the pending changes
-// and hands a snapshot to the writers. After a leading-edge push with
+// and tells the writers a round is due. After a leading-edge push with
 // nothing pending since, only the writers are owed.
 func (c *Controller) debounced(ctx context.Context, objects map[objectKey]manifest.Object, pushedEarly bool) {
 	if pushedEarly && len(c.pending) == 0 {
-		c.queueWritesIfLeading(ctx, objects)
+		c.queueWritesIfLeading(ctx)
 		return
 	}
 	c.sync(ctx, objects, true)
 }
 
-// queueWritesIfLeading hands a snapshot to the writers while this replica
-// leads.
-func (c *Controller) queueWritesIfLeading(ctx context.Context, objects map[objectKey]manifest.Object) {
+// queueWritesIfLeading tells the writers a round is due while this replica
+// leads and they have something to read (or their last round failed).
+func (c *Controller) queueWritesIfLeading(ctx context.Context) {
 	if ctx.Err() == nil && c.leader.Load() && len(c.o.Writers) > 0 && (c.writesOwed || c.writeFailed.Load()) {
-		c.writesOwed = false
-		c.queueWrites(snapshot(objects))
+		select {
+		case c.writesDue <- struct{}{}:
+		default: // already due
+		}
 	}
 }
 
@@ -384,7 +396,7 @@ func writersRead(ch translate.Change) bool {
 
 // sync translates what the pending changes can affect (everything the
 // first time), pushes the configurations translated again and, if write,
-// hands a snapshot to the writers.
+// tells the writers a round is due.
 func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Object, write bool) {
 	var changed []translate.Ref
 	first := c.tr == nil
@@ -406,7 +418,7 @@ func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Ob
 	c.ztunnelChanges(pending, first)
 	c.once.Do(func() { close(c.synced) })
 	if write {
-		c.queueWritesIfLeading(ctx, objects)
+		c.queueWritesIfLeading(ctx)
 	}
 }
 
@@ -500,18 +512,6 @@ func (c *Controller) logWarnings(ws []translate.Warning) {
 	c.warned = now
 }
 
-// queueWrites replaces any snapshot still waiting with objs.
-func (c *Controller) queueWrites(objs []manifest.Object) {
-	if !c.leader.Load() || len(c.o.Writers) == 0 {
-		return
-	}
-	select {
-	case <-c.writes:
-	default:
-	}
-	c.writes <- objs
-}
-
 // writerPause is how long writeLoop rests after a round of the writers,
 // as a multiple of the round's time, between minWriterPause and
 // maxWriterPause. Each round reads the whole mesh (0.1 s of CPU at 50,000
@@ -531,19 +531,26 @@ func (c *Controller) writeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case objs := <-c.writes:
+		case <-c.writesDue:
 			if !c.leader.Load() {
 				continue
 			}
+			reply := make(chan map[objectKey]manifest.Object, 1)
+			select {
+			case c.snapshots <- reply:
+			case <-ctx.Done():
+				return
+			}
+			objs := <-reply
 			began := time.Now()
 			var errs []error
-			x := newStoredObjects(objs) // one index for all the writers
+			x := &storedObjects{objs: objs} // one index for all the writers
 			for _, w := range c.o.Writers {
 				var err error
 				if iw, ok := w.(indexedWriter); ok {
 					err = iw.syncIndexed(ctx, x)
 				} else {
-					err = w.Sync(ctx, objs)
+					err = w.Sync(ctx, slices.Collect(maps.Values(x.objs)))
 				}
 				if err != nil && ctx.Err() == nil {
 					errs = append(errs, err)
