@@ -379,3 +379,52 @@ func TestWritersSkipPodChurn(t *testing.T) {
 	apply(t, st, reviewsPod("app-1", "node-1", "10.0.0.1", map[string]string{"app": "reviews", "version": "v3"}))
 	waitFor(t, "a retry after a failed round, on any change", func() bool { return w.count() > before })
 }
+
+// endingWatch is a store whose watch ends after its initial content, as a
+// watch whose connection to the API server is lost for good.
+type endingWatch struct{ store.Store }
+
+func (s endingWatch) Watch(ctx context.Context, kind *manifest.Kind, opts store.ListOptions) (<-chan store.Event, error) {
+	in, err := s.Store.Watch(ctx, kind, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan store.Event)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			out <- ev
+			if ev.Type == store.Synced {
+				go func() {
+					for range in { // until ctx ends
+					}
+				}()
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// TestRunEndsWhenTheWatchEnds: a watch that ends makes Run return its
+// error, its write loop stopped with it, while the caller's context goes on.
+func TestRunEndsWhenTheWatchEnds(t *testing.T) {
+	st := store.NewMemory(store.Options{InitialNamespaces: []string{"istio-system"}})
+	apply(t, st, meshYAML)
+	srv := push.NewServer(push.ServerOptions{Types: []string{wire.WaypointType}, Logf: t.Logf})
+	t.Cleanup(srv.Stop)
+	ctl := controlplane.New(controlplane.Options{Store: endingWatch{st}, Push: srv, Writers: []controlplane.Writer{&writer{}}, Logf: t.Logf})
+	ctl.SetLeader(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- ctl.Run(ctx) }()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "ended") {
+			t.Errorf("Run returned %v; want the watch's end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its watch ended")
+	}
+}
