@@ -266,7 +266,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 			if take(ev) {
 				synced = true
-				c.sync(ctx, objects, true)
+				c.sync(ctx, true)
 				afterSync()
 				continue
 			}
@@ -280,7 +280,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				if closed := c.drain(events, take); closed {
 					continue // the next receive reports it
 				}
-				c.sync(ctx, objects, false)
+				c.sync(ctx, false)
 				pushedEarly = true
 			}
 			quiet = time.After(c.o.DebounceAfter)
@@ -288,11 +288,11 @@ func (c *Controller) Run(ctx context.Context) error {
 				deadline = time.After(c.o.DebounceMax)
 			}
 		case <-quiet:
-			c.debounced(ctx, objects, pushedEarly)
+			c.debounced(ctx, pushedEarly)
 			pushedEarly = false
 			afterSync()
 		case <-deadline:
-			c.debounced(ctx, objects, pushedEarly)
+			c.debounced(ctx, pushedEarly)
 			pushedEarly = false
 			afterSync()
 		case <-reconcileQuiet:
@@ -355,12 +355,12 @@ func (c *Controller) drain(events <-chan store.Event, take func(store.Event) boo
 // debounced ends a debounce: it translates and pushes the pending changes
 // and tells the writers a round is due. After a leading-edge push with
 // nothing pending since, only the writers are owed.
-func (c *Controller) debounced(ctx context.Context, objects map[objectKey]manifest.Object, pushedEarly bool) {
+func (c *Controller) debounced(ctx context.Context, pushedEarly bool) {
 	if pushedEarly && len(c.pending) == 0 {
 		c.queueWritesIfLeading(ctx)
 		return
 	}
-	c.sync(ctx, objects, true)
+	c.sync(ctx, true)
 }
 
 // queueWritesIfLeading tells the writers a round is due while this replica
@@ -397,7 +397,7 @@ func writersRead(ch translate.Change) bool {
 // sync translates what the pending changes can affect (everything the
 // first time), pushes the configurations translated again and, if write,
 // tells the writers a round is due.
-func (c *Controller) sync(ctx context.Context, objects map[objectKey]manifest.Object, write bool) {
+func (c *Controller) sync(ctx context.Context, write bool) {
 	var changed []translate.Ref
 	first := c.tr == nil
 	if c.tr == nil {

@@ -289,19 +289,11 @@ func TestMirrorH2COverHBONE(t *testing.T) {
 		Type: model.FilterRequestMirror, RequestMirror: &model.RequestMirror{Cluster: "shadow"},
 	}}}), primary.cluster(), mirrorCluster)
 	w.Services[0].Ports[0].Protocol = model.ProtocolHTTP2
-	if err := proxy.Load(w); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() { _ = proxy.ServeListener(ln, reviewsVIP) }()
+	addr := servePlain(t, proxy, w)
 
 	c := client(t)
 	for i := range 2 {
-		if r, body := get(t, c, ln.Addr().String(), http.MethodGet, "/", nil); r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "reviews" {
+		if r, body := get(t, c, addr, http.MethodGet, "/", nil); r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "reviews" {
 			t.Fatalf("request %d: %d %q; want the primary's answer", i, r.StatusCode, body)
 		}
 		if got := shadow.next(t, "mirror"); got.host != "reviews.default.svc.cluster.local-shadow:9080" || got.protoMajor != 2 {

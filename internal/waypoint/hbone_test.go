@@ -335,7 +335,14 @@ func TestUpstreamClosedWhileIdleOverHBONE(t *testing.T) {
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	t.Cleanup(func() { proxy.Close() })
 	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
-	if err := proxy.Load(reviewsConfig(nil, cl)); err != nil {
+	b.postAfterIdle(t, servePlain(t, proxy, reviewsConfig(nil, cl)))
+}
+
+// servePlain loads w into proxy and serves it on a plain loopback listener
+// as the original destination reviewsVIP; it returns the address.
+func servePlain(t *testing.T, proxy *waypoint.Proxy, w *model.Waypoint) string {
+	t.Helper()
+	if err := proxy.Load(w); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -344,7 +351,7 @@ func TestUpstreamClosedWhileIdleOverHBONE(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	go func() { _ = proxy.ServeListener(ln, reviewsVIP) }()
-	b.postAfterIdle(t, ln.Addr().String())
+	return ln.Addr().String()
 }
 
 // spliceTo connects an HBONE stream to addr over TCP, as a node does for
