@@ -47,6 +47,7 @@ type config struct {
 	cpuProfile          string
 	waypointBin         string
 	rounds              int
+	proxyCPUs           string
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
 	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
+	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs (as taskset -c: 1, 2-3) the proxy under test runs on, alone; the load generator and the backend get the others. Default: every process shares every CPU")
 	flag.Parse()
 	if co.mode != "" {
 		if err := runChild(co); err != nil {
@@ -110,7 +112,8 @@ func main() {
 // bench holds what every target shares.
 type bench struct {
 	cfg         config
-	cpus        int
+	plan        cpuPlan
+	cpus        int // the CPUs the proxy may use
 	tmp         string
 	procs       *procs
 	caDir       string
@@ -128,7 +131,17 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
-	b := &bench{cfg: cfg, cpus: runtime.NumCPU(), tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
+	plan, err := newCPUPlan(cfg.proxyCPUs)
+	if err != nil {
+		return err
+	}
+	if err := plan.pinSelf(); err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, plan: plan, cpus: runtime.NumCPU(), tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
+	if plan.pinned() {
+		b.cpus = len(plan.proxy)
+	}
 	defer b.procs.stopAll()
 
 	if slices.Contains(cfg.targets, "waypoint") && cfg.cpuProfile == "" || slices.Contains(cfg.targets, "waypoint-1cpu") {
@@ -260,12 +273,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 		}
 	}
 	err = profiled("rate", func() error {
-		c0 := cpu()
+		c0, s0 := cpu(), stolen()
 		var err error
 		if res.fixed, err = fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration); err != nil {
 			return err
 		}
-		res.fixed.proxyCPU = cpu() - c0
+		res.fixed.proxyCPU, res.fixed.stolen = cpu()-c0, stolen()-s0
 		return nil
 	})
 	if err != nil {
@@ -323,7 +336,12 @@ func printHeader(load string, b *bench) {
 	fmt.Printf("- go: %s %s/%s; peers: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, versions())
 	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
 	fmt.Printf("- all on loopback; HTTP/1.1 keep-alive; 1 KiB responses from a Go net/http backend in a child process;\n")
-	fmt.Printf("  nginx worker_processes auto (%d), HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d; -concurrency 1: 1); access logs off\n", b.cpus, b.cpus, b.cpus)
+	fmt.Printf("  nginx worker_processes %d, HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d; -concurrency 1: 1); access logs off\n", b.cpus, b.cpus, b.cpus)
+	if b.plan.pinned() {
+		fmt.Printf("- CPUs: the proxy under test alone on CPU %s (taskset); the load generator and the backend on CPU %s\n", formatCPUs(b.plan.proxy), formatCPUs(b.plan.rest))
+	} else {
+		fmt.Printf("- CPUs: not pinned; the load generator, the backend and the proxy share all %d\n", runtime.NumCPU())
+	}
 	fmt.Printf("- runs per target: %s warm-up, %s at %d req/s over %d connections (open loop), %s warm-up, %s at maximum\n",
 		b.cfg.warmup, b.cfg.duration, b.cfg.rate, b.cfg.rateConns, b.cfg.warmup, b.cfg.maxDur)
 	fmt.Printf("  throughput over %d connections (closed loop); %d round(s), each measuring every target in turn (a fresh\n", b.cfg.maxConns, b.cfg.rounds)

@@ -101,12 +101,12 @@ func binPath(name string) (string, error) {
 	return p, nil
 }
 
-// nginxConf: worker_processes auto (one per CPU), keep-alive to the
+// nginxConf: a worker per CPU the proxy may use, keep-alive to the
 // backend, no access log.
 const nginxConf = `# written by bench/waypoint
 daemon off;
 master_process on;
-worker_processes auto;
+worker_processes %[5]d;
 pid %[1]s/nginx.pid;
 error_log %[1]s/nginx-error.log warn;
 %[2]s
@@ -160,10 +160,10 @@ func startNginx(ctx context.Context, b *bench) (*running, error) {
 		}
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, userLine, b.backend, addr), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, userLine, b.backend, addr, b.cpus), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("nginx", filepath.Join(dir, "stderr.log"), []string{bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")})
+	p, err := b.procs.start("nginx", filepath.Join(dir, "stderr.log"), b.plan.proxyArgs([]string{bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")}))
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,7 @@ func startNginx(ctx context.Context, b *bench) (*running, error) {
 	return r, waitReady(ctx, p, r.dial)
 }
 
-// haproxyConf: nbthread 2 (the machine's CPUs, as the others get),
+// haproxyConf: a thread per CPU the proxy may use (as the others get),
 // connections to the backend reused across clients, no log.
 const haproxyConf = `# written by bench/waypoint
 global
@@ -211,7 +211,7 @@ func startHAProxy(ctx context.Context, b *bench) (*running, error) {
 		return nil, err
 	}
 	// -db: stay in the foreground, one process.
-	p, err := b.procs.start("haproxy", filepath.Join(dir, "stderr.log"), []string{bin, "-db", "-f", conf})
+	p, err := b.procs.start("haproxy", filepath.Join(dir, "stderr.log"), b.plan.proxyArgs([]string{bin, "-db", "-f", conf}))
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +304,7 @@ func startWaypointBinary(ctx context.Context, b *bench, key string, extra ...str
 		return nil, err
 	}
 	args := append([]string{b.waypointBin, "-config", conf, "-listen", addr + "=" + serviceVIP, "-admin=", "-ready="}, extra...)
-	p, err := b.procs.start(key, filepath.Join(b.tmp, key+".log"), args)
+	p, err := b.procs.start(key, filepath.Join(b.tmp, key+".log"), b.plan.proxyArgs(args))
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +351,7 @@ func (b *bench) startWaypointChild(ctx context.Context, name, conf string, hb bo
 	if hb {
 		args = append(args, "-ca", b.caDir, "-node", b.node)
 	}
-	p, err := b.procs.start(name, filepath.Join(b.tmp, name+".log"), args)
+	p, err := b.procs.start(name, filepath.Join(b.tmp, name+".log"), b.plan.proxyArgs(args))
 	if err != nil {
 		return nil, "", err
 	}

@@ -239,6 +239,25 @@ func cpuOf(pid int) time.Duration {
 	return time.Duration(ticks) * time.Second / time.Duration(clockTicks())
 }
 
+// stolen is the CPU time the hypervisor gave other guests while this
+// machine's CPUs wanted to run (/proc/stat's steal, all CPUs summed): a
+// pause no process here can see, and the reason a fixed-rate run's tail
+// moves from one run to the next on a shared VM.
+func stolen() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	ticks, _ := strconv.ParseUint(f[8], 10, 64)
+	return time.Duration(ticks) * time.Second / time.Duration(clockTicks())
+}
+
 // peakRSS returns the sum of VmHWM (peak resident set) over pid and its
 // descendants, in bytes.
 func peakRSS(pid int) uint64 {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -62,10 +63,17 @@ func addStats(to, s *runStats) {
 	to.late = append(to.late, s.late...)
 	to.genCPU += s.genCPU
 	to.proxyCPU += s.proxyCPU
+	to.stolen += s.stolen
 	to.stalls.bursts += s.stalls.bursts
 	to.stalls.requests += s.stalls.requests
 	to.stalls.biggest = max(to.stalls.biggest, s.stalls.biggest)
 	to.stalls.longest = max(to.stalls.longest, s.stalls.longest)
+}
+
+// stealShare is the share of the machine's CPU time the hypervisor took
+// during the run.
+func stealShare(s *runStats) string {
+	return fmt.Sprintf("%.1f%%", 100*s.stolen.Seconds()/(s.elapsed.Seconds()*float64(runtime.NumCPU())))
 }
 
 // cpuPer1000 is the proxy's CPU-seconds per 1,000 requests answered.
@@ -162,6 +170,9 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		})
 	}
 	row("added latency, p99", added(99), fmt.Sprintf("waypoint ≤ nginx + %s µs", us(targetP99OverNginx)), p99Result)
+	row(fmt.Sprintf("CPU time taken by the hypervisor (steal) during the %s req/s run, share of the machine's", rate), func(r *targetResult) string {
+		return stealShare(r.fixed)
+	}, "—", "—")
 	row(fmt.Sprintf("requests over %s at %s req/s: bursts (requests due ≤ %s apart) / requests in them / the biggest burst / the slowest request", stallLatency, rate, stallGap), func(r *targetResult) string {
 		st := r.fixed.stalls
 		return fmt.Sprintf("%d / %d / %d / %s µs", st.bursts, st.requests, st.biggest, us(st.longest))
@@ -206,11 +217,18 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	fmt.Fprintln(w, "leave from an OS thread sleeping with nanosleep (timer slack 1 ns). Added latency = the target's")
 	fmt.Fprintln(w, "percentile − direct's. Maximum throughput = responses / wall time, each connection sending its next")
 	fmt.Fprintln(w, "request as soon as the previous response ended. Proxy CPU = utime + stime from /proc/PID/stat of the")
-	fmt.Fprintln(w, "proxy's processes (nginx: master and workers; HAProxy: its one process of 2 threads; waypoint: its")
+	fmt.Fprintln(w, "proxy's processes (nginx: master and workers; HAProxy: its one process and its threads; waypoint: its")
 	fmt.Fprintln(w, "process), before and after the measured run, / (responses / 1,000). Peak RSS = VmHWM from")
 	fmt.Fprintln(w, "/proc/PID/status summed over those processes, since they started (warm-ups included; pages nginx's")
 	fmt.Fprintln(w, "master and workers share count once per process); MB = 10^6 bytes.")
-	fmt.Fprintln(w, "The load generator, the backend and the proxy share the machine's CPUs, as do other processes.")
+	if cfg.proxyCPUs == "" {
+		fmt.Fprintln(w, "The load generator, the backend and the proxy share the machine's CPUs, as do other processes.")
+	} else {
+		fmt.Fprintln(w, "The proxy runs alone on its CPUs (-proxy-cpus), the load generator and the backend on the others;")
+		fmt.Fprintln(w, "other processes of the machine are not moved.")
+	}
+	fmt.Fprintln(w, "Steal: /proc/stat's steal over the run / (its wall time × the CPUs): time a CPU of this VM wanted to")
+	fmt.Fprintln(w, "run and the hypervisor ran another guest; every request due meanwhile waits, whatever the target.")
 	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
 	fmt.Fprintln(w, "connection) to the waypoint's hbone.Server and speaks HTTP/1.1 in them; the waypoint reaches the")
 	fmt.Fprintln(w, "backend over HBONE through the backend node's hbone.Server (in the backend's process), which splices to")
@@ -234,7 +252,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 			for _, x := range r.rounds {
 				c = append(c, fmt.Sprintf("%.3f", cpuPer1000(x.fixed)))
 				m = append(m, benchfmt.Thousands(int(x.max.rate())))
-				p = append(p, us(pct(x.fixed.lat, 99)))
+				p = append(p, fmt.Sprintf("%s (steal %s)", us(pct(x.fixed.lat, 99)), stealShare(x.fixed)))
 			}
 			if r.proxied {
 				cpus = append(cpus, fmt.Sprintf("%s %s s", r.name, strings.Join(c, " / ")))
@@ -244,7 +262,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		}
 		fmt.Fprintf(w, "- proxy CPU per 1,000 requests at %s req/s: %s.\n", rate, strings.Join(cpus, "; "))
 		fmt.Fprintf(w, "- maximum throughput: %s.\n", strings.Join(maxes, "; "))
-		fmt.Fprintf(w, "- latency p99 at %s req/s: %s.\n", rate, strings.Join(p99s, "; "))
+		fmt.Fprintf(w, "- latency p99 at %s req/s (and the hypervisor's steal during the run): %s.\n", rate, strings.Join(p99s, "; "))
 	}
 	if node != nodeAddr && find("waypoint-hbone") != nil {
 		fmt.Fprintf(w, "The backend's node could not listen on %s (taken): it listened on %s and the waypoint's pool dialled that instead.\n", nodeAddr, node)
