@@ -48,7 +48,12 @@ type config struct {
 	waypointBin         string
 	rounds              int
 	proxyCPUs           string
+	maxSteal            float64 // percent
 }
+
+// stealReruns is how many times a fixed-rate run is measured again when
+// the hypervisor took more than -max-steal during it.
+const stealReruns = 2
 
 func main() {
 	var co childOpts
@@ -68,6 +73,7 @@ func main() {
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
 	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
+	flag.Float64Var(&cfg.maxSteal, "max-steal", 1, "percent of the CPUs the hypervisor may take (steal) during a fixed-rate run before it is measured again (at most twice); 0: never")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs (as taskset -c: 1, 2-3) the proxy under test runs on, alone; the load generator and the backend get the others. Default: every process shares every CPU")
 	flag.Parse()
 	if co.mode != "" {
@@ -272,14 +278,28 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 			return nil, fail("warm-up", err)
 		}
 	}
+	// A run during which the hypervisor took more than -max-steal of the
+	// CPUs measured the VM's neighbours more than the target: it is run
+	// again, at most stealReruns times, and the run with the least steal
+	// kept.
 	err = profiled("rate", func() error {
-		c0, s0 := cpu(), stolen()
-		var err error
-		if res.fixed, err = fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration); err != nil {
-			return err
+		for try := 0; ; try++ {
+			c0, s0 := cpu(), stolen()
+			st, err := fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration)
+			if err != nil {
+				return err
+			}
+			st.proxyCPU, st.stolen = cpu()-c0, stolen()-s0
+			if res.fixed == nil || stealFraction(st) < stealFraction(res.fixed) {
+				res.fixed = st
+			}
+			if b.cfg.maxSteal <= 0 || 100*stealFraction(st) <= b.cfg.maxSteal || try == stealReruns {
+				return nil
+			}
+			res.stealReruns++
+			fmt.Fprintf(os.Stderr, "bench: round %d: %s: the hypervisor took %s of the CPUs during the %d req/s run: measuring it again\n",
+				b.round+1, t.name, stealShare(st), b.cfg.rate)
 		}
-		res.fixed.proxyCPU, res.fixed.stolen = cpu()-c0, stolen()-s0
-		return nil
 	})
 	if err != nil {
 		return nil, fail("fixed rate", err)

@@ -27,6 +27,7 @@ type targetResult struct {
 	rssFixed, rssMax uint64 // bytes, summed VmHWM of the proxy's processes
 	profiles         []string
 	note             string
+	stealReruns      int             // fixed-rate runs measured again for the hypervisor's steal
 	rounds           []*targetResult // what pool pooled, in the order measured
 }
 
@@ -41,6 +42,7 @@ func pool(rounds []*targetResult) *targetResult {
 	for _, r := range rounds {
 		out.profiles = append(out.profiles, r.profiles...)
 		out.rssFixed, out.rssMax = max(out.rssFixed, r.rssFixed), max(out.rssMax, r.rssMax)
+		out.stealReruns += r.stealReruns
 		addStats(out.fixed, r.fixed)
 		addStats(out.max, r.max)
 	}
@@ -73,7 +75,14 @@ func addStats(to, s *runStats) {
 // stealShare is the share of the machine's CPU time the hypervisor took
 // during the run.
 func stealShare(s *runStats) string {
-	return fmt.Sprintf("%.1f%%", 100*s.stolen.Seconds()/(s.elapsed.Seconds()*float64(runtime.NumCPU())))
+	return fmt.Sprintf("%.1f%%", 100*stealFraction(s))
+}
+
+func stealFraction(s *runStats) float64 {
+	if s.elapsed <= 0 {
+		return 0
+	}
+	return s.stolen.Seconds() / (s.elapsed.Seconds() * float64(runtime.NumCPU()))
 }
 
 // cpuPer1000 is the proxy's CPU-seconds per 1,000 requests answered.
@@ -229,6 +238,14 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	}
 	fmt.Fprintln(w, "Steal: /proc/stat's steal over the run / (its wall time × the CPUs): time a CPU of this VM wanted to")
 	fmt.Fprintln(w, "run and the hypervisor ran another guest; every request due meanwhile waits, whatever the target.")
+	if cfg.maxSteal > 0 {
+		var reruns []string
+		for _, r := range rs {
+			reruns = append(reruns, fmt.Sprintf("%s %d", r.name, r.stealReruns))
+		}
+		fmt.Fprintf(w, "A fixed-rate run with more than %g%% steal is measured again, up to %d times, the one with\n", cfg.maxSteal, stealReruns)
+		fmt.Fprintf(w, "the least steal kept (-max-steal); runs measured again: %s.\n", strings.Join(reruns, ", "))
+	}
 	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
 	fmt.Fprintln(w, "connection) to the waypoint's hbone.Server and speaks HTTP/1.1 in them; the waypoint reaches the")
 	fmt.Fprintln(w, "backend over HBONE through the backend node's hbone.Server (in the backend's process), which splices to")
