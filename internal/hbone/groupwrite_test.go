@@ -124,19 +124,7 @@ func TestWriterDoesNotWaitForAnotherSocketWrite(t *testing.T) {
 		_, err := s1.Write([]byte("one"))
 		first <- err
 	}()
-	// Wait for s1's frame to be on the (stuck) socket.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c.wmu.Lock()
-		stuck := c.flushing
-		c.wmu.Unlock()
-		if stuck {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("s1's write never reached the socket")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFlushing(t, c) // s1's frame is on the (stuck) socket
 
 	second := make(chan error, 1)
 	go func() {
@@ -182,4 +170,58 @@ func TestWriterDoesNotWaitForAnotherSocketWrite(t *testing.T) {
 		t.Fatalf("s1 write: %v", err)
 	}
 	<-closed
+}
+
+// TestCloseAllSideBySide: closing a server's or a pool's connections, one
+// whose writer is stuck (its Close waits up to a second for it) does not
+// hold back the others' close.
+func TestCloseAllSideBySide(t *testing.T) {
+	stuck, stuckPeer := startPipeClient(t)
+	s1 := openPipeStream(t, stuck, stuckPeer)
+	go func() { _, _ = s1.Write([]byte("never read")) }()
+	waitFlushing(t, stuck)
+	idle, idlePeer := startPipeClient(t)
+
+	done := make(chan struct{})
+	go func() {
+		closeAll([]*h2Conn{stuck, idle})
+		close(done)
+	}()
+	closed := make(chan error, 1)
+	go func() {
+		_, err := idlePeer.fr.ReadFrame()
+		closed <- err
+	}()
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Fatal("the idle connection's peer read a frame, want the close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle connection was not closed")
+	}
+	stuck.mu.Lock()
+	stuckClosed := stuck.err != nil
+	stuck.mu.Unlock()
+	if stuckClosed {
+		t.Error("the idle connection was closed only after the stuck one: closeAll closed them one after the other")
+	}
+	<-done
+}
+
+// waitFlushing waits until a writer of c is in a socket write.
+func waitFlushing(t *testing.T, c *h2Conn) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c.wmu.Lock()
+		stuck := c.flushing
+		c.wmu.Unlock()
+		if stuck {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no write reached the socket")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
