@@ -85,3 +85,77 @@ func BenchmarkThroughput(b *testing.B) {
 	c.CloseWrite()
 	<-done
 }
+
+// BenchmarkThroughputStreams is BenchmarkThroughput with 32 streams on one
+// pooled connection writing at once: their writers share the connection's
+// socket writes.
+func BenchmarkThroughputStreams(b *testing.B) {
+	m := newMesh(b, 0)
+	_, addr := startServer(b, m, nil, hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
+		_, _ = hbone.Copy(io.Discard, s)
+		s.CloseWrite()
+	}))
+	pool := newPool(b, m)
+	src := m.source(b, clientID)
+	buf := make([]byte, 2*(16<<10-9))
+	b.SetBytes(int64(len(buf)))
+	b.SetParallelism(16) // 32 writers with GOMAXPROCS 2
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := pool.Dial(context.Background(), dialReq(src, addr))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		for pb.Next() {
+			if _, err := c.Write(buf); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		c.CloseWrite()
+	})
+}
+
+// BenchmarkRoundTripStreams has 32 streams on one pooled connection each
+// send a 100-byte request and read a 1 KiB answer, over and over, as
+// HTTP/1.1 keep-alive connections tunneled to a waypoint do: many small
+// writes from many streams at once.
+func BenchmarkRoundTripStreams(b *testing.B) {
+	m := newMesh(b, 0)
+	answer := make([]byte, 1024)
+	_, addr := startServer(b, m, nil, hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
+		req := make([]byte, 100)
+		for {
+			if _, err := io.ReadFull(s, req); err != nil {
+				return
+			}
+			if _, err := s.Write(answer); err != nil {
+				return
+			}
+		}
+	}))
+	pool := newPool(b, m)
+	src := m.source(b, clientID)
+	req := make([]byte, 100)
+	b.SetParallelism(16) // 32 streams with GOMAXPROCS 2
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := pool.Dial(context.Background(), dialReq(src, addr))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		resp := make([]byte, len(answer))
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := io.ReadFull(c, resp); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -145,6 +145,7 @@ type h2Conn struct {
 	wbuf     *[]byte    // gathered frames, from wbufs; nil when none
 	flushing bool       // a flusher is writing; guarded by wmu
 	flushed  *sync.Cond // on wmu: broadcast when a flusher stops
+	room     *sync.Cond // on wmu: a flusher took the gathered frames, or stopped
 	fr       *http2.Framer
 	henc     *hpack.Encoder
 	hbuf     []byte
@@ -202,6 +203,7 @@ func newH2Conn(raw net.Conn, client bool, peer spiffeid.ID) *h2Conn {
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
 	c.flushed = sync.NewCond(&c.wmu)
+	c.room = sync.NewCond(&c.wmu)
 	c.fr = http2.NewFramer((*frameSink)(c), nil)
 	c.henc = hpack.NewEncoder((*headerSink)(c))
 	c.rfr = http2.NewFramer(nil, raw)
@@ -303,10 +305,19 @@ func (c *h2Conn) start(maxFrame uint32) error {
 // without harming the connection; only socket errors end it.
 func (c *h2Conn) write(fn func() error) error {
 	c.wmu.Lock()
+	// Gather at most a batch behind a socket write: bulk writers then wait
+	// for the flusher as they waited for the lock before, instead of
+	// piling the connection's whole send window into one buffer.
+	for c.flushing && c.wbuf != nil && len(*c.wbuf) >= maxWriteBatch {
+		c.room.Wait()
+	}
 	err := c.werr
 	var fnErr error
 	if err == nil && fn != nil {
 		fnErr = fn()
+	}
+	if c.flushing && (c.wbuf == nil || len(*c.wbuf) < maxWriteBatch) {
+		c.room.Signal() // room left: the next writer waiting for it
 	}
 	if fn == nil {
 		for c.flushing {
@@ -346,6 +357,7 @@ func (c *h2Conn) flushLocked(err error) error {
 		buf := c.wbuf
 		c.wbuf = nil
 		c.flushing = true
+		c.room.Signal() // one writer waiting for room gathers anew (it wakes the next)
 		c.wmu.Unlock()
 		_, err = c.raw.Write(*buf)
 		if cap(*buf) <= 2*(maxWriteBatch+4*frameHeaderLen) {
@@ -355,6 +367,7 @@ func (c *h2Conn) flushLocked(err error) error {
 		c.wmu.Lock()
 		c.flushing = false
 		c.flushed.Broadcast()
+		c.room.Broadcast()
 		if err == nil {
 			err = c.werr
 		}
