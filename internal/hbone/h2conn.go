@@ -115,16 +115,14 @@ type response struct {
 }
 
 // wbufs holds the buffers frames are gathered in before a socket write;
-// a connection holds one only while frames wait for, or are in, a write.
+// a connection holds one only while it writes.
 var wbufs = sync.Pool{New: func() any { b := make([]byte, 0, maxWriteBatch+4*frameHeaderLen); return &b }}
 
 // h2Conn is one HTTP/2 connection carrying CONNECT streams, client or
 // server side. One goroutine reads frames and dispatches them without ever
-// blocking on the socket's write side; frames are encoded on the callers'
+// blocking on the socket's write side; writes happen on the callers'
 // goroutines under wmu (a stream's data, a client's HEADERS, a handler's
-// answer) and written by whichever of them finds no other in a socket
-// write (see write), which also drains the control frames the reader
-// queued.
+// answer), which also drains the control frames the reader queued.
 type h2Conn struct {
 	raw    net.Conn // the TLS connection
 	client bool
@@ -137,19 +135,13 @@ type h2Conn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	// Writing: wmu is held while frames are encoded into wbuf. One
-	// goroutine at a time, the flusher, writes the gathered frames to the
-	// socket without holding it: frames gathered meanwhile by other
-	// goroutines go out in its next socket write (see flushLocked).
-	wmu      sync.Mutex
-	wbuf     *[]byte    // gathered frames, from wbufs; nil when none
-	flushing bool       // a flusher is writing; guarded by wmu
-	flushed  *sync.Cond // on wmu: broadcast when a flusher stops
-	room     *sync.Cond // on wmu: a flusher took the gathered frames, or stopped
-	fr       *http2.Framer
-	henc     *hpack.Encoder
-	hbuf     []byte
-	werr     error // first write error; the connection is dead
+	// Writing: wmu is held while frames are encoded and written.
+	wmu  sync.Mutex
+	wbuf *[]byte // gathered frames, from wbufs; nil between writes
+	fr   *http2.Framer
+	henc *hpack.Encoder
+	hbuf []byte
+	werr error // first write error; the connection is dead
 
 	qmu    sync.Mutex
 	queue  []ctrlFrame
@@ -202,8 +194,6 @@ func newH2Conn(raw net.Conn, client bool, peer spiffeid.ID) *h2Conn {
 		peerMaxConc:  DefaultMaxConcurrentStreams,
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
-	c.flushed = sync.NewCond(&c.wmu)
-	c.room = sync.NewCond(&c.wmu)
 	c.fr = http2.NewFramer((*frameSink)(c), nil)
 	c.henc = hpack.NewEncoder((*headerSink)(c))
 	c.rfr = http2.NewFramer(nil, raw)
@@ -294,38 +284,16 @@ func (c *h2Conn) start(maxFrame uint32) error {
 
 // ---- writing ----
 
-// write runs fn with the write lock held, then sees the queued control
-// frames and everything gathered written to the socket: by this goroutine
-// if no other is writing, or else by that one, which writes all that was
-// gathered while it wrote before it stops (group commit: under load, many
-// streams' frames go out in one TLS record and one system call, and no
-// writer waits for another's socket write). write(nil) waits until all
-// gathered before it is written, or the connection failed.
+// write runs fn with the write lock held, then writes the queued control
+// frames and everything gathered to the socket.
 // An error of fn (a stream that may no longer send, say) is returned
 // without harming the connection; only socket errors end it.
 func (c *h2Conn) write(fn func() error) error {
 	c.wmu.Lock()
-	// Gather at most a batch behind a socket write: bulk writers then wait
-	// for the flusher as they waited for the lock before, instead of
-	// piling the connection's whole send window into one buffer.
-	for c.flushing && c.wbuf != nil && len(*c.wbuf) >= maxWriteBatch {
-		c.room.Wait()
-	}
 	err := c.werr
 	var fnErr error
 	if err == nil && fn != nil {
 		fnErr = fn()
-	}
-	if c.flushing && (c.wbuf == nil || len(*c.wbuf) < maxWriteBatch) {
-		c.room.Signal() // room left: the next writer waiting for it
-	}
-	if fn == nil {
-		for c.flushing {
-			c.flushed.Wait()
-		}
-		if err == nil {
-			err = c.werr
-		}
 	}
 	err = c.flushLocked(err)
 	c.wmu.Unlock()
@@ -336,60 +304,24 @@ func (c *h2Conn) write(fn func() error) error {
 	return err
 }
 
-// flushLocked, with wmu held, writes queued control frames and the
-// gathered bytes, unless another goroutine is writing (it takes them
-// next). It lets go of wmu during each socket write.
+// flushLocked writes queued control frames and the gathered bytes.
 func (c *h2Conn) flushLocked(err error) error {
-	if c.flushing {
-		if err == nil {
-			err = c.writeQueuedLocked()
-		}
-		if err != nil {
-			c.failWriteLocked(err)
-		}
-		return err
-	}
-	for err == nil {
+	if err == nil {
 		err = c.writeQueuedLocked()
-		if err != nil || c.wbuf == nil || len(*c.wbuf) == 0 {
-			break
-		}
-		buf := c.wbuf
-		c.wbuf = nil
-		c.flushing = true
-		c.room.Signal() // one writer waiting for room gathers anew (it wakes the next)
-		c.wmu.Unlock()
-		_, err = c.raw.Write(*buf)
-		if cap(*buf) <= 2*(maxWriteBatch+4*frameHeaderLen) {
-			*buf = (*buf)[:0]
-			wbufs.Put(buf)
-		}
-		c.wmu.Lock()
-		c.flushing = false
-		c.flushed.Broadcast()
-		c.room.Broadcast()
-		if err == nil {
-			err = c.werr
-		}
 	}
-	if err != nil {
-		c.failWriteLocked(err)
-	}
-	return err
-}
-
-// failWriteLocked drops what is gathered after a write error and, the
-// first time, ends the connection.
-func (c *h2Conn) failWriteLocked(err error) {
 	if c.wbuf != nil {
+		if err == nil && len(*c.wbuf) > 0 {
+			_, err = c.raw.Write(*c.wbuf)
+		}
 		*c.wbuf = (*c.wbuf)[:0]
 		wbufs.Put(c.wbuf)
 		c.wbuf = nil
 	}
-	if c.werr == nil {
+	if err != nil && c.werr == nil {
 		c.werr = err
 		go c.fail(fmt.Errorf("writing to the connection: %w", err))
 	}
+	return err
 }
 
 // enqueue queues a control frame and writes it now if nobody is writing.
@@ -531,7 +463,20 @@ func (c *h2Conn) fail(err error) {
 			c.queue = append(c.queue, ctrlFrame{kind: ctrlGoAway, stream: last, code: ce.Code})
 			c.queued.Store(true)
 			c.qmu.Unlock()
-			c.flushBounded()
+			// Wait for the write lock, so the GOAWAY goes out before the
+			// close, but not for long: its holder may be stuck on a
+			// socket the peer stopped reading (the close below frees it).
+			flushed := make(chan struct{})
+			go func() {
+				_ = c.write(nil)
+				close(flushed)
+			}()
+			t := time.NewTimer(time.Second)
+			select {
+			case <-flushed:
+			case <-t.C:
+			}
+			t.Stop()
 		}
 		if c.logf != nil {
 			c.logf("hbone: connection with %s (%s): %v", c.raw.RemoteAddr(), c.peer, err)
@@ -560,35 +505,10 @@ func (c *h2Conn) fail(err error) {
 	}
 }
 
-// Close closes the connection at once; only when a writer is in a socket
-// write does it first wait (bounded, see flushBounded) for the frames
-// other writers gathered meanwhile, whose Writes returned, to go out.
+// Close closes the connection at once.
 func (c *h2Conn) Close() error {
-	c.wmu.Lock()
-	pending := c.flushing || c.wbuf != nil && len(*c.wbuf) > 0
-	c.wmu.Unlock()
-	if pending {
-		c.flushBounded()
-	}
 	c.fail(net.ErrClosed)
 	return nil
-}
-
-// flushBounded waits for what is gathered and queued to be written, so
-// that it goes out before a close, but not for long: the flusher may be
-// stuck on a socket the peer stopped reading (the close frees it).
-func (c *h2Conn) flushBounded() {
-	flushed := make(chan struct{})
-	go func() {
-		_ = c.write(nil)
-		close(flushed)
-	}()
-	t := time.NewTimer(time.Second)
-	select {
-	case <-flushed:
-	case <-t.C:
-	}
-	t.Stop()
 }
 
 // shutdown sends GOAWAY (NO_ERROR, last stream processed) and closes the

@@ -368,10 +368,10 @@ func (p *Pool) Close() error {
 	all := p.conns
 	p.conns = map[poolKey]*poolEntry{}
 	p.mu.Unlock()
-	var conns []*h2Conn
 	for _, e := range all {
-		conns = append(conns, e.conns...)
+		for _, c := range e.conns {
+			_ = c.Close()
+		}
 	}
-	closeAll(conns)
 	return nil
 }
