@@ -90,30 +90,16 @@ func BenchmarkThroughput(b *testing.B) {
 // pooled connection writing at once: their writers share the connection's
 // socket writes.
 func BenchmarkThroughputStreams(b *testing.B) {
-	m := newMesh(b, 0)
-	_, addr := startServer(b, m, nil, hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
-		_, _ = hbone.Copy(io.Discard, s)
-		s.CloseWrite()
-	}))
-	pool := newPool(b, m)
-	src := m.source(b, clientID)
 	buf := make([]byte, 2*(16<<10-9))
 	b.SetBytes(int64(len(buf)))
-	b.SetParallelism(16) // 32 writers with GOMAXPROCS 2
-	b.RunParallel(func(pb *testing.PB) {
-		c, err := pool.Dial(context.Background(), dialReq(src, addr))
-		if err != nil {
-			b.Error(err)
-			return
+	runStreams(b, hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
+		_, _ = hbone.Copy(io.Discard, s)
+		s.CloseWrite()
+	}), func() func(*hbone.Conn) error {
+		return func(c *hbone.Conn) error {
+			_, err := c.Write(buf)
+			return err
 		}
-		defer c.Close()
-		for pb.Next() {
-			if _, err := c.Write(buf); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-		c.CloseWrite()
 	})
 }
 
@@ -122,23 +108,40 @@ func BenchmarkThroughputStreams(b *testing.B) {
 // HTTP/1.1 keep-alive connections tunneled to a waypoint do: many small
 // writes from many streams at once.
 func BenchmarkRoundTripStreams(b *testing.B) {
-	m := newMesh(b, 0)
 	answer := make([]byte, 1024)
-	_, addr := startServer(b, m, nil, hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
-		req := make([]byte, 100)
+	req := make([]byte, 100)
+	runStreams(b, hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
+		got := make([]byte, len(req))
 		for {
-			if _, err := io.ReadFull(s, req); err != nil {
+			if _, err := io.ReadFull(s, got); err != nil {
 				return
 			}
 			if _, err := s.Write(answer); err != nil {
 				return
 			}
 		}
-	}))
+	}), func() func(*hbone.Conn) error {
+		resp := make([]byte, len(answer))
+		return func(c *hbone.Conn) error {
+			if _, err := c.Write(req); err != nil {
+				return err
+			}
+			_, err := io.ReadFull(c, resp)
+			return err
+		}
+	})
+}
+
+// runStreams serves h and, on 32 streams (with GOMAXPROCS 2) of one pooled
+// connection at once, each on its own goroutine, runs the op that newOp
+// makes for it (its buffers its own) over and over, half-closing the
+// stream at the end.
+func runStreams(b *testing.B, h hbone.Handler, newOp func() func(*hbone.Conn) error) {
+	m := newMesh(b, 0)
+	_, addr := startServer(b, m, nil, h)
 	pool := newPool(b, m)
 	src := m.source(b, clientID)
-	req := make([]byte, 100)
-	b.SetParallelism(16) // 32 streams with GOMAXPROCS 2
+	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := pool.Dial(context.Background(), dialReq(src, addr))
 		if err != nil {
@@ -146,16 +149,13 @@ func BenchmarkRoundTripStreams(b *testing.B) {
 			return
 		}
 		defer c.Close()
-		resp := make([]byte, len(answer))
+		op := newOp()
 		for pb.Next() {
-			if _, err := c.Write(req); err != nil {
-				b.Error(err)
-				return
-			}
-			if _, err := io.ReadFull(c, resp); err != nil {
+			if err := op(c); err != nil {
 				b.Error(err)
 				return
 			}
 		}
+		c.CloseWrite()
 	})
 }
