@@ -119,7 +119,6 @@ func main() {
 type bench struct {
 	cfg         config
 	plan        cpuPlan
-	cpus        int // the CPUs the proxy may use
 	tmp         string
 	procs       *procs
 	caDir       string
@@ -144,10 +143,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := plan.pinSelf(); err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, plan: plan, cpus: runtime.NumCPU(), tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
-	if plan.pinned() {
-		b.cpus = len(plan.proxy)
-	}
+	b := &bench{cfg: cfg, plan: plan, tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
 	defer b.procs.stopAll()
 
 	if slices.Contains(cfg.targets, "waypoint") && cfg.cpuProfile == "" || slices.Contains(cfg.targets, "waypoint-1cpu") {
@@ -356,7 +352,7 @@ func printHeader(load string, b *bench) {
 	fmt.Printf("- go: %s %s/%s; peers: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, versions())
 	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
 	fmt.Printf("- all on loopback; HTTP/1.1 keep-alive; 1 KiB responses from a Go net/http backend in a child process;\n")
-	fmt.Printf("  nginx worker_processes %d, HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d; -concurrency 1: 1); access logs off\n", b.cpus, b.cpus, b.cpus)
+	fmt.Printf("  nginx worker_processes %d, HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d; -concurrency 1: 1); access logs off\n", b.cpus(), b.cpus(), b.cpus())
 	if b.plan.pinned() {
 		fmt.Printf("- CPUs: the proxy under test alone on CPU %s (taskset); the load generator and the backend on CPU %s\n", formatCPUs(b.plan.proxy), formatCPUs(b.plan.rest))
 	} else {

@@ -160,7 +160,7 @@ func startNginx(ctx context.Context, b *bench) (*running, error) {
 		}
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, userLine, b.backend, addr, b.cpus), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, userLine, b.backend, addr, b.cpus()), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := b.procs.start("nginx", filepath.Join(dir, "stderr.log"), b.plan.proxyArgs([]string{bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "nginx-error.log")}))
@@ -207,7 +207,7 @@ func startHAProxy(ctx context.Context, b *bench) (*running, error) {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, haproxyConf, b.cpus, dir, addr, b.backend), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, haproxyConf, b.cpus(), dir, addr, b.backend), 0o644); err != nil {
 		return nil, err
 	}
 	// -db: stay in the foreground, one process.

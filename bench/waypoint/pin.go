@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,15 @@ func (p cpuPlan) pinSelf() error {
 		}
 	}
 	return nil
+}
+
+// cpus is how many CPUs the proxy under test may use: nginx gets a worker
+// and HAProxy a thread for each.
+func (b *bench) cpus() int {
+	if b.plan.pinned() {
+		return len(b.plan.proxy)
+	}
+	return runtime.NumCPU()
 }
 
 // proxyArgs returns the command line that runs args on the proxy's CPUs.
