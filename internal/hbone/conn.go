@@ -23,7 +23,7 @@ func (c *Conn) PeerID() spiffeid.ID { return c.s.c.peer }
 func (c *Conn) Read(p []byte) (int, error) { return c.s.Read(p) }
 
 // Write sends p to the server. It blocks while the server's flow-control
-// window is full (back-pressure).
+// window is full, or while the tunnel's socket is behind (back-pressure).
 func (c *Conn) Write(p []byte) (int, error) { return c.s.Write(p) }
 
 // CloseWrite ends the client's direction (END_STREAM): the server reads

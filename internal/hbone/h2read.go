@@ -412,7 +412,7 @@ func (c *h2Conn) respond(id uint32, r *response, requestEnded bool) {
 	}
 	c.queued.Store(true)
 	c.qmu.Unlock()
-	c.drainQueue()
+	c.wakeFlusher()
 }
 
 // connectionSpecific reports a header field HTTP/2 forbids (RFC 9113

@@ -289,7 +289,9 @@ func (s *h2Stream) awaitWindow(want int) (int, error) {
 	}
 }
 
-// Write sends p, blocking while the peer's flow-control window is full.
+// Write sends p, blocking while the peer's flow-control window is full. It
+// returns once p is copied into the connection's batch, which the flusher
+// writes (h2Conn.write); it also waits while a full batch is not taken.
 func (s *h2Stream) Write(p []byte) (int, error) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -322,7 +324,7 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// writableLocked, with wmu held, checks that the stream may still carry
+// writableLocked, with gmu held, checks that the stream may still carry
 // frames: after our RST_STREAM went out, it must not.
 func (s *h2Stream) writableLocked() error {
 	s.c.mu.Lock()

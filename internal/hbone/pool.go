@@ -368,10 +368,10 @@ func (p *Pool) Close() error {
 	all := p.conns
 	p.conns = map[poolKey]*poolEntry{}
 	p.mu.Unlock()
+	var conns []*h2Conn
 	for _, e := range all {
-		for _, c := range e.conns {
-			_ = c.Close()
-		}
+		conns = append(conns, e.conns...)
 	}
+	closeAll(conns)
 	return nil
 }

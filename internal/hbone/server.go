@@ -317,11 +317,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error {
-	for _, c := range s.stop() {
-		_ = c.Close()
-	}
+	closeAll(s.stop())
 	s.wg.Wait()
 	return nil
+}
+
+// closeAll closes conns side by side: one whose flusher is stuck on a peer
+// that stopped reading takes up to a second (h2Conn.Close), and the others
+// need not wait for it.
+func closeAll(conns []*h2Conn) {
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { _ = c.Close() })
+	}
+	wg.Wait()
 }
 
 // stop marks the server down, closes its listeners and the connections

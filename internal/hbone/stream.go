@@ -124,7 +124,8 @@ func (st *Stream) Read(p []byte) (int, error) {
 }
 
 // Write sends p to the client, accepting the stream first if needed. It
-// blocks while the client's flow-control window is full (back-pressure).
+// blocks while the client's flow-control window is full, or while the
+// tunnel's socket is behind (back-pressure).
 func (st *Stream) Write(p []byte) (int, error) {
 	if err := st.Accept(); err != nil {
 		return 0, err
