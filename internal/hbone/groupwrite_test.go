@@ -504,3 +504,42 @@ func TestCloseAllSideBySide(t *testing.T) {
 	}
 	<-done
 }
+
+// TestCloseWakesWritersWaitingForRoom: writers waiting behind a full batch
+// while the flusher is stuck on a peer that stopped reading get an error
+// when the connection closes; none is left waiting.
+func TestCloseWakesWritersWaitingForRoom(t *testing.T) {
+	c, _, _, s3, first := stuckFlusher(t)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := s3.Write(make([]byte, 4*maxWriteBatch))
+		wrote <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.gmu.Lock()
+		full := c.gatheredLocked() >= gatherLimit
+		c.gmu.Unlock()
+		if full {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch behind the stuck write never filled")
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		close(closed)
+	}()
+	for name, ch := range map[string]<-chan error{"s1 (the flusher)": first, "s3 (waiting for room)": wrote} {
+		select {
+		case err := <-ch:
+			if err == nil {
+				t.Errorf("%s: Write returned no error, but its data never left", name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: Write still blocked 10 s after Close", name)
+		}
+	}
+	<-closed
+}
