@@ -217,6 +217,9 @@ func newH2Conn(raw net.Conn, client bool, peer spiffeid.ID) *h2Conn {
 	c.fr = http2.NewFramer((*frameSink)(c), nil)
 	c.henc = hpack.NewEncoder((*headerSink)(c))
 	c.rfr = http2.NewFramer(nil, raw)
+	// A DATA frame is handled (its payload copied out) before the next is
+	// read: one frame value serves them all.
+	c.rfr.SetReuseFrames()
 	c.rfr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.rfr.MaxHeaderListSize = maxHeaderListSize
 	if client {

@@ -171,23 +171,25 @@ func (s *h2Stream) Read(p []byte) (int, error) {
 	for {
 		s.rmu.Lock()
 		if s.buffered > 0 {
-			n := 0
-			for n < len(p) && len(s.chunks) > 0 {
-				ch := s.chunks[0]
+			n, done := 0, 0
+			for n < len(p) && done < len(s.chunks) {
+				ch := s.chunks[done]
 				m := copy(p[n:], (*ch)[s.roff:])
 				n += m
 				s.roff += m
 				if s.roff == len(*ch) {
 					*ch = (*ch)[:0]
 					chunks.Put(ch)
-					s.chunks[0] = nil
-					s.chunks = s.chunks[1:]
+					done++
 					s.roff = 0
 				}
 			}
-			if len(s.chunks) == 0 {
-				s.chunks = nil
-			}
+			// The chunks read go from the front of the queue, which keeps
+			// its array: a stream receiving a frame at a time appends to it
+			// without allocating.
+			left := copy(s.chunks, s.chunks[done:])
+			clear(s.chunks[left:])
+			s.chunks = s.chunks[:left]
 			s.buffered -= int64(n)
 			var inc int64
 			if !s.rEOF && s.rErr == nil {
