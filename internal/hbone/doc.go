@@ -20,11 +20,15 @@
 // server's frame reader starts the handler; the client's wakes the
 // dialer), where net/http needs about six goroutine hand-offs per CONNECT;
 // an idle stream holds no buffer at all. Each connection has one reader
-// goroutine, which never blocks on the socket's write side: the control
-// frames it must send (SETTINGS and PING acks, window updates, resets,
-// answers to requests it refuses) are queued and written by whoever holds
-// the write lock next, so two peers with full socket buffers cannot
-// deadlock each other. Data is written from the caller's goroutine, in
+// goroutine, which never writes to the socket: the control frames it must
+// send (SETTINGS and PING acks, resets, answers to requests it refuses)
+// are queued for the connection's flusher, so two peers with full socket
+// buffers cannot deadlock each other. Writes are a group commit: a writer
+// encodes its frames into the connection's batch and, when no other is
+// writing, writes the batch itself (its own and at most one more, then a
+// goroutine takes over); otherwise it returns at once and its frames go
+// out in the active flusher's next socket write — under load many
+// streams' frames share one TLS record and one system call. Data goes in
 // DATA frames of 16375 bytes, each filling one TLS record.
 //
 // # Half-close
