@@ -543,3 +543,33 @@ func TestCloseWakesWritersWaitingForRoom(t *testing.T) {
 	}
 	<-closed
 }
+
+// TestPingFloodFromAPeerThatDoesNotRead: the reader queues the answers to
+// PINGs instead of writing them, so a peer sending PINGs while it never
+// reads would grow the queue; past maxQueuedControl the connection ends
+// (ENHANCE_YOUR_CALM), and the peer's writes fail.
+func TestPingFloodFromAPeerThatDoesNotRead(t *testing.T) {
+	c, p := startPipeClient(t)
+	sent := 0
+	flooded := make(chan error, 1)
+	go func() {
+		for {
+			if err := p.fr.WritePing(false, [8]byte{2}); err != nil {
+				flooded <- err
+				return
+			}
+			sent++
+		}
+	}()
+	select {
+	case <-flooded:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the connection still reads PINGs after %d unanswered ones", sent)
+	}
+	if sent > 2*maxQueuedControl {
+		t.Errorf("the connection read %d PINGs before it ended; want about %d", sent, maxQueuedControl)
+	}
+	if !c.dead() {
+		t.Error("the connection did not fail")
+	}
+}

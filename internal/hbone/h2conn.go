@@ -162,9 +162,10 @@ type h2Conn struct {
 	werr     error // first socket write error: no more writes
 	ended    error // the connection's end (fail): no more writes either
 
-	qmu    sync.Mutex
-	queue  []ctrlFrame
-	queued atomic.Bool
+	qmu     sync.Mutex
+	queue   []ctrlFrame
+	queued  atomic.Bool
+	flooded atomic.Bool // the queue overflowed: the connection is ending
 
 	// Reading: the reader goroutine only.
 	rfr          *http2.Framer
@@ -454,17 +455,23 @@ func (c *h2Conn) flushWait() {
 	}
 }
 
-// enqueue queues a control frame for the flusher's next batch, and wakes
-// a flusher goroutine when none is active. It never writes to the
-// socket itself: the frame reader calls it.
-func (c *h2Conn) enqueue(f ctrlFrame) {
+// enqueue queues control frames for the flusher's next batch, together
+// (no other frame comes between them), and wakes a flusher goroutine when
+// none is active. It never writes to the socket itself: the frame reader
+// calls it. A peer that makes more than maxQueuedControl wait (a PING or
+// SETTINGS flood while it does not read) ends the connection with
+// ENHANCE_YOUR_CALM, once; the reader then stops reading (readLoop).
+func (c *h2Conn) enqueue(fs ...ctrlFrame) {
 	c.qmu.Lock()
-	if len(c.queue) >= maxQueuedControl {
+	if len(c.queue)+len(fs) > maxQueuedControl {
+		first := c.flooded.CompareAndSwap(false, true)
 		c.qmu.Unlock()
-		go c.fail(connError{http2.ErrCodeEnhanceYourCalm, "too many control frames waiting for the socket"})
+		if first {
+			go c.fail(connError{http2.ErrCodeEnhanceYourCalm, "too many control frames waiting for the socket"})
+		}
 		return
 	}
-	c.queue = append(c.queue, f)
+	c.queue = append(c.queue, fs...)
 	c.queued.Store(true)
 	c.qmu.Unlock()
 	c.wakeFlusher()

@@ -43,6 +43,9 @@ func (c *h2Conn) readLoop() {
 			c.fail(err)
 			return
 		}
+		if c.flooded.Load() {
+			return // the connection is ending (enqueue): reading more only queues more
+		}
 	}
 }
 
@@ -401,18 +404,14 @@ func (c *h2Conn) respond(id uint32, r *response, requestEnded bool) {
 		r.body = ""
 	}
 	c.mu.Unlock()
-	c.qmu.Lock()
-	// Queued together so no other frame of the stream comes between.
-	c.queue = append(c.queue, ctrlFrame{kind: ctrlResponse, stream: id, resp: r})
+	frames := []ctrlFrame{{kind: ctrlResponse, stream: id, resp: r}}
 	if r.body != "" {
-		c.queue = append(c.queue, ctrlFrame{kind: ctrlResponseBody, stream: id, resp: r})
+		frames = append(frames, ctrlFrame{kind: ctrlResponseBody, stream: id, resp: r})
 	}
 	if !requestEnded {
-		c.queue = append(c.queue, ctrlFrame{kind: ctrlReset, stream: id, code: http2.ErrCodeNo})
+		frames = append(frames, ctrlFrame{kind: ctrlReset, stream: id, code: http2.ErrCodeNo})
 	}
-	c.queued.Store(true)
-	c.qmu.Unlock()
-	c.wakeFlusher()
+	c.enqueue(frames...) // together: no other frame of the stream comes between
 }
 
 // connectionSpecific reports a header field HTTP/2 forbids (RFC 9113
