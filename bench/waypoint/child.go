@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,8 @@ import (
 //
 //	prof FILE  start a CPU profile into FILE → "OK"
 //	stopprof   stop it → "OK"
+//	trace FILE start an execution trace into FILE → "OK"
+//	stoptrace  stop it → "OK"
 //	quit       exit
 
 // childOpts are the flags of a child.
@@ -73,11 +76,15 @@ func runChild(o childOpts) error {
 
 // commands serves the control commands until stdin closes or says quit.
 func commands(in *os.File) error {
-	var prof *os.File
+	var prof, tr *os.File
 	defer func() {
 		if prof != nil {
 			pprof.StopCPUProfile()
 			_ = prof.Close()
+		}
+		if tr != nil {
+			trace.Stop()
+			_ = tr.Close()
 		}
 	}()
 	sc := bufio.NewScanner(in)
@@ -100,6 +107,28 @@ func commands(in *os.File) error {
 				pprof.StopCPUProfile()
 				err := prof.Close()
 				prof = nil
+				if err != nil {
+					fmt.Println("ERR " + err.Error())
+					continue
+				}
+			}
+			fmt.Println("OK")
+		case "trace":
+			f, err := os.Create(arg)
+			if err == nil {
+				err = trace.Start(f)
+			}
+			if err != nil {
+				fmt.Println("ERR " + err.Error())
+				continue
+			}
+			tr = f
+			fmt.Println("OK")
+		case "stoptrace":
+			if tr != nil {
+				trace.Stop()
+				err := tr.Close()
+				tr = nil
 				if err != nil {
 					fmt.Println("ERR " + err.Error())
 					continue

@@ -45,6 +45,7 @@ type config struct {
 	rateConns, maxConns int
 	targets             []string
 	cpuProfile          string
+	trace               string
 	waypointBin         string
 	rounds              int
 	proxyCPUs           string
@@ -71,6 +72,7 @@ func main() {
 	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
 	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline); waypoint-1cpu: the waypoint with -concurrency 1")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
+	flag.StringVar(&cfg.trace, "trace", "", "write execution traces of the waypoint's fixed-rate runs (first round): FILE for plain HTTP, with -hbone before the extension for HBONE; read them with go tool trace, e.g. -pprof=sched for where goroutines waited to run (the plain waypoint then runs in a child of the bench)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
 	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
 	flag.Float64Var(&cfg.maxSteal, "max-steal", 1, "percent of the CPUs the hypervisor may take (steal) during a fixed-rate run before it is measured again (at most twice); 0: never")
@@ -98,13 +100,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -rate, -rate-conns, -conns, -duration, -max-duration and -rounds must be positive")
 		os.Exit(2)
 	}
-	if cfg.cpuProfile != "" {
-		abs, err := filepath.Abs(cfg.cpuProfile)
+	for _, p := range []*string{&cfg.cpuProfile, &cfg.trace} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(2)
 		}
-		cfg.cpuProfile = abs
+		*p = abs
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, cfg)
@@ -146,7 +151,7 @@ func run(ctx context.Context, cfg config) error {
 	b := &bench{cfg: cfg, plan: plan, tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
 	defer b.procs.stopAll()
 
-	if slices.Contains(cfg.targets, "waypoint") && cfg.cpuProfile == "" || slices.Contains(cfg.targets, "waypoint-1cpu") {
+	if slices.Contains(cfg.targets, "waypoint") && !cfg.inChild() || slices.Contains(cfg.targets, "waypoint-1cpu") {
 		b.waypointBin = cfg.waypointBin
 		if b.waypointBin == "" {
 			fmt.Fprintln(os.Stderr, "bench: building cmd/waypoint")
@@ -255,14 +260,18 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 		if path == "" || !r.child {
 			return fn()
 		}
-		if err := r.proc.expectOK("prof " + path); err != nil {
-			return fmt.Errorf("starting the CPU profile: %w", err)
+		cmd, stop, what := "prof", "stopprof", "CPU profile"
+		if phase == "trace" {
+			cmd, stop, what = "trace", "stoptrace", "execution trace"
+		}
+		if err := r.proc.expectOK(cmd + " " + path); err != nil {
+			return fmt.Errorf("starting the %s: %w", what, err)
 		}
 		if err := fn(); err != nil {
 			return err
 		}
-		if err := r.proc.expectOK("stopprof"); err != nil {
-			return fmt.Errorf("writing the CPU profile: %w", err)
+		if err := r.proc.expectOK(stop); err != nil {
+			return fmt.Errorf("writing the %s: %w", what, err)
 		}
 		res.profiles = append(res.profiles, path)
 		return nil
@@ -278,7 +287,7 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 	// CPUs measured the VM's neighbours more than the target: it is run
 	// again, at most stealReruns times, and the run with the least steal
 	// kept.
-	err = profiled("rate", func() error {
+	measureRate := func() error {
 		for try := 0; ; try++ {
 			c0, s0 := cpu(), stolen()
 			st, err := fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration)
@@ -296,7 +305,8 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 			fmt.Fprintf(os.Stderr, "bench: round %d: %s: the hypervisor took %s of the CPUs during the %d req/s run: measuring it again\n",
 				b.round+1, t.name, stealShare(st), b.cfg.rate)
 		}
-	})
+	}
+	err = profiled("trace", func() error { return profiled("rate", measureRate) })
 	if err != nil {
 		return nil, fail("fixed rate", err)
 	}
@@ -325,11 +335,15 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 }
 
 // profilePath is where the waypoint target key writes its CPU profile of
-// phase ("rate" or "max"), or "" for none (always after the first round):
+// phase ("rate" or "max"; "trace": its execution trace of the fixed-rate
+// run, from -trace), or "" for none (always after the first round):
 // -cpuprofile FILE is the plain waypoint at maximum throughput; "-hbone"
 // and "-rate" go before FILE's extension for the others.
 func (b *bench) profilePath(key, phase string) string {
 	p := b.cfg.cpuProfile
+	if phase == "trace" {
+		p = b.cfg.trace
+	}
 	if p == "" || b.round > 0 || (key != "waypoint" && key != "waypoint-hbone") {
 		return ""
 	}
@@ -343,6 +357,10 @@ func (b *bench) profilePath(key, phase string) string {
 	}
 	return base + ext
 }
+
+// inChild reports whether the plain waypoint runs in a child of the bench
+// (which can profile and trace) instead of the binary.
+func (c *config) inChild() bool { return c.cpuProfile != "" || c.trace != "" }
 
 func printHeader(load string, b *bench) {
 	host, _ := os.Hostname()

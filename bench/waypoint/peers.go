@@ -275,17 +275,17 @@ func buildWaypoint(b *bench) (string, error) {
 }
 
 // startWaypointTarget runs the waypoint binary with a plain -listen
-// listener, or, with -cpuprofile, the same proxy in a child of the bench
-// (it can profile; the binary has no flag for it).
+// listener, or, with -cpuprofile or -trace, the same proxy in a child of
+// the bench (it can profile and trace; the binary has no flag for it).
 func startWaypointTarget(ctx context.Context, b *bench) (*running, error) {
-	if b.cfg.cpuProfile != "" {
+	if b.cfg.inChild() {
 		conf := filepath.Join(b.tmp, "waypoint.yaml")
 		if err := writeWaypointConfig(conf, model.Endpoint{Address: b.backend}); err != nil {
 			return nil, err
 		}
 		r, _, err := b.startWaypointChild(ctx, "waypoint", conf, false)
 		if r != nil {
-			r.note = "run in a child of the bench (waypoint.Proxy.ServeListener, as cmd/waypoint -listen) for -cpuprofile"
+			r.note = "run in a child of the bench (waypoint.Proxy.ServeListener, as cmd/waypoint -listen) for -cpuprofile or -trace"
 		}
 		return r, err
 	}

@@ -289,7 +289,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 			fmt.Fprintf(w, "%s: %s.\n", r.name, r.note)
 		}
 		if len(r.profiles) > 0 {
-			fmt.Fprintf(w, "%s: CPU profiles (fixed rate, maximum throughput; profiling on): %s.\n", r.name, strings.Join(r.profiles, ", "))
+			fmt.Fprintf(w, "%s: CPU profiles and execution traces (measured while they were on): %s.\n", r.name, strings.Join(r.profiles, ", "))
 		}
 		if n := r.fixed.reconnects + r.max.reconnects; n > 0 {
 			fmt.Fprintf(w, "%s: the server closed %d connections (Connection: close); the generator reconnected, counting the time.\n", r.name, n)
