@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -76,70 +77,69 @@ func runChild(o childOpts) error {
 
 // commands serves the control commands until stdin closes or says quit.
 func commands(in *os.File) error {
-	var prof, tr *os.File
+	cpu := recording{start: pprof.StartCPUProfile, stop: pprof.StopCPUProfile}
+	tr := recording{start: trace.Start, stop: trace.Stop}
 	defer func() {
-		if prof != nil {
-			pprof.StopCPUProfile()
-			_ = prof.Close()
-		}
-		if tr != nil {
-			trace.Stop()
-			_ = tr.Close()
-		}
+		_ = cpu.end()
+		_ = tr.end()
 	}()
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		cmd, arg, _ := strings.Cut(sc.Text(), " ")
+		var err error
 		switch cmd {
 		case "prof":
-			f, err := os.Create(arg)
-			if err == nil {
-				err = pprof.StartCPUProfile(f)
-			}
-			if err != nil {
-				fmt.Println("ERR " + err.Error())
-				continue
-			}
-			prof = f
-			fmt.Println("OK")
+			err = cpu.begin(arg)
 		case "stopprof":
-			if prof != nil {
-				pprof.StopCPUProfile()
-				err := prof.Close()
-				prof = nil
-				if err != nil {
-					fmt.Println("ERR " + err.Error())
-					continue
-				}
-			}
-			fmt.Println("OK")
+			err = cpu.end()
 		case "trace":
-			f, err := os.Create(arg)
-			if err == nil {
-				err = trace.Start(f)
-			}
-			if err != nil {
-				fmt.Println("ERR " + err.Error())
-				continue
-			}
-			tr = f
-			fmt.Println("OK")
+			err = tr.begin(arg)
 		case "stoptrace":
-			if tr != nil {
-				trace.Stop()
-				err := tr.Close()
-				tr = nil
-				if err != nil {
-					fmt.Println("ERR " + err.Error())
-					continue
-				}
-			}
-			fmt.Println("OK")
+			err = tr.end()
 		case "quit":
 			return nil
+		default:
+			continue
 		}
+		if err != nil {
+			fmt.Println("ERR " + err.Error())
+			continue
+		}
+		fmt.Println("OK")
 	}
 	return sc.Err()
+}
+
+// recording is a CPU profile or an execution trace the parent starts and
+// stops, written to a file.
+type recording struct {
+	start func(io.Writer) error
+	stop  func()
+	f     *os.File
+}
+
+func (r *recording) begin(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := r.start(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	r.f = f
+	return nil
+}
+
+// end stops the recording, if one runs, and closes its file.
+func (r *recording) end() error {
+	if r.f == nil {
+		return nil
+	}
+	r.stop()
+	err := r.f.Close()
+	r.f = nil
+	return err
 }
 
 // body is every response's body.
