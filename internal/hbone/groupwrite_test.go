@@ -573,3 +573,41 @@ func TestPingFloodFromAPeerThatDoesNotRead(t *testing.T) {
 		t.Error("the connection did not fail")
 	}
 }
+
+// TestResetPrecedesTheNextStreamsHeaders: a stream reset while the socket
+// is busy leaves its slot at once; a stream opened in that slot must reach
+// the peer after the reset, or a peer at its stream limit counts one
+// stream too many and refuses the new one (TestChaosStreams found Dials
+// refused twice in a row, past the pool's one retry).
+func TestResetPrecedesTheNextStreamsHeaders(t *testing.T) {
+	c, p, _, s3, first := stuckFlusher(t)
+	s3.release(http2.ErrCodeCancel)
+	if !c.reserve() {
+		t.Fatal("no stream slot after the reset")
+	}
+	opened := make(chan error, 1)
+	go func() {
+		_, err := c.open("10.0.0.1:80", nil)
+		opened <- err
+	}()
+	select { // behind the stuck flusher, open gathers its HEADERS and returns
+	case err := <-opened:
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("open waited for the stuck socket write")
+	}
+	if f, data := p.next(); f.Header().Type != http2.FrameData || data != "one" {
+		t.Fatalf("frame %v %q, want the stuck DATA \"one\"", f.Header(), data)
+	}
+	if f, _ := p.next(); f.Header().Type != http2.FrameRSTStream || f.Header().StreamID != s3.id {
+		t.Fatalf("frame %v, want RST_STREAM on stream %d before the next stream's HEADERS", f.Header(), s3.id)
+	}
+	if f, _ := p.next(); f.Header().Type != http2.FrameHeaders || f.Header().StreamID != s3.id+2 {
+		t.Fatalf("frame %v, want HEADERS on stream %d", f.Header(), s3.id+2)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("s1 write: %v", err)
+	}
+}

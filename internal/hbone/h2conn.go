@@ -194,9 +194,13 @@ type h2Conn struct {
 	goawayRecv   bool
 	closeIdle    bool // close as soon as no stream is left (drain)
 	err          error
-	idle         time.Duration
-	idleTimer    *time.Timer
-	onClose      func(*h2Conn)
+	// wfailed: a socket write failed; err is set by the fail that follows
+	// on its own goroutine, and until then the pool must not hand the
+	// connection out.
+	wfailed   bool
+	idle      time.Duration
+	idleTimer *time.Timer
+	onClose   func(*h2Conn)
 }
 
 // newH2Conn wraps an established TLS connection. Call start to run it.
@@ -331,6 +335,15 @@ func (c *h2Conn) write(fn func() error) error {
 	if c.werr != nil {
 		return c.werr
 	}
+	// Control frames queued before this write go out before its frames:
+	// a stream's RST_STREAM then precedes the HEADERS of a stream opened
+	// in the slot the reset freed (see abort).
+	if c.queued.Load() && c.canWriteLocked() {
+		if err := c.writeQueuedLocked(); err != nil {
+			c.failWriteLocked(err)
+			return err
+		}
+	}
 	var fnErr error
 	if fn != nil {
 		fnErr = fn() // after the end, fn sees the stream closed
@@ -415,6 +428,9 @@ func (c *h2Conn) flushRunLocked(run int) error {
 func (c *h2Conn) failWriteLocked(err error) {
 	if err != nil && c.werr == nil {
 		c.werr = err
+		c.mu.Lock() // gmu → mu is the lock order
+		c.wfailed = true
+		c.mu.Unlock()
 		go c.fail(fmt.Errorf("writing to the connection: %w", err))
 	}
 }
@@ -718,11 +734,12 @@ func (c *h2Conn) idleExpired() {
 	}
 }
 
-// dead reports whether the connection failed or closed.
+// dead reports whether the connection failed or closed, or a write to its
+// socket failed (the failure that follows runs on its own goroutine).
 func (c *h2Conn) dead() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err != nil
+	return c.err != nil || c.wfailed
 }
 
 // failure returns why the connection failed, or nil.
@@ -734,7 +751,7 @@ func (c *h2Conn) failure() error {
 
 // usable reports whether new streams may be opened.
 func (c *h2Conn) usableLocked() bool {
-	return c.err == nil && !c.goawayRecv && !c.goawaySent && c.nextID <= maxWindow
+	return c.err == nil && !c.wfailed && !c.goawayRecv && !c.goawaySent && c.nextID <= maxWindow
 }
 
 // available is how many more streams the connection takes now.

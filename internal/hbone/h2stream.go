@@ -428,9 +428,16 @@ func (s *h2Stream) abort(err error, code http2.ErrCode) {
 	}
 	s.reset = true
 	s.endErr = err
+	c.mu.Unlock()
+	// The RST_STREAM is queued before the stream leaves the count of open
+	// streams, and every write takes the queued control frames before its
+	// own: a stream opened in the slot this one frees then reaches the
+	// peer after the reset, never as one stream over the peer's limit
+	// (which it would refuse).
+	c.enqueue(ctrlFrame{kind: ctrlReset, stream: s.id, code: code})
+	c.mu.Lock()
 	c.removeLocked(s)
 	c.mu.Unlock()
-	c.enqueue(ctrlFrame{kind: ctrlReset, stream: s.id, code: code})
 	s.wakeEnded(err, false)
 }
 

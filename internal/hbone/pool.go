@@ -111,7 +111,10 @@ func keyOf(req *Request) poolKey {
 // matching ErrRefused, ErrIdentityRejected, ErrTimeout or ErrBadRequest
 // with errors.Is where they apply. A stream the server refused before
 // processing it (it was draining, or at its stream cap) is retried once on
-// another connection.
+// another connection, and so is one whose pooled connection turned out to
+// be broken before the CONNECT was answered (the peer went away while the
+// connection sat in the pool, and the reader had not seen it yet): a
+// tunnel that carried nothing can always be opened again.
 func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	p.init()
 	fail := func(kind error, status int, err error) (*Conn, error) {
@@ -151,16 +154,23 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	}
 
 	for attempt := 0; ; attempt++ {
-		c, err := p.get(setupCtx, &req)
+		c, reused, err := p.get(setupCtx, &req)
 		if err != nil {
 			if setupCtx.Err() != nil {
 				return timedOut(err)
 			}
 			return fail(nil, 0, err)
 		}
+		// again says whether a stream that failed unanswered may be tried
+		// once more: refused unprocessed, or lost with a pooled connection
+		// that was already broken (not one dialed for it: that failure is
+		// the server's answer).
+		again := func(err error) bool {
+			return attempt == 0 && (errors.Is(err, errRefusedStream) || reused && c.dead())
+		}
 		s, err := c.open(req.Authority, header)
 		if err != nil {
-			if errors.Is(err, errRefusedStream) && attempt == 0 {
+			if again(err) {
 				continue
 			}
 			return fail(nil, 0, err)
@@ -174,7 +184,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 		status, err := s.responseStatus()
 		if err != nil {
 			s.release(http2.ErrCodeCancel)
-			if errors.Is(err, errRefusedStream) && attempt == 0 {
+			if again(err) {
 				continue
 			}
 			return fail(nil, 0, err)
@@ -236,14 +246,14 @@ func requestHeader(req *Request) ([][2]string, error) {
 }
 
 // get returns a connection of req's pool with a stream slot reserved,
-// dialing one if none has room.
-func (p *Pool) get(ctx context.Context, req *Request) (*h2Conn, error) {
+// dialing one if none has room; reused says it was in the pool before.
+func (p *Pool) get(ctx context.Context, req *Request) (c *h2Conn, reused bool, err error) {
 	key := keyOf(req)
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return nil, errors.New("pool closed")
+			return nil, false, errors.New("pool closed")
 		}
 		e := p.conns[key]
 		if e == nil {
@@ -252,10 +262,10 @@ func (p *Pool) get(ctx context.Context, req *Request) (*h2Conn, error) {
 		}
 		e.src = req.Source
 		e.conns = slices.DeleteFunc(e.conns, (*h2Conn).dead)
-		for _, c := range e.conns {
-			if c.reserve() {
+		for _, pc := range e.conns {
+			if pc.reserve() {
 				p.mu.Unlock()
-				return c, nil
+				return pc, true, nil
 			}
 		}
 		if wait := e.dialing; wait != nil {
@@ -264,7 +274,7 @@ func (p *Pool) get(ctx context.Context, req *Request) (*h2Conn, error) {
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, false, ctx.Err()
 			}
 		}
 		done := make(chan struct{})
@@ -272,7 +282,7 @@ func (p *Pool) get(ctx context.Context, req *Request) (*h2Conn, error) {
 		src := e.src
 		p.mu.Unlock()
 
-		c, err := p.dial(ctx, src, req.Addr, e.expected)
+		c, err = p.dial(ctx, src, req.Addr, e.expected)
 
 		p.mu.Lock()
 		e.dialing = nil
@@ -282,18 +292,18 @@ func (p *Pool) get(ctx context.Context, req *Request) (*h2Conn, error) {
 				delete(p.conns, key) // no leftovers for destinations that fail
 			}
 			p.mu.Unlock()
-			return nil, err
+			return nil, false, err
 		}
 		if p.closed {
 			p.mu.Unlock()
 			_ = c.Close()
-			return nil, errors.New("pool closed")
+			return nil, false, errors.New("pool closed")
 		}
 		e.conns = append(e.conns, c)
 		ok := c.reserve()
 		p.mu.Unlock()
 		if ok {
-			return c, nil
+			return c, false, nil
 		}
 	}
 }
