@@ -35,6 +35,9 @@ const (
 
 const chaosPort = 9000
 
+// chaosIdle is the chaos server's idle timeout.
+const chaosIdle = 100 * time.Millisecond
+
 var chaosHandler = hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
 	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
 	switch int(s.Authority.Port) - chaosPort {
@@ -99,16 +102,19 @@ func (d *killingDialer) killOne(r *rand.Rand) {
 // ending in one of the ways a stream can end on either side — clean
 // half-closes both ways, resets by either side, refusals, a server writing
 // without reading, a client aborting mid-write or never reading — while
-// TCP connections are cut under them, all mixed at random. Every stream
-// must end within its deadline (no lost wake-up or stuck writer), an echo
-// or count that completes must be exact, a stream may fail only by its
-// mode or a cut connection, and nothing is left running after the pool and
-// the server close. With -race it also checks the locking of the write
+// TCP connections are cut under them and the server closes the ones that
+// go idle, all mixed at random. Every stream must end within its deadline
+// (no lost wake-up or stuck writer), an echo or count that completes must
+// be exact, a stream may fail only by its mode or a cut connection, and
+// nothing is left running after the pool and the server close. With -race it also checks the locking of the write
 // path (group commit), the reader and the stream ends against each other.
 func TestChaosStreams(t *testing.T) {
 	m := newMesh(t, time.Hour)
 	_, addr := startServer(t, m, nil, chaosHandler, func(s *hbone.Server) {
 		s.MaxConcurrentStreams = 8 // several connections per pool key
+		// Connections left idle by a lull close (GOAWAY) about when the
+		// pool hands them out again.
+		s.IdleTimeout = chaosIdle
 	})
 	d := &killingDialer{}
 	pool := &hbone.Pool{Bundle: m.mgr.Bundle(), DialContext: d.dial}
@@ -136,12 +142,25 @@ func TestChaosStreams(t *testing.T) {
 			d.killOne(r)
 		}
 	}()
+	var lull atomic.Int64 // until when the workers start no stream (UnixNano)
+	wg.Add(1)
+	go func() { // lulls about as long as the server's idle timeout
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(3, 4))
+		for ctx.Err() == nil {
+			time.Sleep(time.Duration(200+r.IntN(200)) * time.Millisecond)
+			lull.Store(time.Now().Add(chaosIdle*8/10 + time.Duration(r.Int64N(int64(chaosIdle*4/10)))).UnixNano())
+		}
+	}()
 	for w := range 24 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 7))
 			for ctx.Err() == nil {
+				if until := time.Unix(0, lull.Load()); time.Now().Before(until) {
+					time.Sleep(time.Until(until))
+				}
 				mode := r.IntN(chaosModes)
 				kills := d.kills.Load()
 				hung, err := chaosStream(pool, src, addr, mode, r)

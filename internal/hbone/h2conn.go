@@ -144,6 +144,10 @@ type h2Conn struct {
 	opened time.Time
 	logf   func(format string, args ...any)
 
+	// poolSeq numbers a client connection among its pool key's (guarded
+	// by Pool.mu): a retry wants one dialed after the failure.
+	poolSeq uint64
+
 	// ctx is canceled when the connection fails or closes; stream
 	// contexts derive from it.
 	ctx    context.Context

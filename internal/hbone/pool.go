@@ -88,6 +88,7 @@ type poolEntry struct {
 	expected []spiffeid.ID
 	conns    []*h2Conn
 	dialing  chan struct{} // non-nil while a connection is being dialed
+	dialed   uint64        // connections dialed so far: the last one's poolSeq
 }
 
 func (p *Pool) init() {
@@ -111,10 +112,12 @@ func keyOf(req *Request) poolKey {
 // matching ErrRefused, ErrIdentityRejected, ErrTimeout or ErrBadRequest
 // with errors.Is where they apply. A stream the server refused before
 // processing it (it was draining, or at its stream cap) is retried once on
-// another connection, and so is one whose pooled connection turned out to
-// be broken before the CONNECT was answered (the peer went away while the
-// connection sat in the pool, and the reader had not seen it yet): a
-// tunnel that carried nothing can always be opened again.
+// a connection dialed for it, and so is one whose pooled connection turned
+// out to be broken before the CONNECT was answered (the peer went away
+// while the connection sat in the pool, and the reader had not seen it
+// yet): a tunnel that carried nothing can always be opened again. Not on
+// another pooled connection: when a server closes the connections that
+// sat idle, it closes them all at once.
 func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	p.init()
 	fail := func(kind error, status int, err error) (*Conn, error) {
@@ -154,7 +157,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	}
 
 	for attempt := 0; ; attempt++ {
-		c, reused, err := p.get(setupCtx, &req)
+		c, reused, err := p.get(setupCtx, &req, attempt > 0)
 		if err != nil {
 			if setupCtx.Err() != nil {
 				return timedOut(err)
@@ -247,9 +250,11 @@ func requestHeader(req *Request) ([][2]string, error) {
 
 // get returns a connection of req's pool with a stream slot reserved,
 // dialing one if none has room; reused says it was in the pool before.
-func (p *Pool) get(ctx context.Context, req *Request) (c *h2Conn, reused bool, err error) {
+// With fresh, only a connection dialed after the call began will do.
+func (p *Pool) get(ctx context.Context, req *Request, fresh bool) (c *h2Conn, reused bool, err error) {
 	key := keyOf(req)
-	for {
+	var after uint64 // with fresh: connections up to this one are too old
+	for first := true; ; first = false {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -261,9 +266,12 @@ func (p *Pool) get(ctx context.Context, req *Request) (c *h2Conn, reused bool, e
 			p.conns[key] = e
 		}
 		e.src = req.Source
+		if fresh && first {
+			after = e.dialed
+		}
 		e.conns = slices.DeleteFunc(e.conns, (*h2Conn).dead)
 		for _, pc := range e.conns {
-			if pc.reserve() {
+			if (!fresh || pc.poolSeq > after) && pc.reserve() {
 				p.mu.Unlock()
 				return pc, true, nil
 			}
@@ -299,6 +307,8 @@ func (p *Pool) get(ctx context.Context, req *Request) (c *h2Conn, reused bool, e
 			_ = c.Close()
 			return nil, false, errors.New("pool closed")
 		}
+		e.dialed++
+		c.poolSeq = e.dialed
 		e.conns = append(e.conns, c)
 		ok := c.reserve()
 		p.mu.Unlock()
