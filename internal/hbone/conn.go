@@ -54,8 +54,8 @@ func (c *Conn) RemoteAddr() net.Addr { return c.s.c.raw.RemoteAddr() }
 
 // SetDeadline sets both deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.s.rdl.set(t)
-	c.s.wdl.set(t)
+	c.s.setReadDeadline(t)
+	c.s.setWriteDeadline(t)
 	return nil
 }
 
@@ -63,14 +63,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // passed; the stream stays usable, and a later deadline (or none) lets
 // reads go on.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.s.rdl.set(t)
+	c.s.setReadDeadline(t)
 	return nil
 }
 
 // SetWriteDeadline makes a Write waiting for flow-control window return
 // os.ErrDeadlineExceeded once t has passed.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.s.wdl.set(t)
+	c.s.setWriteDeadline(t)
 	return nil
 }
 

@@ -520,6 +520,20 @@ func (s *h2Stream) release(code http2.ErrCode) {
 
 // ---- deadlines ----
 
+// setReadDeadline sets the read deadline and wakes a Read that waits: it
+// waits on the channel the deadline had when it looked, which the first
+// deadline set replaces (a stream without one allocates none).
+func (s *h2Stream) setReadDeadline(t time.Time) {
+	s.rdl.set(t)
+	s.wakeReader()
+}
+
+// setWriteDeadline is setReadDeadline for a Write waiting for window.
+func (s *h2Stream) setWriteDeadline(t time.Time) {
+	s.wdl.set(t)
+	s.wakeWriter()
+}
+
 // deadline is a settable point in time whose channel closes when it
 // passes, as net.Pipe's deadlines do. The zero value has no deadline and
 // allocates nothing.

@@ -198,7 +198,7 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 		// The reason is in the body; read a little of it, within the
 		// set-up's time.
 		if d, ok := setupCtx.Deadline(); ok {
-			s.rdl.set(d)
+			s.setReadDeadline(d)
 		}
 		msg, _ := io.ReadAll(io.LimitReader(s, 512))
 		s.release(http2.ErrCodeCancel)

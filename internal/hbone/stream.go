@@ -168,21 +168,21 @@ func (st *Stream) Close() error {
 // deadline, or none, lets reads go on. net/http's server relies on this to
 // stop a background read.
 func (st *Stream) SetReadDeadline(t time.Time) error {
-	st.s.rdl.set(t)
+	st.s.setReadDeadline(t)
 	return nil
 }
 
 // SetWriteDeadline makes a Write waiting for flow-control window return
 // os.ErrDeadlineExceeded once t has passed.
 func (st *Stream) SetWriteDeadline(t time.Time) error {
-	st.s.wdl.set(t)
+	st.s.setWriteDeadline(t)
 	return nil
 }
 
 // SetDeadline sets both deadlines.
 func (st *Stream) SetDeadline(t time.Time) error {
-	st.s.rdl.set(t)
-	st.s.wdl.set(t)
+	st.s.setReadDeadline(t)
+	st.s.setWriteDeadline(t)
 	return nil
 }
 
