@@ -37,13 +37,15 @@ type h1Transport struct {
 const (
 	h1MaxIdlePerHost = 256
 	h1IdleTimeout    = 30 * time.Second
-	// h1CheckIdleAfter is how long a connection must have been idle before
-	// it is checked for a close by its endpoint (rawconn.Unusable: one
-	// system call for a TCP connection, a look at the stream's state for
-	// an HBONE one) when taken from the pool: servers close idle
+	// h1CheckIdleAfter is how long a TCP connection must have been idle
+	// before it is checked for a close by its endpoint (rawconn.Unusable,
+	// one system call) when taken from the pool: servers close idle
 	// connections after a keep-alive timeout of their own (Node.js: 5 s),
 	// and a request that is not safe to resend (a POST) written on one
 	// would fail. Busy connections (idle for milliseconds) skip the check.
+	// An HBONE stream is always checked: that is a look at its state, and
+	// its HTTP/2 connection may have failed at any moment, taking every
+	// stream with it.
 	h1CheckIdleAfter = 250 * time.Millisecond
 )
 
@@ -53,6 +55,9 @@ type h1Conn struct {
 	bw        *bufio.Writer
 	addr      string
 	idleSince time.Time
+	// checked: c answers rawconn.Unusable from its own state (an HBONE
+	// stream), without a system call; it is asked at every reuse.
+	checked bool
 	// dl says a deadline may be set on c: put clears it then only (a
 	// deadline change per request costs CPU at 1,000 requests/s).
 	dl atomic.Bool
@@ -180,7 +185,8 @@ func (t *h1Transport) getEP(ctx context.Context, ep *model.Endpoint) (*h1Conn, b
 
 func newH1Conn(c net.Conn, addr string) *h1Conn {
 	rw := rawconn.Wrap(c) // reads and writes only: c keeps the rest
-	return &h1Conn{c: c, br: bufio.NewReaderSize(rw, 4<<10), bw: bufio.NewWriterSize(rw, 4<<10), addr: addr}
+	_, checked := c.(rawconn.IdleChecker)
+	return &h1Conn{c: c, br: bufio.NewReaderSize(rw, 4<<10), bw: bufio.NewWriterSize(rw, 4<<10), addr: addr, checked: checked}
 }
 
 // idleConn takes the most recently used idle connection to addr.
@@ -194,7 +200,7 @@ func (t *h1Transport) idleConn(addr string) *h1Conn {
 		// The close check is a system call: made out of the pool's lock,
 		// which every request to every endpoint takes.
 		idle := now.Sub(pc.idleSince)
-		if idle < h1IdleTimeout && (idle < h1CheckIdleAfter || !rawconn.Unusable(pc.c)) {
+		if idle < h1IdleTimeout && (idle < h1CheckIdleAfter && !pc.checked || !rawconn.Unusable(pc.c)) {
 			return pc
 		}
 		_ = pc.c.Close()

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -364,4 +366,104 @@ func spliceTo(s *hbone.Stream, addr string) {
 	}
 	defer up.Close()
 	hbone.Splice(s, up)
+}
+
+// TestUpstreamConnectionFailedMomentsAgo: the HTTP/2 connection under the
+// waypoint's idle keep-alive stream to an endpoint fails (here: cut) just
+// after a request; a POST right after — the stream idle for far less than
+// a TCP connection's check interval — goes on a new stream on a new
+// connection, not on the dead stream, where it would fail with 503 (a
+// POST is not sent again). TestChaosThroughHBONE found it.
+func TestUpstreamConnectionFailedMomentsAgo(t *testing.T) {
+	m := newManager(t)
+	b := newBackend(t, "reviews-v1")
+	_, backendPort, _ := net.SplitHostPort(b.addr())
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, b.addr()) }),
+		Logf:      t.Logf,
+	})
+	up := &cutter{}
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.dial}
+	t.Cleanup(func() { pool.Close() })
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	t.Cleanup(func() { proxy.Close() })
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
+	addr := servePlain(t, proxy, reviewsConfig(nil, cl))
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	send := func(req string) (int, string) {
+		t.Helper()
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	if code, body := send("GET /reviews/1 HTTP/1.1\r\nHost: reviews\r\n\r\n"); code != http.StatusOK {
+		t.Fatalf("GET: %d %q", code, body)
+	}
+	up.cutOne(rand.New(rand.NewPCG(1, 1)), pool) // returns once the pool saw it
+	if code, body := send("POST /reviews/1 HTTP/1.1\r\nHost: reviews\r\nContent-Length: 2\r\n\r\nhi"); code != http.StatusOK {
+		t.Fatalf("POST right after the upstream connection failed: %d %q", code, body)
+	}
+}
+
+// TestSlowRequestOverHBONE: requests that run for a few watch ticks, on a
+// client's tunnel, are watched for the client going away (a read of the
+// tunnel while they run), and their end stops the watch with a read
+// deadline on the tunnel's stream; the answers (256 KiB, chunked) arrive
+// whole, and requests follow on the same tunnel. (The hang that
+// TestChaosThroughHBONE found there, a read deadline not reaching a read
+// that already waited, is TestDeadlineSetWhileWaiting's in internal/hbone:
+// this test's timing does not meet it.)
+func TestSlowRequestOverHBONE(t *testing.T) {
+	m := newManager(t)
+	const size = 256 << 10
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("sleep"))
+		time.Sleep(d)
+		for range size / (16 << 10) { // chunked, in flushed pieces
+			_, _ = w.Write(make([]byte, 16<<10))
+			w.(http.Flusher).Flush()
+		}
+	}))
+	t.Cleanup(backend.Close)
+	proxy := &waypoint.Proxy{Logf: t.Logf}
+	t.Cleanup(func() { proxy.Close() })
+	wpAddr := serveWaypoint(t, m, proxy, reviewsConfig(nil, model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: backend.Listener.Addr().String()}}}))
+	client := &hbone.Pool{Bundle: m.Bundle()}
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := client.Dial(ctx, hbone.Request{Source: source(t, m, sleepID), Addr: wpAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	for i, sleep := range []string{"350ms", "350ms", "0s"} {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "GET /reviews/1?sleep="+sleep+" HTTP/1.1\r\nHost: reviews\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || len(body) != size {
+			t.Fatalf("request %d: %d, %d bytes of %d, %v", i, resp.StatusCode, len(body), size, err)
+		}
+	}
 }

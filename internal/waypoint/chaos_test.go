@@ -1,0 +1,278 @@
+package waypoint_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/model"
+	"github.com/meshway/meshway/internal/waypoint"
+)
+
+// cutter records the TCP connections a pool dials so that the chaos can
+// cut one under its streams.
+type cutter struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	// cuts moves when a cut starts and again once the pool saw it: a
+	// request that started after both and failed has no cut to blame.
+	cuts atomic.Int64
+}
+
+func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil {
+		c.mu.Lock()
+		c.conns = append(c.conns, conn)
+		c.mu.Unlock()
+	}
+	return conn, err
+}
+
+// cutOne cuts a random connection of pool and waits (up to a second) for
+// the pool to see it: until then a stream may still be handed out on it,
+// and a request that is not safe to send again fails, as it must.
+func (c *cutter) cutOne(r *rand.Rand, pool *hbone.Pool) {
+	c.mu.Lock()
+	if len(c.conns) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	i := r.IntN(len(c.conns))
+	conn := c.conns[i]
+	c.conns = append(c.conns[:i], c.conns[i+1:]...)
+	c.mu.Unlock()
+	c.cuts.Add(1)
+	_ = conn.Close()
+	local := conn.LocalAddr().String()
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if !slices.ContainsFunc(pool.Snapshot(), func(ci hbone.ConnInfo) bool { return ci.Local == local }) {
+			break
+		}
+	}
+	c.cuts.Add(1)
+}
+
+// chaosBody is the pattern every body of the chaos test is made of.
+func chaosBody(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*13)
+	}
+	return b
+}
+
+// TestChaosThroughHBONE sends keep-alive HTTP/1.1 requests through the
+// waypoint with HBONE on both sides — clients tunnel to it, it reaches the
+// backend through the backend's node — GETs of up to 128 KiB and POSTs of
+// up to 256 KiB echoed back, fixed-length and chunked, while the
+// waypoint's tunnels to the node are cut under them, the node closes the
+// ones that sit idle, and clients abort mid-request or mid-response. Every
+// request must end within its deadline; an answer that arrives whole must
+// be the right one; a failure must be explained by a cut meanwhile; and
+// nothing may be left running once everything closed.
+func TestChaosThroughHBONE(t *testing.T) {
+	m := newManager(t)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return // the client went away
+			}
+			if r.URL.Query().Get("chunked") == "" {
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			}
+			_, _ = w.Write(body)
+			return
+		}
+		n, _ := strconv.Atoi(r.URL.Query().Get("size"))
+		seed, _ := strconv.Atoi(r.URL.Query().Get("seed"))
+		body := chaosBody(n, byte(seed))
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+		}
+		for len(body) > 0 { // in pieces, flushed: the waypoint streams them
+			k := min(len(body), 16<<10)
+			if _, err := w.Write(body[:k]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			body = body[k:]
+		}
+	}))
+	t.Cleanup(backend.Close)
+	_, backendPort, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig:            identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler:              hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend.Listener.Addr().String()) }),
+		MaxConcurrentStreams: 8,
+		IdleTimeout:          50 * time.Millisecond,
+		Logf:                 t.Logf,
+	})
+
+	up := &cutter{}
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.dial}
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
+	wpAddr := serveWaypoint(t, m, proxy, reviewsConfig(nil, cl))
+	clients := &hbone.Pool{Bundle: m.Bundle()}
+	req := hbone.Request{Source: source(t, m, sleepID), Addr: wpAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}}
+	before := runtime.NumGoroutine()
+
+	run := 2 * time.Second
+	if testing.Short() {
+		run = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), run)
+	defer cancel()
+	var (
+		wg                  sync.WaitGroup
+		dumpOnce            sync.Once
+		requests, complete  atomic.Int64
+		aborted, cutFailure atomic.Int64
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(1, 2))
+		for ctx.Err() == nil {
+			time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
+			up.cutOne(r, pool)
+		}
+	}()
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 9))
+			for ctx.Err() == nil {
+				cuts := up.cuts.Load()
+				n, hung, abort, err := chaosTunnel(clients, req, r)
+				requests.Add(int64(n))
+				switch {
+				case hung:
+					dumpOnce.Do(func() { // where the waypoint waits, while it waits
+						buf := make([]byte, 1<<20)
+						t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+					})
+					t.Errorf("a request outlived its deadline: %v", err)
+				case abort:
+					aborted.Add(1)
+				case err == nil:
+					complete.Add(1)
+				case up.cuts.Load() != cuts:
+					cutFailure.Add(1)
+				default:
+					t.Errorf("no tunnel cut meanwhile: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d requests on %d tunnels: %d complete, %d aborted by the client, %d failed with a cut; %d upstream connections cut",
+		requests.Load(), complete.Load()+aborted.Load()+cutFailure.Load(), complete.Load(), aborted.Load(), cutFailure.Load(), up.cuts.Load()/2)
+	if complete.Load() == 0 || aborted.Load() == 0 || up.cuts.Load() == 0 {
+		t.Error("the chaos missed a case: no complete tunnel, no abort or no cut")
+	}
+	if err := clients.Close(); err != nil {
+		t.Errorf("clients' pool: %v", err)
+	}
+	if err := proxy.Close(); err != nil {
+		t.Errorf("proxy.Close: %v", err)
+	}
+	if err := pool.Close(); err != nil {
+		t.Errorf("waypoint's pool: %v", err)
+	}
+	// The waypoint's and the node's servers close at cleanup; the tunnels'
+	// client ends and the waypoint's requests must be gone already.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+8 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+8 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left (%d before):\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// chaosTunnel opens a tunnel to the waypoint and sends 1 to 4 requests on
+// it, one at a time, checking each answer; at random it aborts one, mid-
+// body or mid-answer (abort). n counts the requests sent; hung says the
+// tunnel outlived its deadline.
+func chaosTunnel(clients *hbone.Pool, req hbone.Request, r *rand.Rand) (n int, hung, abort bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := clients.Dial(ctx, req)
+	if err != nil {
+		return 0, errors.Is(err, hbone.ErrTimeout), false, fmt.Errorf("dial: %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() { hung = errors.Is(err, os.ErrDeadlineExceeded) }()
+	br := bufio.NewReader(c)
+	for range 1 + r.IntN(4) {
+		n++
+		seed := byte(r.IntN(256))
+		chunked := ""
+		if r.IntN(2) == 0 {
+			chunked = "&chunked=1"
+		}
+		var want []byte
+		method := http.MethodGet
+		if r.IntN(2) == 0 {
+			want = chaosBody(r.IntN(128<<10), seed)
+			_, err = fmt.Fprintf(c, "GET /get?size=%d&seed=%d%s HTTP/1.1\r\nHost: reviews\r\n\r\n", len(want), seed, chunked)
+		} else {
+			method = http.MethodPost
+			want = chaosBody(r.IntN(256<<10), seed)
+			if r.IntN(10) == 0 { // the client gives up mid-body
+				_, _ = fmt.Fprintf(c, "POST /post?x=1%s HTTP/1.1\r\nHost: reviews\r\nContent-Length: %d\r\n\r\n", chunked, len(want))
+				_, _ = c.Write(want[:len(want)/2])
+				return n, false, true, nil
+			}
+			_, err = fmt.Fprintf(c, "POST /post?x=1%s HTTP/1.1\r\nHost: reviews\r\nContent-Length: %d\r\n\r\n%s", chunked, len(want), want)
+		}
+		if err != nil {
+			return n, false, false, fmt.Errorf("request %d: write: %w", n, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return n, false, false, fmt.Errorf("request %d: %w", n, err)
+		}
+		if r.IntN(10) == 0 { // the client gives up mid-answer
+			_, _ = io.CopyN(io.Discard, resp.Body, int64(len(want)/2))
+			return n, false, true, nil
+		}
+		got, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return n, false, false, fmt.Errorf("request %d (%s %s, %d bytes): body after %d bytes: %w", n, method, chunked, len(want), len(got), err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return n, false, false, fmt.Errorf("request %d (%s): %s: %q", n, method, resp.Status, got)
+		}
+		if !bytes.Equal(got, want) {
+			return n, false, false, fmt.Errorf("request %d: %d bytes back, want %d, or not the same", n, len(got), len(want))
+		}
+	}
+	return n, false, false, nil
+}
