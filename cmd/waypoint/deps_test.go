@@ -8,7 +8,7 @@ import (
 
 // TestDependencies: the waypoint never links the store, translation, the
 // Kubernetes client or meshctl (ARCHITECTURE.md): it gets its configuration
-// pushed or from a file.
+// pushed or from a file. Nor the tests' helpers.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
@@ -19,6 +19,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/meshway/meshway/internal/translate",
 		"github.com/meshway/meshway/internal/kube",
 		"github.com/meshway/meshway/internal/cli",
+		"github.com/meshway/meshway/internal/chaos", // tests' helpers
 		"k8s.io/client-go",
 		"sigs.k8s.io/controller-runtime",
 		// The control plane's xDS server; the proxy speaks xDS with the

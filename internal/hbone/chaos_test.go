@@ -8,15 +8,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/meshway/meshway/internal/chaos"
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 )
@@ -65,39 +65,6 @@ var chaosHandler = hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
 	}
 })
 
-// killingDialer records the pool's TCP connections so that the chaos can
-// cut one under its streams.
-type killingDialer struct {
-	mu    sync.Mutex
-	conns []net.Conn
-	kills atomic.Int64 // connections cut so far
-}
-
-func (d *killingDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-	if err == nil {
-		d.mu.Lock()
-		d.conns = append(d.conns, c)
-		d.mu.Unlock()
-	}
-	return c, err
-}
-
-// killOne cuts a random connection; the counter moves first, so a stream
-// that sees the failure also sees the kill.
-func (d *killingDialer) killOne(r *rand.Rand) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.conns) == 0 {
-		return
-	}
-	i := r.IntN(len(d.conns))
-	c := d.conns[i]
-	d.conns = append(d.conns[:i], d.conns[i+1:]...)
-	d.kills.Add(1)
-	_ = c.Close()
-}
-
 // TestChaosStreams runs many streams at once over a few connections, each
 // ending in one of the ways a stream can end on either side — clean
 // half-closes both ways, resets by either side, refusals, a server writing
@@ -116,16 +83,12 @@ func TestChaosStreams(t *testing.T) {
 		// pool hands them out again.
 		s.IdleTimeout = chaosIdle
 	})
-	d := &killingDialer{}
-	pool := &hbone.Pool{Bundle: m.mgr.Bundle(), DialContext: d.dial}
+	d := &chaos.Dialer{}
+	pool := &hbone.Pool{Bundle: m.mgr.Bundle(), DialContext: d.DialContext}
 	src := m.source(t, clientID)
-	before := runtime.NumGoroutine()
+	before := chaos.Goroutines()
 
-	run := 2 * time.Second
-	if testing.Short() {
-		run = 500 * time.Millisecond
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), run)
+	ctx, cancel := chaos.Run()
 	defer cancel()
 
 	var (
@@ -134,13 +97,11 @@ func TestChaosStreams(t *testing.T) {
 		modes   [chaosModes]atomic.Int64
 	)
 	wg.Add(1)
-	go func() { // the connection cutter
+	go func() {
 		defer wg.Done()
-		r := rand.New(rand.NewPCG(1, 2))
-		for ctx.Err() == nil {
-			time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
-			d.killOne(r)
-		}
+		d.CutUntil(ctx, rand.New(rand.NewPCG(1, 2)), func(local string) bool {
+			return !slices.ContainsFunc(pool.Snapshot(), func(ci hbone.ConnInfo) bool { return ci.Local == local })
+		})
 	}()
 	var lull atomic.Int64 // until when the workers start no stream (UnixNano)
 	wg.Add(1)
@@ -162,14 +123,14 @@ func TestChaosStreams(t *testing.T) {
 					time.Sleep(time.Until(until))
 				}
 				mode := r.IntN(chaosModes)
-				kills := d.kills.Load()
+				cuts := d.Cuts()
 				hung, err := chaosStream(pool, src, addr, mode, r)
 				streams.Add(1)
 				modes[mode].Add(1)
 				switch {
 				case hung:
 					t.Errorf("stream in mode %d outlived its deadline: %v", mode, err)
-				case err != nil && d.kills.Load() == kills:
+				case err != nil && d.Cuts() == cuts:
 					t.Errorf("stream in mode %d, no connection cut meanwhile: %v", mode, err)
 				}
 			}
@@ -186,20 +147,13 @@ func TestChaosStreams(t *testing.T) {
 			t.Errorf("mode %d never ran", mode)
 		}
 	}
-	t.Logf("%d streams (by mode %v), %d connections cut", streams.Load(), byMode, d.kills.Load())
-	if d.kills.Load() == 0 {
+	t.Logf("%d streams (by mode %v), %d connections cut", streams.Load(), byMode, d.Cuts()/2)
+	if d.Cuts() == 0 {
 		t.Error("no connection was cut")
 	}
 	// The server is closed by startServer's cleanup; the client's side of
 	// every stream and connection must be gone already.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+4 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before+4 {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines left (%d before):\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	chaos.Settled(t, before, 4)
 }
 
 // chaosStream opens one stream in mode and plays the client's part, at

@@ -22,55 +22,12 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/meshway/meshway/internal/chaos"
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/waypoint"
 )
-
-// cutter records the TCP connections a pool dials so that the chaos can
-// cut one under its streams.
-type cutter struct {
-	mu    sync.Mutex
-	conns []net.Conn
-	// cuts moves when a cut starts and again once the pool saw it: a
-	// request that started after both and failed has no cut to blame.
-	cuts atomic.Int64
-}
-
-func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-	if err == nil {
-		c.mu.Lock()
-		c.conns = append(c.conns, conn)
-		c.mu.Unlock()
-	}
-	return conn, err
-}
-
-// cutOne cuts a random connection of pool and waits (up to a second) for
-// the pool to see it: until then a stream may still be handed out on it,
-// and a request that is not safe to send again fails, as it must.
-func (c *cutter) cutOne(r *rand.Rand, pool *hbone.Pool) {
-	c.mu.Lock()
-	if len(c.conns) == 0 {
-		c.mu.Unlock()
-		return
-	}
-	i := r.IntN(len(c.conns))
-	conn := c.conns[i]
-	c.conns = append(c.conns[:i], c.conns[i+1:]...)
-	c.mu.Unlock()
-	c.cuts.Add(1)
-	_ = conn.Close()
-	local := conn.LocalAddr().String()
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if !slices.ContainsFunc(pool.Snapshot(), func(ci hbone.ConnInfo) bool { return ci.Local == local }) {
-			break
-		}
-	}
-	c.cuts.Add(1)
-}
 
 // chaosBody is the pattern every body of the chaos test is made of.
 func chaosBody(n int, seed byte) []byte {
@@ -86,10 +43,11 @@ func chaosBody(n int, seed byte) []byte {
 // backend through the backend's node — GETs of up to 128 KiB and POSTs of
 // up to 256 KiB echoed back, fixed-length and chunked, while the
 // waypoint's tunnels to the node are cut under them, the node closes the
-// ones that sit idle, and clients abort mid-request or mid-response. Every
-// request must end within its deadline; an answer that arrives whole must
-// be the right one; a failure must be explained by a cut meanwhile; and
-// nothing may be left running once everything closed.
+// ones that sit idle, the configuration is swapped every 100 ms, and
+// clients abort mid-request or mid-response. Every request must end within
+// its deadline; an answer that arrives whole must be the right one; a
+// failure must be explained by a cut meanwhile; and nothing may be left
+// running once everything closed.
 func TestChaosThroughHBONE(t *testing.T) {
 	m := newManager(t)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -129,20 +87,16 @@ func TestChaosThroughHBONE(t *testing.T) {
 		Logf:                 t.Logf,
 	})
 
-	up := &cutter{}
-	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.dial}
+	up := &chaos.Dialer{}
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
 	wpAddr := serveWaypoint(t, m, proxy, reviewsConfig(nil, cl))
 	clients := &hbone.Pool{Bundle: m.Bundle()}
 	req := hbone.Request{Source: source(t, m, sleepID), Addr: wpAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}}
-	before := runtime.NumGoroutine()
+	before := chaos.Goroutines()
 
-	run := 2 * time.Second
-	if testing.Short() {
-		run = 500 * time.Millisecond
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), run)
+	ctx, cancel := chaos.Run()
 	defer cancel()
 	var (
 		wg                  sync.WaitGroup
@@ -153,10 +107,16 @@ func TestChaosThroughHBONE(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r := rand.New(rand.NewPCG(1, 2))
+		up.CutUntil(ctx, rand.New(rand.NewPCG(1, 2)), seenBy(pool))
+	}()
+	wg.Add(1)
+	go func() { // configuration swaps under the load: none may fail a request
+		defer wg.Done()
 		for ctx.Err() == nil {
-			time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
-			up.cutOne(r, pool)
+			time.Sleep(100 * time.Millisecond)
+			if err := proxy.Load(reviewsConfig(nil, cl)); err != nil {
+				t.Errorf("Load: %v", err)
+			}
 		}
 	}()
 	for w := range 16 {
@@ -165,7 +125,7 @@ func TestChaosThroughHBONE(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 9))
 			for ctx.Err() == nil {
-				cuts := up.cuts.Load()
+				cuts := up.Cuts()
 				n, hung, abort, err := chaosTunnel(clients, req, r)
 				requests.Add(int64(n))
 				switch {
@@ -179,7 +139,7 @@ func TestChaosThroughHBONE(t *testing.T) {
 					aborted.Add(1)
 				case err == nil:
 					complete.Add(1)
-				case up.cuts.Load() != cuts:
+				case up.Cuts() != cuts:
 					cutFailure.Add(1)
 				default:
 					t.Errorf("no tunnel cut meanwhile: %v", err)
@@ -189,8 +149,8 @@ func TestChaosThroughHBONE(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d requests on %d tunnels: %d complete, %d aborted by the client, %d failed with a cut; %d upstream connections cut",
-		requests.Load(), complete.Load()+aborted.Load()+cutFailure.Load(), complete.Load(), aborted.Load(), cutFailure.Load(), up.cuts.Load()/2)
-	if complete.Load() == 0 || aborted.Load() == 0 || up.cuts.Load() == 0 {
+		requests.Load(), complete.Load()+aborted.Load()+cutFailure.Load(), complete.Load(), aborted.Load(), cutFailure.Load(), up.Cuts()/2)
+	if complete.Load() == 0 || aborted.Load() == 0 || up.Cuts() == 0 {
 		t.Error("the chaos missed a case: no complete tunnel, no abort or no cut")
 	}
 	if err := clients.Close(); err != nil {
@@ -204,13 +164,14 @@ func TestChaosThroughHBONE(t *testing.T) {
 	}
 	// The waypoint's and the node's servers close at cleanup; the tunnels'
 	// client ends and the waypoint's requests must be gone already.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+8 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before+8 {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines left (%d before):\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	chaos.Settled(t, before, 8)
+}
+
+// seenBy says whether pool no longer has the connection from local (a
+// chaos.Dialer's Cut waits for it).
+func seenBy(pool *hbone.Pool) func(local string) bool {
+	return func(local string) bool {
+		return !slices.ContainsFunc(pool.Snapshot(), func(ci hbone.ConnInfo) bool { return ci.Local == local })
 	}
 }
 

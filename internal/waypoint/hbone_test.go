@@ -17,6 +17,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/meshway/meshway/internal/chaos"
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
@@ -383,8 +384,8 @@ func TestUpstreamConnectionFailedMomentsAgo(t *testing.T) {
 		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, b.addr()) }),
 		Logf:      t.Logf,
 	})
-	up := &cutter{}
-	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.dial}
+	up := &chaos.Dialer{}
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
 	t.Cleanup(func() { pool.Close() })
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	t.Cleanup(func() { proxy.Close() })
@@ -414,7 +415,7 @@ func TestUpstreamConnectionFailedMomentsAgo(t *testing.T) {
 	if code, body := send("GET /reviews/1 HTTP/1.1\r\nHost: reviews\r\n\r\n"); code != http.StatusOK {
 		t.Fatalf("GET: %d %q", code, body)
 	}
-	up.cutOne(rand.New(rand.NewPCG(1, 1)), pool) // returns once the pool saw it
+	up.Cut(rand.New(rand.NewPCG(1, 1)), seenBy(pool)) // returns once the pool saw it
 	if code, body := send("POST /reviews/1 HTTP/1.1\r\nHost: reviews\r\nContent-Length: 2\r\n\r\nhi"); code != http.StatusOK {
 		t.Fatalf("POST right after the upstream connection failed: %d %q", code, body)
 	}

@@ -1,0 +1,103 @@
+// Package chaos holds what the chaos tests share: a dialer whose
+// connections can be cut under their users, and a check that the
+// goroutines a test started have ended. Tests only: nothing in the
+// proxies imports it.
+package chaos
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Dialer dials TCP connections and records them, so that Cut can close
+// one under the streams or requests it carries.
+type Dialer struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	cuts  atomic.Int64
+}
+
+// DialContext dials and records the connection; it fits hbone.Pool's
+// DialContext.
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+// Cut closes a connection picked with r, if there is one. Cuts moves
+// before the close, so whatever fails of it sees Cuts moved; with seen,
+// Cut then waits (up to a second) until seen says the connection's user
+// noticed (seen gets the connection's local address) and moves Cuts again:
+// a failure that began after both moves has no cut to blame.
+func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
+	d.mu.Lock()
+	if len(d.conns) == 0 {
+		d.mu.Unlock()
+		return
+	}
+	i := r.IntN(len(d.conns))
+	c := d.conns[i]
+	d.conns = append(d.conns[:i], d.conns[i+1:]...)
+	d.mu.Unlock()
+	d.cuts.Add(1)
+	local := c.LocalAddr().String()
+	_ = c.Close()
+	if seen == nil {
+		return
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !seen(local); {
+		time.Sleep(time.Millisecond)
+	}
+	d.cuts.Add(1)
+}
+
+// CutUntil cuts a connection every 50 to 200 ms (picked with r) until ctx
+// ends; seen is Cut's.
+func (d *Dialer) CutUntil(ctx context.Context, r *rand.Rand, seen func(local string) bool) {
+	for ctx.Err() == nil {
+		time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
+		d.Cut(r, seen)
+	}
+}
+
+// Cuts counts the moves of Cut: one per cut, two with seen.
+func (d *Dialer) Cuts() int64 { return d.cuts.Load() }
+
+// Run returns the context of a chaos run: it ends after 2 s, 500 ms with
+// -short.
+func Run() (context.Context, context.CancelFunc) {
+	d := 2 * time.Second
+	if testing.Short() {
+		d = 500 * time.Millisecond
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// Goroutines returns the number of goroutines now, for Settled.
+func Goroutines() int { return runtime.NumGoroutine() }
+
+// Settled fails t unless, within 5 s, at most slack goroutines more than
+// before are left (the test's own helpers and timers may still end), and
+// then lists them all.
+func Settled(t testing.TB, before, slack int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+slack && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+slack {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left (%d before):\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
