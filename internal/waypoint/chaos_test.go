@@ -42,12 +42,13 @@ func chaosBody(n int, seed byte) []byte {
 // waypoint with HBONE on both sides — clients tunnel to it, it reaches the
 // backend through the backend's node — GETs of up to 128 KiB and POSTs of
 // up to 256 KiB echoed back, fixed-length and chunked, while the
-// waypoint's tunnels to the node are cut under them, the node closes the
-// ones that sit idle, the configuration is swapped every 100 ms, and
-// clients abort mid-request or mid-response. Every request must end within
-// its deadline; an answer that arrives whole must be the right one; a
-// failure must be explained by a cut meanwhile; and nothing may be left
-// running once everything closed.
+// waypoint's tunnels to the node and the clients' to the waypoint are cut
+// under them, the node closes the ones that sit idle, the configuration is
+// swapped every 100 ms, and clients abort mid-request or mid-response.
+// Every request must end within its deadline; an answer that arrives whole
+// must be the right one; a failure must be explained by a cut meanwhile;
+// and nothing may be left running once everything closed (the waypoint's
+// requests whose client went away included).
 func TestChaosThroughHBONE(t *testing.T) {
 	m := newManager(t)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +93,8 @@ func TestChaosThroughHBONE(t *testing.T) {
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
 	wpAddr := serveWaypoint(t, m, proxy, reviewsConfig(nil, cl))
-	clients := &hbone.Pool{Bundle: m.Bundle()}
+	down := &chaos.Dialer{} // the clients' tunnels to the waypoint
+	clients := &hbone.Pool{Bundle: m.Bundle(), DialContext: down.DialContext}
 	req := hbone.Request{Source: source(t, m, sleepID), Addr: wpAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}}
 	before := chaos.Goroutines()
 
@@ -110,6 +112,11 @@ func TestChaosThroughHBONE(t *testing.T) {
 		up.CutUntil(ctx, rand.New(rand.NewPCG(1, 2)), seenBy(pool))
 	}()
 	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		down.CutUntil(ctx, rand.New(rand.NewPCG(3, 4)), seenBy(clients))
+	}()
+	wg.Add(1)
 	go func() { // configuration swaps under the load: none may fail a request
 		defer wg.Done()
 		for ctx.Err() == nil {
@@ -125,7 +132,7 @@ func TestChaosThroughHBONE(t *testing.T) {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 9))
 			for ctx.Err() == nil {
-				cuts := up.Cuts()
+				cuts := up.Cuts() + down.Cuts()
 				n, hung, abort, err := chaosTunnel(clients, req, r)
 				requests.Add(int64(n))
 				switch {
@@ -139,7 +146,7 @@ func TestChaosThroughHBONE(t *testing.T) {
 					aborted.Add(1)
 				case err == nil:
 					complete.Add(1)
-				case up.Cuts() != cuts:
+				case up.Cuts()+down.Cuts() != cuts:
 					cutFailure.Add(1)
 				default:
 					t.Errorf("no tunnel cut meanwhile: %v", err)
@@ -148,9 +155,9 @@ func TestChaosThroughHBONE(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d requests on %d tunnels: %d complete, %d aborted by the client, %d failed with a cut; %d upstream connections cut",
-		requests.Load(), complete.Load()+aborted.Load()+cutFailure.Load(), complete.Load(), aborted.Load(), cutFailure.Load(), up.Cuts()/2)
-	if complete.Load() == 0 || aborted.Load() == 0 || up.Cuts() == 0 {
+	t.Logf("%d requests on %d tunnels: %d complete, %d aborted by the client, %d failed with a cut; connections cut: %d upstream, %d downstream",
+		requests.Load(), complete.Load()+aborted.Load()+cutFailure.Load(), complete.Load(), aborted.Load(), cutFailure.Load(), up.Cuts()/2, down.Cuts()/2)
+	if complete.Load() == 0 || aborted.Load() == 0 || up.Cuts() == 0 || down.Cuts() == 0 {
 		t.Error("the chaos missed a case: no complete tunnel, no abort or no cut")
 	}
 	if err := clients.Close(); err != nil {
