@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,19 +31,35 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	if err == nil {
 		d.mu.Lock()
+		if len(d.conns) >= 64 {
+			d.conns = slices.DeleteFunc(d.conns, closed)
+		}
 		d.conns = append(d.conns, c)
 		d.mu.Unlock()
 	}
 	return c, err
 }
 
-// Cut closes a connection picked with r, if there is one. Cuts moves
+// closed says whether c's user closed it. The connections stay what the
+// dialer returned (a *net.TCPConn, which the proxies read and write raw),
+// so the socket is asked.
+func closed(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	return err != nil || rc.Control(func(uintptr) {}) != nil
+}
+
+// Cut closes a connection picked with r among those still open, if any. Cuts moves
 // before the close, so whatever fails of it sees Cuts moved; with seen,
 // Cut then waits (up to a second) until seen says the connection's user
 // noticed (seen gets the connection's local address) and moves Cuts again:
 // a failure that began after both moves has no cut to blame.
 func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	d.mu.Lock()
+	d.conns = slices.DeleteFunc(d.conns, closed)
 	if len(d.conns) == 0 {
 		d.mu.Unlock()
 		return

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -243,4 +244,172 @@ func chaosTunnel(clients *hbone.Pool, req hbone.Request, r *rand.Rand) (n int, h
 		}
 	}
 	return n, false, false, nil
+}
+
+// What the plain chaos test's backend does with a request, by its path:
+// /ok/N answers N bytes, /close-before/N closes the connection without an
+// answer, /close-mid/N closes it halfway through the body.
+const (
+	plainOK          = "ok"
+	plainCloseBefore = "close-before"
+	plainCloseMid    = "close-mid"
+)
+
+// TestChaosPlain is TestChaosThroughHBONE's load on the plain path, the
+// one make bench-waypoint measures (TCP on both sides, the HTTP/1.1 fast
+// path): the backend ends some requests by closing its connection, before
+// its answer or halfway through it; clients' connections to the waypoint
+// are cut; clients abort mid-answer; the configuration is swapped. A
+// request the backend did not break must get its answer whole, on a
+// connection no cut reached; one it broke must fail (a 502 or 503, or a
+// cut short answer), not hang; nothing may be left running.
+func TestChaosPlain(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var mode string
+		var n int
+		if _, err := fmt.Sscanf(strings.ReplaceAll(r.URL.Path, "/", " "), "%s %d", &mode, &n); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		body := chaosBody(n, byte(n))
+		switch mode {
+		case plainCloseBefore:
+			panic(http.ErrAbortHandler) // net/http closes the connection, answering nothing
+		case plainCloseMid:
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			_, _ = w.Write(body[:n/2])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(backend.Close)
+	proxy := &waypoint.Proxy{Logf: t.Logf}
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: backend.Listener.Addr().String()}}}
+	addr := servePlain(t, proxy, reviewsConfig(nil, cl))
+	down := &chaos.Dialer{}
+	before := chaos.Goroutines()
+
+	ctx, cancel := chaos.Run()
+	defer cancel()
+	var (
+		wg                           sync.WaitGroup
+		complete, broken, cutFailure atomic.Int64
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		down.CutUntil(ctx, rand.New(rand.NewPCG(5, 6)), nil)
+	}()
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			if err := proxy.Load(reviewsConfig(nil, cl)); err != nil {
+				t.Errorf("Load: %v", err)
+			}
+		}
+	}()
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 11))
+			for ctx.Err() == nil {
+				cuts := down.Cuts()
+				err := chaosPlainConn(down, addr, r)
+				switch {
+				case err == nil:
+					complete.Add(1)
+				case errors.Is(err, errBroken):
+					broken.Add(1)
+				case down.Cuts() != cuts:
+					cutFailure.Add(1)
+				default:
+					t.Errorf("no connection cut meanwhile: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("connections: %d complete, %d ended by a broken request, %d failed with a cut (%d cut)",
+		complete.Load(), broken.Load(), cutFailure.Load(), down.Cuts())
+	if complete.Load() == 0 || broken.Load() == 0 {
+		t.Error("the chaos missed a case: no complete connection or no broken request")
+	}
+	if err := proxy.Close(); err != nil {
+		t.Errorf("proxy.Close: %v", err)
+	}
+	chaos.Settled(t, before, 8)
+}
+
+// errBroken marks a request the backend broke, failing as it should.
+var errBroken = errors.New("broken by the backend, as asked")
+
+// chaosPlainConn sends 1 to 4 requests on one keep-alive connection to the
+// waypoint, checking each answer; a request the backend breaks ends it
+// (errBroken when it failed as it should).
+func chaosPlainConn(down *chaos.Dialer, addr string, r *rand.Rand) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := down.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 1 + r.IntN(4) {
+		mode := plainOK
+		switch r.IntN(10) {
+		case 0:
+			mode = plainCloseBefore
+		case 1:
+			mode = plainCloseMid
+		}
+		n := 1 + r.IntN(64<<10)
+		var err error
+		if r.IntN(2) == 0 {
+			_, err = fmt.Fprintf(c, "GET /%s/%d HTTP/1.1\r\nHost: reviews\r\n\r\n", mode, n)
+		} else {
+			_, err = fmt.Fprintf(c, "POST /%s/%d HTTP/1.1\r\nHost: reviews\r\nContent-Length: 5\r\n\r\nhello", mode, n)
+		}
+		if err != nil {
+			return fmt.Errorf("request %d: write: %w", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("request %d (%s): no answer in 10 s", i, mode)
+		}
+		if err != nil {
+			return fmt.Errorf("request %d (%s): %w", i, mode, err)
+		}
+		if mode == plainOK && r.IntN(10) == 0 { // the client gives up mid-answer
+			_, _ = io.CopyN(io.Discard, resp.Body, int64(n/2))
+			return nil
+		}
+		got, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("request %d (%s): answer stalled after %d bytes", i, mode, len(got))
+		}
+		switch mode {
+		case plainCloseBefore:
+			if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
+				return errBroken // the connection may go on; this test starts anew
+			}
+			return fmt.Errorf("request %d (%s): %s, want 502 or 503", i, mode, resp.Status)
+		case plainCloseMid:
+			if err != nil && len(got) < n {
+				return errBroken
+			}
+			return fmt.Errorf("request %d (%s): %s, %d bytes of %d, %v: want a cut short answer", i, mode, resp.Status, len(got), n, err)
+		}
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, chaosBody(n, byte(n))) {
+			return fmt.Errorf("request %d: %s, %d bytes of %d, %v", i, resp.Status, len(got), n, err)
+		}
+	}
+	return nil
 }
