@@ -405,10 +405,13 @@ func chaosPlainConn(down *chaos.Dialer, addr string, r *rand.Rand) error {
 			if err != nil && len(got) < n {
 				return errBroken
 			}
-			return fmt.Errorf("request %d (%s): %s, %d bytes of %d, %w: want a cut short answer", i, mode, resp.Status, len(got), n, err)
+			return fmt.Errorf("request %d (%s): %s, all %d bytes: want a cut short answer", i, mode, resp.Status, len(got))
 		}
-		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, chaosBody(n, byte(n))) {
-			return fmt.Errorf("request %d: %s, %d bytes of %d, %w", i, resp.Status, len(got), n, err)
+		if err != nil {
+			return fmt.Errorf("request %d: %s, %d bytes of %d: %w", i, resp.Status, len(got), n, err)
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(got, chaosBody(n, byte(n))) {
+			return fmt.Errorf("request %d: %s, %d bytes of %d, or not the ones sent", i, resp.Status, len(got), n)
 		}
 	}
 	return nil
