@@ -52,11 +52,12 @@ func closed(c net.Conn) bool {
 	return err != nil || rc.Control(func(uintptr) {}) != nil
 }
 
-// Cut closes a connection picked with r among those still open, if any. Cuts moves
-// before the close, so whatever fails of it sees Cuts moved; with seen,
-// Cut then waits (up to a second) until seen says the connection's user
-// noticed (seen gets the connection's local address) and moves Cuts again:
-// a failure that began after both moves has no cut to blame.
+// Cut closes a connection picked with r among those still open, if any.
+// Cuts moves before the close, so whatever fails of it sees Cuts moved;
+// Cut then waits until the connection's user noticed — until seen says so
+// (it gets the connection's local address; a second at most), or 50 ms
+// without seen — and moves Cuts again: a failure that began after both
+// moves has no cut to blame.
 func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	d.mu.Lock()
 	d.conns = slices.DeleteFunc(d.conns, closed)
@@ -72,6 +73,8 @@ func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	local := c.LocalAddr().String()
 	_ = c.Close()
 	if seen == nil {
+		time.Sleep(50 * time.Millisecond)
+		d.cuts.Add(1)
 		return
 	}
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !seen(local); {
@@ -89,7 +92,7 @@ func (d *Dialer) CutUntil(ctx context.Context, r *rand.Rand, seen func(local str
 	}
 }
 
-// Cuts counts the moves of Cut: one per cut, two with seen.
+// Cuts counts the moves of Cut: two per cut.
 func (d *Dialer) Cuts() int64 { return d.cuts.Load() }
 
 // Run returns the context of a chaos run: it ends after 2 s, 500 ms with

@@ -1,6 +1,7 @@
 package waypoint_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -413,5 +414,70 @@ func TestMirrorFollowsItsOwnCluster(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the HTTP/1.1 mirror backend saw no request")
+	}
+}
+
+// TestEarlyAnswerOverH2CLeavesTheNextBodyWhole: an h2c backend answers a
+// POST without reading its body, while the client is still sending it;
+// net/http's HTTP/2 transport, which sends the body on a goroutine of its
+// own, stops. On the HTTP/1.1 fast path, whose connection state serves the
+// next request, the rest of that body must not reach the next request,
+// which comes back whole (and -race sees no two readers of the
+// connection).
+func TestEarlyAnswerOverH2CLeavesTheNextBodyWhole(t *testing.T) {
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/early" {
+			fmt.Fprint(w, "early")
+			return
+		}
+		_, _ = io.Copy(w, r.Body)
+	}))
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	backend.Config.Protocols = &protos
+	backend.Start()
+	t.Cleanup(backend.Close)
+	w := &model.Waypoint{
+		Name: "waypoint", Namespace: "default",
+		Services: []model.Service{{Name: "reviews", Namespace: "default", Addresses: []string{"10.96.0.20"},
+			Ports: []model.ServicePort{{Name: "http2", Port: 9080, Protocol: model.ProtocolHTTP2, Cluster: "reviews"}}}},
+		Clusters: []model.Cluster{{Name: "reviews", Endpoints: []model.Endpoint{{Address: backend.Listener.Addr().String()}}}},
+	}
+	_, addr := startProxy(t, w, reviewsVIP)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	big := strings.Repeat("x", 256<<10)
+	for i := range 10 {
+		for _, req := range []struct{ path, body string }{{"/early", big}, {"/echo", fmt.Sprintf("second body %d", i)}} {
+			go func() {
+				// Part of the body, then the rest once the answer is
+				// through: the transport may still wait to read it.
+				fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: reviews\r\nContent-Length: %d\r\n\r\n%s", req.path, len(req.body), req.body[:len(req.body)/2])
+				time.Sleep(20 * time.Millisecond)
+				io.WriteString(conn, req.body[len(req.body)/2:])
+			}()
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Logf("round %d, %s: %v", i, req.path, err)
+				return // a connection whose body is left unread may be closed
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", i, req.path, err)
+			}
+			if req.path == "/echo" && string(got) != req.body {
+				t.Fatalf("round %d: echo of %q came back as %d bytes %.40q", i, req.body, len(got), got)
+			}
+			if resp.Close {
+				t.Logf("round %d, %s: the waypoint closes the connection", i, req.path)
+				return
+			}
+		}
 	}
 }

@@ -227,7 +227,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, ic *inConn, rs *r
 	p.route(rec, r, cfg, ic, d, x, dc)
 	var reqBytes int64
 	if body != nil {
-		reqBytes = body.n
+		reqBytes = body.n.Load()
 	}
 	p.observe(cfg, ic, d, x, r, rec, start, reqBytes, &rs.series)
 	if span != nil {

@@ -3,6 +3,7 @@ package waypoint
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshway/meshway/internal/hbone"
@@ -239,18 +240,21 @@ func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.R
 	}
 }
 
-// countingBody counts the request body bytes read.
+// countingBody counts the request body bytes read. The count is atomic:
+// net/http's HTTP/2 transport sends a request's body on a goroutine of its
+// own, which may still be reading when the answer is through and the
+// request is recorded (TestChaosGRPC, -race).
 type countingBody struct {
 	rc interface {
 		Read([]byte) (int, error)
 		Close() error
 	}
-	n int64
+	n atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
 
