@@ -52,6 +52,8 @@ type h1Down struct {
 	url       url.URL
 	hs        headerState
 	body      reqBody
+	async     *asyncBody // the body as handed to an upstream that reads it on its own goroutine, or nil
+	bodyLost  bool       // async's reader may still be in a read: the connection is not read again
 	w         h1Writer
 	rs        reqState
 	up        upState
@@ -193,6 +195,7 @@ func (dc *h1Down) serve() (keep bool) {
 		}
 	}()
 	r := dc.req
+	dc.async, dc.bodyLost = nil, false
 	dc.afterPost = r.Method == http.MethodPost
 	r.RemoteAddr = dc.remote
 	r.TLS, r.Form, r.PostForm, r.MultipartForm, r.Trailer, r.TransferEncoding = nil, nil, nil, nil, nil, nil
@@ -214,7 +217,7 @@ func (dc *h1Down) serve() (keep bool) {
 	dc.upMu.Lock()
 	gone := dc.gone
 	dc.upMu.Unlock()
-	dc.linger = !keep && dc.body.n > 0
+	dc.linger = !keep && (dc.bodyLost || dc.body.n > 0)
 	return keep && !gone
 }
 
@@ -323,6 +326,12 @@ func (b *reqBody) Close() error {
 // before reading the answer would otherwise block); false if that is too
 // much or failed: the connection must close.
 func (b *reqBody) drainable() bool {
+	if a := b.dc.async; a != nil && !b.dc.bodyLost && !a.release() {
+		b.dc.bodyLost = true
+	}
+	if b.dc.bodyLost {
+		return false // another goroutine may be reading the connection
+	}
 	if b.n <= 0 {
 		return b.err == nil
 	}
@@ -340,6 +349,44 @@ func (b *reqBody) drainable() bool {
 
 // drain is drainable once the response is sent.
 func (b *reqBody) drain() bool { return b.drainable() }
+
+// asyncBody is a fast-path request body handed to an upstream transport
+// that reads it on a goroutine of its own (net/http's HTTP/2 transport,
+// for h2c clusters), which may go on reading after the answer began. The
+// body is the connection's: once the answer begins, the connection takes
+// it back to drain it before the next request, as net/http's server does
+// (release); from then on the transport's reads fail. One is made per
+// such request, so that a late read can never reach the next request's
+// body. A read still under way when the answer begins is not waited for
+// (it waits for the client): the connection then closes after the answer.
+type asyncBody struct {
+	mu       sync.Mutex // held through each read
+	rc       io.ReadCloser
+	released bool
+}
+
+func (b *asyncBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.released {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.rc.Read(p)
+}
+
+// Close is the transport's: the body stays the connection's to drain.
+func (b *asyncBody) Close() error { return nil }
+
+// release takes the body back for the connection; false if a read is
+// under way.
+func (b *asyncBody) release() bool {
+	if !b.mu.TryLock() {
+		return false
+	}
+	b.released = true
+	b.mu.Unlock()
+	return true
+}
 
 // reqState is what serving one request needs besides the request: the
 // recorder, the body counter and the exchange; the fast path reuses it.

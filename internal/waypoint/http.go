@@ -319,6 +319,10 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		p.forwardH1(w, out, x, dc)
 		return
 	}
+	if dc != nil && r.Body != nil && r.Body != http.NoBody {
+		dc.async = &asyncBody{rc: r.Body}
+		r.Body = dc.async
+	}
 	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
 }
 
