@@ -574,11 +574,17 @@ func (d *deadline) wait() <-chan struct{} {
 	return d.ch
 }
 
+// stop cancels a pending deadline's timer (the stream is released). The
+// timer is forgotten: set takes a false Stop for a timer that fired and
+// waits for it to close ch, which a timer stopped before it fired never
+// does (set after stop waited forever, holding mu: a gRPC client setting a
+// write deadline as it closed its released tunnel hung).
 func (d *deadline) stop() {
 	d.mu.Lock()
-	if d.timer != nil {
-		d.timer.Stop()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.ch // it fired: wait for it to have closed ch
 	}
+	d.timer = nil
 	d.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
@@ -49,5 +50,37 @@ func TestReceiveQueueKeepsOrder(t *testing.T) {
 	}
 	if len(s.chunks) != 0 {
 		t.Fatalf("%d chunks left after reading everything", len(s.chunks))
+	}
+}
+
+// TestDeadlineSetAfterStop: a deadline stopped before it fired (the stream
+// was released) can be set again, to a time past or to come, and its
+// channel closes when that time passes; set used to wait forever for the
+// stopped timer to close the channel.
+func TestDeadlineSetAfterStop(t *testing.T) {
+	var d deadline
+	d.set(time.Now().Add(time.Hour))
+	d.stop()
+	done := make(chan struct{})
+	go func() {
+		d.set(time.Now().Add(10 * time.Millisecond))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("set after stop still waits after 5 s")
+	}
+	select {
+	case <-d.wait():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deadline set after stop did not pass")
+	}
+	d.stop() // after it fired
+	d.set(time.Now().Add(-time.Second))
+	select {
+	case <-d.wait():
+	default:
+		t.Error("a deadline in the past set after stop is not passed")
 	}
 }
