@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,6 +21,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/meshway/meshway/internal/chaos"
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/waypoint"
 )
@@ -61,23 +64,8 @@ func (echoService) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.Streami
 // sent, or the status asked; a call may fail only by its own cancel or a
 // cut; nothing may be left running.
 func TestChaosGRPC(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	testpb.RegisterTestServiceServer(gs, echoService{})
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(gs.Stop)
-
-	w := func() *model.Waypoint {
-		return &model.Waypoint{
-			Name: "waypoint", Namespace: "default",
-			Services: []model.Service{{Name: "ratings", Namespace: "default", Addresses: []string{"10.96.0.40"},
-				Ports: []model.ServicePort{{Name: "grpc", Port: 9090, Protocol: model.ProtocolGRPC, Cluster: "ratings"}}}},
-			Clusters: []model.Cluster{{Name: "ratings", Endpoints: []model.Endpoint{{Address: ln.Addr().String()}}}},
-		}
-	}
+	backend := startEchoGRPC(t)
+	w := func() *model.Waypoint { return ratingsGRPC(model.Endpoint{Address: backend}) }
 	proxy := &waypoint.Proxy{Logf: t.Logf}
 	if err := proxy.Load(w()); err != nil {
 		t.Fatal(err)
@@ -86,11 +74,88 @@ func TestChaosGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = proxy.ServeListener(pln, "10.96.0.40:9090") }()
-	before := chaos.Goroutines()
+	t.Cleanup(func() { pln.Close() })
+	go func() { _ = proxy.ServeListener(pln, ratingsVIP) }()
+	runGRPCChaos(t, proxy, w, func(down *chaos.Dialer) grpc.DialOption {
+		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return down.DialContext(ctx, "tcp", pln.Addr().String())
+		})
+	}, nil)
+}
 
-	// Four client connections, each with its own dialer: a cut excuses
-	// only the calls on its connection.
+// TestChaosGRPCOverHBONE is TestChaosGRPC with HBONE on both sides: each
+// client's gRPC connection is a tunnel to the waypoint, which reaches the
+// backend through its node. (Not cut here: the waypoint's tunnels to the
+// node. With them cut under concurrent full-duplex streams, some streams
+// wait for their deadline; the same happens with net/http's
+// httputil.ReverseProxy alone between a gRPC client and server, whose
+// HTTP/2 proxying the waypoint uses for h2c. One stream whose upstream is
+// cut fails at once: TestGRPCStreamUpstreamCutOverHBONE.)
+func TestChaosGRPCOverHBONE(t *testing.T) {
+	m := newManager(t)
+	backend := startEchoGRPC(t)
+	_, backendPort, _ := net.SplitHostPort(backend)
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
+		Logf:      t.Logf,
+	})
+	pool := &hbone.Pool{Bundle: m.Bundle()}
+	t.Cleanup(func() { pool.Close() })
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	w := func() *model.Waypoint {
+		return ratingsGRPC(model.Endpoint{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()})
+	}
+	wpAddr := serveWaypoint(t, m, proxy, w())
+	src := source(t, m, sleepID)
+	var pools []*hbone.Pool
+	runGRPCChaos(t, proxy, w, func(down *chaos.Dialer) grpc.DialOption {
+		clients := &hbone.Pool{Bundle: m.Bundle(), DialContext: down.DialContext}
+		pools = append(pools, clients)
+		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return clients.Dial(ctx, hbone.Request{Source: src, Addr: wpAddr, Authority: ratingsVIP, Expected: []spiffeid.ID{waypointID}})
+		})
+	}, func() { // the tunnels' connections end with their pools
+		for _, p := range append(pools, pool) {
+			_ = p.Close()
+		}
+	})
+}
+
+// ratingsVIP is the gRPC service's original destination.
+const ratingsVIP = "10.96.0.40:9090"
+
+// ratingsGRPC is a waypoint serving ratings' grpc port from ep.
+func ratingsGRPC(ep model.Endpoint) *model.Waypoint {
+	return &model.Waypoint{
+		Name: "waypoint", Namespace: "default",
+		Services: []model.Service{{Name: "ratings", Namespace: "default", Addresses: []string{"10.96.0.40"},
+			Ports: []model.ServicePort{{Name: "grpc", Port: 9090, Protocol: model.ProtocolGRPC, Cluster: "ratings"}}}},
+		Clusters: []model.Cluster{{Name: "ratings", Endpoints: []model.Endpoint{ep}}},
+	}
+}
+
+// startEchoGRPC serves echoService on loopback and returns its address.
+func startEchoGRPC(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	testpb.RegisterTestServiceServer(gs, echoService{})
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	return ln.Addr().String()
+}
+
+// runGRPCChaos runs the chaos of TestChaosGRPC against proxy, whose
+// configuration w swaps: four client connections, each dialed through
+// its own chaos.Dialer (dial makes the option), so that a cut excuses only
+// the calls on its connection. closeAll, if set, closes what holds
+// connections open (pools) before the goroutines are counted.
+func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint, dial func(down *chaos.Dialer) grpc.DialOption, closeAll func()) {
+	before := chaos.Goroutines()
 	var (
 		conns []*grpc.ClientConn
 		downs []*chaos.Dialer
@@ -98,11 +163,7 @@ func TestChaosGRPC(t *testing.T) {
 	for range 4 {
 		down := &chaos.Dialer{}
 		downs = append(downs, down)
-		conn, err := grpc.NewClient(pln.Addr().String(),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				return down.DialContext(ctx, "tcp", addr)
-			}))
+		conn, err := grpc.NewClient("passthrough:///ratings", grpc.WithTransportCredentials(insecure.NewCredentials()), dial(down))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +205,7 @@ func TestChaosGRPC(t *testing.T) {
 				cuts := down.Cuts()
 				outcome, err := chaosCall(client, r)
 				switch {
-				case errors.Is(err, context.DeadlineExceeded):
+				case errors.Is(err, context.DeadlineExceeded) || status.Code(errors.Unwrap(err)) == codes.DeadlineExceeded:
 					t.Errorf("a call outlived its deadline: %v", err)
 				case err == nil:
 					map[string]*atomic.Int64{"complete": &complete, "canceled": &canceled, "status": &statuses}[outcome].Add(1)
@@ -172,7 +233,9 @@ func TestChaosGRPC(t *testing.T) {
 	if err := proxy.Close(); err != nil {
 		t.Errorf("proxy.Close: %v", err)
 	}
-	_ = pln.Close()
+	if closeAll != nil {
+		closeAll()
+	}
 	chaos.Settled(t, before, 8)
 }
 
@@ -236,4 +299,61 @@ func chaosCall(client testpb.TestServiceClient, r *rand.Rand) (outcome string, e
 		return "", fmt.Errorf("full-duplex call: after CloseSend: %w, want io.EOF", err)
 	}
 	return "complete", nil
+}
+
+// TestGRPCStreamUpstreamCutOverHBONE: a full-duplex gRPC stream through the
+// waypoint with HBONE on both sides; the waypoint's tunnel connection to
+// the backend's node is cut mid-stream; the client's next Recv fails
+// promptly instead of waiting for its deadline (TestChaosGRPCOverHBONE
+// found streams waiting).
+func TestGRPCStreamUpstreamCutOverHBONE(t *testing.T) {
+	m := newManager(t)
+	backend := startEchoGRPC(t)
+	_, backendPort, _ := net.SplitHostPort(backend)
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
+		Logf:      t.Logf,
+	})
+	up := &chaos.Dialer{}
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
+	t.Cleanup(func() { pool.Close() })
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	t.Cleanup(func() { proxy.Close() })
+	wpAddr := serveWaypoint(t, m, proxy, ratingsGRPC(model.Endpoint{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}))
+	clients := &hbone.Pool{Bundle: m.Bundle()}
+	t.Cleanup(func() { clients.Close() })
+	src := source(t, m, sleepID)
+	conn, err := grpc.NewClient("passthrough:///ratings", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return clients.Dial(ctx, hbone.Request{Source: src, Addr: wpAddr, Authority: ratingsVIP, Expected: []spiffeid.ID{waypointID}})
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := testpb.NewTestServiceClient(conn).FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte("hello")}}
+	if err := stream.Send(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	up.Cut(rand.New(rand.NewPCG(1, 1)), seenBy(pool))
+	_ = stream.Send(msg)
+	start := time.Now()
+	_, err = stream.Recv()
+	if err == nil {
+		t.Fatal("Recv after the upstream cut returned a message")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Recv after the upstream cut took %v (%v), want an error at once", d, err)
+	}
+	t.Logf("Recv after the cut: %v", err)
 }
