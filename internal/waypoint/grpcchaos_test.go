@@ -76,7 +76,7 @@ func TestChaosGRPC(t *testing.T) {
 	}
 	t.Cleanup(func() { pln.Close() })
 	go func() { _ = proxy.ServeListener(pln, ratingsVIP) }()
-	runGRPCChaos(t, proxy, w, func(down *chaos.Dialer) grpc.DialOption {
+	runGRPCChaos(t, proxy, w, nil, func(down *chaos.Dialer) grpc.DialOption {
 		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return down.DialContext(ctx, "tcp", pln.Addr().String())
 		})
@@ -85,12 +85,8 @@ func TestChaosGRPC(t *testing.T) {
 
 // TestChaosGRPCOverHBONE is TestChaosGRPC with HBONE on both sides: each
 // client's gRPC connection is a tunnel to the waypoint, which reaches the
-// backend through its node. (Not cut here: the waypoint's tunnels to the
-// node. With them cut under concurrent full-duplex streams, some streams
-// wait for their deadline; the same happens with net/http's
-// httputil.ReverseProxy alone between a gRPC client and server, whose
-// HTTP/2 proxying the waypoint uses for h2c. One stream whose upstream is
-// cut fails at once: TestGRPCStreamUpstreamCutOverHBONE.)
+// backend through its node; the waypoint's tunnels to the node are cut
+// too.
 func TestChaosGRPCOverHBONE(t *testing.T) {
 	m := newManager(t)
 	backend := startEchoGRPC(t)
@@ -100,7 +96,8 @@ func TestChaosGRPCOverHBONE(t *testing.T) {
 		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
 		Logf:      t.Logf,
 	})
-	pool := &hbone.Pool{Bundle: m.Bundle()}
+	up := &chaos.Dialer{}
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
 	t.Cleanup(func() { pool.Close() })
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	w := func() *model.Waypoint {
@@ -109,7 +106,7 @@ func TestChaosGRPCOverHBONE(t *testing.T) {
 	wpAddr := serveWaypoint(t, m, proxy, w())
 	src := source(t, m, sleepID)
 	var pools []*hbone.Pool
-	runGRPCChaos(t, proxy, w, func(down *chaos.Dialer) grpc.DialOption {
+	runGRPCChaos(t, proxy, w, &upstreamCuts{up, seenBy(pool)}, func(down *chaos.Dialer) grpc.DialOption {
 		clients := &hbone.Pool{Bundle: m.Bundle(), DialContext: down.DialContext}
 		pools = append(pools, clients)
 		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
@@ -149,12 +146,21 @@ func startEchoGRPC(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// upstreamCuts are the cuts of the waypoint's own tunnels, which any call
+// may meet.
+type upstreamCuts struct {
+	d    *chaos.Dialer
+	seen func(local string) bool
+}
+
 // runGRPCChaos runs the chaos of TestChaosGRPC against proxy, whose
 // configuration w swaps: four client connections, each dialed through
 // its own chaos.Dialer (dial makes the option), so that a cut excuses only
-// the calls on its connection. closeAll, if set, closes what holds
-// connections open (pools) before the goroutines are counted.
-func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint, dial func(down *chaos.Dialer) grpc.DialOption, closeAll func()) {
+// the calls on its connection; with up, the waypoint's upstream
+// connections are cut too, which excuses any call. closeAll, if set,
+// closes what holds connections open (pools) before the goroutines are
+// counted.
+func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint, up *upstreamCuts, dial func(down *chaos.Dialer) grpc.DialOption, closeAll func()) {
 	before := chaos.Goroutines()
 	var (
 		conns []*grpc.ClientConn
@@ -177,12 +183,22 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 		complete, canceled    atomic.Int64
 		statuses, cutFailures atomic.Int64
 	)
+	upCuts := func() int64 {
+		if up == nil {
+			return 0
+		}
+		return up.d.Cuts()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(7, 8))
 		for ctx.Err() == nil {
 			time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
+			if up != nil && r.IntN(2) == 0 {
+				up.d.Cut(r, up.seen)
+				continue
+			}
 			downs[r.IntN(len(downs))].Cut(r, nil)
 		}
 	}()
@@ -202,14 +218,14 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 			r := rand.New(rand.NewPCG(uint64(i), 13))
 			client, down := testpb.NewTestServiceClient(conns[i%len(conns)]), downs[i%len(conns)]
 			for ctx.Err() == nil {
-				cuts := down.Cuts()
+				cuts := down.Cuts() + upCuts()
 				outcome, err := chaosCall(client, r)
 				switch {
 				case errors.Is(err, context.DeadlineExceeded) || status.Code(errors.Unwrap(err)) == codes.DeadlineExceeded:
 					t.Errorf("a call outlived its deadline: %v", err)
 				case err == nil:
 					map[string]*atomic.Int64{"complete": &complete, "canceled": &canceled, "status": &statuses}[outcome].Add(1)
-				case down.Cuts() != cuts:
+				case down.Cuts()+upCuts() != cuts:
 					cutFailures.Add(1)
 				default:
 					t.Errorf("no connection cut meanwhile: %v", err)
@@ -218,7 +234,7 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 		}()
 	}
 	wg.Wait()
-	cuts := int64(0)
+	cuts := upCuts()
 	for _, d := range downs {
 		cuts += d.Cuts()
 	}
@@ -303,9 +319,10 @@ func chaosCall(client testpb.TestServiceClient, r *rand.Rand) (outcome string, e
 
 // TestGRPCStreamUpstreamCutOverHBONE: a full-duplex gRPC stream through the
 // waypoint with HBONE on both sides; the waypoint's tunnel connection to
-// the backend's node is cut mid-stream; the client's next Recv fails
-// promptly instead of waiting for its deadline (TestChaosGRPCOverHBONE
-// found streams waiting).
+// the backend's node is cut mid-stream, while the client waits for an
+// answer without sending: its Recv fails at once instead of waiting for
+// its deadline (see closeThrough: the waypoint's request body sender was
+// left waiting for the client's next message, and the answer with it).
 func TestGRPCStreamUpstreamCutOverHBONE(t *testing.T) {
 	m := newManager(t)
 	backend := startEchoGRPC(t)
@@ -346,7 +363,6 @@ func TestGRPCStreamUpstreamCutOverHBONE(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.Cut(rand.New(rand.NewPCG(1, 1)), seenBy(pool))
-	_ = stream.Send(msg)
 	start := time.Now()
 	_, err = stream.Recv()
 	if err == nil {

@@ -45,6 +45,9 @@ type exchange struct {
 	respMods []*model.HeaderModifier
 	mirrors  []mirror
 	flags    []string // Envoy response flags, for telemetry
+	// inBody is an HTTP/2 client's request body, which the outbound
+	// request's Close also closes (closeThrough).
+	inBody io.Closer
 }
 
 type exchangeKey struct{}
@@ -322,6 +325,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 	if dc != nil && r.Body != nil && r.Body != http.NoBody {
 		dc.async = &asyncBody{rc: r.Body}
 		r.Body = dc.async
+	}
+	if r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
+		x.inBody = r.Body
 	}
 	up.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, x)))
 }

@@ -31,7 +31,31 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 	if x == nil {
 		return nil, errors.New("internal error: no exchange")
 	}
+	if x.inBody != nil && req.Body != nil && req.Body != http.NoBody {
+		req.Body = closeThrough{ReadCloser: req.Body, in: x.inBody} // the ReverseProxy's copy: ours to change
+	}
 	return x.try(req, func(out *http.Request, _ *host) (*http.Response, error) { return t.base.RoundTrip(out) })
+}
+
+// closeThrough is an outbound request body whose Close also closes the
+// inbound HTTP/2 request body it reads. ReverseProxy hands the transport
+// the inbound body behind a wrapper whose Close does nothing, and
+// net/http's HTTP/2 transport, when the upstream connection or stream
+// fails, stops the goroutine sending the body by closing it — which then
+// went on waiting in a read of the client's next message, and the response
+// body is ended only once that goroutine returns: a full-duplex gRPC stream
+// whose upstream connection failed waited for its deadline
+// (TestGRPCStreamUpstreamCutOverHBONE). Closing an HTTP/2 server's
+// request body breaks a read under way at once, and is what the client's
+// stream has to expect when the upstream is gone or done.
+type closeThrough struct {
+	io.ReadCloser           // ReverseProxy's wrapper of the inbound body
+	in            io.Closer // the inbound body
+}
+
+func (b closeThrough) Close() error {
+	_ = b.ReadCloser.Close()
+	return b.in.Close()
 }
 
 // try makes the tries of req: send sends one to the endpoint h (out's
