@@ -118,14 +118,9 @@ func TestChaosThroughHBONE(t *testing.T) {
 		down.CutUntil(ctx, rand.New(rand.NewPCG(3, 4)), seenBy(clients))
 	}()
 	wg.Add(1)
-	go func() { // configuration swaps under the load: none may fail a request
+	go func() {
 		defer wg.Done()
-		for ctx.Err() == nil {
-			time.Sleep(100 * time.Millisecond)
-			if err := proxy.Load(reviewsConfig(nil, cl)); err != nil {
-				t.Errorf("Load: %v", err)
-			}
-		}
+		swapConfigUntil(ctx, t, proxy, func() *model.Waypoint { return reviewsConfig(nil, cl) })
 	}()
 	for w := range 16 {
 		wg.Add(1)
@@ -173,6 +168,17 @@ func TestChaosThroughHBONE(t *testing.T) {
 	// The waypoint's and the node's servers close at cleanup; the tunnels'
 	// client ends and the waypoint's requests must be gone already.
 	chaos.Settled(t, before, 8)
+}
+
+// swapConfigUntil loads a configuration w makes into proxy every 100 ms
+// until ctx ends: the swaps under load, which must fail no request.
+func swapConfigUntil(ctx context.Context, t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint) {
+	for ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		if err := proxy.Load(w()); err != nil {
+			t.Errorf("Load: %v", err)
+		}
+	}
 }
 
 // seenBy says whether pool no longer has the connection from local (a
@@ -305,12 +311,7 @@ func TestChaosPlain(t *testing.T) {
 	}()
 	go func() {
 		defer wg.Done()
-		for ctx.Err() == nil {
-			time.Sleep(100 * time.Millisecond)
-			if err := proxy.Load(reviewsConfig(nil, cl)); err != nil {
-				t.Errorf("Load: %v", err)
-			}
-		}
+		swapConfigUntil(ctx, t, proxy, func() *model.Waypoint { return reviewsConfig(nil, cl) })
 	}()
 	for w := range 16 {
 		wg.Add(1)

@@ -67,18 +67,10 @@ func TestChaosGRPC(t *testing.T) {
 	backend := startEchoGRPC(t)
 	w := func() *model.Waypoint { return ratingsGRPC(model.Endpoint{Address: backend}) }
 	proxy := &waypoint.Proxy{Logf: t.Logf}
-	if err := proxy.Load(w()); err != nil {
-		t.Fatal(err)
-	}
-	pln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pln.Close() })
-	go func() { _ = proxy.ServeListener(pln, ratingsVIP) }()
+	addr := servePlainFor(t, proxy, w(), ratingsVIP)
 	runGRPCChaos(t, proxy, w, nil, func(down *chaos.Dialer) grpc.DialOption {
 		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return down.DialContext(ctx, "tcp", pln.Addr().String())
+			return down.DialContext(ctx, "tcp", addr)
 		})
 	}, nil)
 }
@@ -89,21 +81,8 @@ func TestChaosGRPC(t *testing.T) {
 // too.
 func TestChaosGRPCOverHBONE(t *testing.T) {
 	m := newManager(t)
-	backend := startEchoGRPC(t)
-	_, backendPort, _ := net.SplitHostPort(backend)
-	nodeIP := serveNode(t, &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
-		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
-		Logf:      t.Logf,
-	})
 	up := &chaos.Dialer{}
-	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
-	t.Cleanup(func() { pool.Close() })
-	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
-	w := func() *model.Waypoint {
-		return ratingsGRPC(model.Endpoint{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()})
-	}
-	wpAddr := serveWaypoint(t, m, proxy, w())
+	proxy, pool, w, wpAddr := grpcOverHBONE(t, m, up)
 	src := source(t, m, sleepID)
 	var pools []*hbone.Pool
 	runGRPCChaos(t, proxy, w, &upstreamCuts{up, seenBy(pool)}, func(down *chaos.Dialer) grpc.DialOption {
@@ -117,6 +96,28 @@ func TestChaosGRPCOverHBONE(t *testing.T) {
 			_ = p.Close()
 		}
 	})
+}
+
+// grpcOverHBONE serves the echo gRPC backend behind its node's HBONE
+// server and a waypoint reaching it through a pool dialing with up; it
+// returns the proxy, its pool, the configuration it serves and its HBONE
+// address.
+func grpcOverHBONE(t *testing.T, m *identity.Manager, up *chaos.Dialer) (*waypoint.Proxy, *hbone.Pool, func() *model.Waypoint, string) {
+	t.Helper()
+	backend := startEchoGRPC(t)
+	_, backendPort, _ := net.SplitHostPort(backend)
+	nodeIP := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
+		Logf:      t.Logf,
+	})
+	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
+	t.Cleanup(func() { pool.Close() })
+	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	w := func() *model.Waypoint {
+		return ratingsGRPC(model.Endpoint{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()})
+	}
+	return proxy, pool, w, serveWaypoint(t, m, proxy, w())
 }
 
 // ratingsVIP is the gRPC service's original destination.
@@ -204,12 +205,7 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 	}()
 	go func() {
 		defer wg.Done()
-		for ctx.Err() == nil {
-			time.Sleep(100 * time.Millisecond)
-			if err := proxy.Load(w()); err != nil {
-				t.Errorf("Load: %v", err)
-			}
-		}
+		swapConfigUntil(ctx, t, proxy, w)
 	}()
 	for i := range 16 {
 		wg.Add(1)
@@ -325,19 +321,9 @@ func chaosCall(client testpb.TestServiceClient, r *rand.Rand) (outcome string, e
 // left waiting for the client's next message, and the answer with it).
 func TestGRPCStreamUpstreamCutOverHBONE(t *testing.T) {
 	m := newManager(t)
-	backend := startEchoGRPC(t)
-	_, backendPort, _ := net.SplitHostPort(backend)
-	nodeIP := serveNode(t, &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
-		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
-		Logf:      t.Logf,
-	})
 	up := &chaos.Dialer{}
-	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
-	t.Cleanup(func() { pool.Close() })
-	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
+	proxy, pool, _, wpAddr := grpcOverHBONE(t, m, up)
 	t.Cleanup(func() { proxy.Close() })
-	wpAddr := serveWaypoint(t, m, proxy, ratingsGRPC(model.Endpoint{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}))
 	clients := &hbone.Pool{Bundle: m.Bundle()}
 	t.Cleanup(func() { clients.Close() })
 	src := source(t, m, sleepID)

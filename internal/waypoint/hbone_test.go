@@ -345,6 +345,12 @@ func TestUpstreamClosedWhileIdleOverHBONE(t *testing.T) {
 // as the original destination reviewsVIP; it returns the address.
 func servePlain(t *testing.T, proxy *waypoint.Proxy, w *model.Waypoint) string {
 	t.Helper()
+	return servePlainFor(t, proxy, w, reviewsVIP)
+}
+
+// servePlainFor is servePlain for the original destination dst.
+func servePlainFor(t *testing.T, proxy *waypoint.Proxy, w *model.Waypoint, dst string) string {
+	t.Helper()
 	if err := proxy.Load(w); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +359,7 @@ func servePlain(t *testing.T, proxy *waypoint.Proxy, w *model.Waypoint) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() { _ = proxy.ServeListener(ln, reviewsVIP) }()
+	go func() { _ = proxy.ServeListener(ln, dst) }()
 	return ln.Addr().String()
 }
 
