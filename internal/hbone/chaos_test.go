@@ -35,8 +35,11 @@ const (
 
 const chaosPort = 9000
 
-// chaosIdle is the chaos server's idle timeout.
-const chaosIdle = 100 * time.Millisecond
+// chaosIdle is the chaos server's idle timeout: short, for the lulls to
+// reach it, but well above the time from a connection's handshake to its
+// first stream on a loaded machine under -race (a stream that comes after
+// it is refused on a connection dialed for it, rightly failing the Dial).
+const chaosIdle = 200 * time.Millisecond
 
 var chaosHandler = hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
 	_ = s.SetDeadline(time.Now().Add(15 * time.Second))
@@ -109,7 +112,7 @@ func TestChaosStreams(t *testing.T) {
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(3, 4))
 		for ctx.Err() == nil {
-			time.Sleep(time.Duration(200+r.IntN(200)) * time.Millisecond)
+			time.Sleep(time.Duration(300+r.IntN(300)) * time.Millisecond)
 			lull.Store(time.Now().Add(chaosIdle*8/10 + time.Duration(r.Int64N(int64(chaosIdle*4/10)))).UnixNano())
 		}
 	}()
