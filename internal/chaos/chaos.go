@@ -61,11 +61,20 @@ func closed(c net.Conn) bool {
 func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	d.mu.Lock()
 	d.conns = slices.DeleteFunc(d.conns, closed)
-	if len(d.conns) == 0 {
+	// With seen, only a connection its user has taken in (seen says no)
+	// is cut: one still being set up is not listed yet, so seen would say
+	// yes at once, and the user could take it in broken after both moves.
+	var pick []int
+	for i, c := range d.conns {
+		if seen == nil || !seen(c.LocalAddr().String()) {
+			pick = append(pick, i)
+		}
+	}
+	if len(pick) == 0 {
 		d.mu.Unlock()
 		return
 	}
-	i := r.IntN(len(d.conns))
+	i := pick[r.IntN(len(pick))]
 	c := d.conns[i]
 	d.conns = append(d.conns[:i], d.conns[i+1:]...)
 	d.mu.Unlock()
