@@ -55,7 +55,7 @@ func closed(c net.Conn) bool {
 // Cut closes a connection picked with r among those still open, if any.
 // Cuts moves before the close, so whatever fails of it sees Cuts moved;
 // Cut then waits until the connection's user noticed — until seen says so
-// (it gets the connection's local address; a second at most), or 50 ms
+// (it gets the connection's local address; a second at most), or 250 ms
 // without seen — and moves Cuts again: a failure that began after both
 // moves has no cut to blame.
 func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
@@ -82,7 +82,7 @@ func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	local := c.LocalAddr().String()
 	_ = c.Close()
 	if seen == nil {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // a loaded machine under -race is slow to notice
 		d.cuts.Add(1)
 		return
 	}
@@ -93,10 +93,23 @@ func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 }
 
 // CutUntil cuts a connection every 50 to 200 ms (picked with r) until ctx
-// ends; seen is Cut's.
-func (d *Dialer) CutUntil(ctx context.Context, r *rand.Rand, seen func(local string) bool) {
+// ends; seen is Cut's. With progress (a count of work done, such as
+// requests answered), each cut also waits for 5 more of it: on a slow
+// machine (-race, other packages' tests beside) every request would
+// otherwise meet a cut, and the test would check nothing else.
+func (d *Dialer) CutUntil(ctx context.Context, r *rand.Rand, seen func(local string) bool, progress func() int64) {
+	var last int64
 	for ctx.Err() == nil {
 		time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
+		for progress != nil && progress() < last+5 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if progress != nil {
+			last = progress()
+		}
 		d.Cut(r, seen)
 	}
 }

@@ -104,7 +104,7 @@ func TestChaosStreams(t *testing.T) {
 		defer wg.Done()
 		d.CutUntil(ctx, rand.New(rand.NewPCG(1, 2)), func(local string) bool {
 			return !slices.ContainsFunc(pool.Snapshot(), func(ci hbone.ConnInfo) bool { return ci.Local == local })
-		})
+		}, streams.Load)
 	}()
 	var lull atomic.Int64 // until when the workers start no stream (UnixNano)
 	wg.Add(1)

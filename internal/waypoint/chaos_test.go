@@ -110,12 +110,12 @@ func TestChaosThroughHBONE(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		up.CutUntil(ctx, rand.New(rand.NewPCG(1, 2)), seenBy(pool))
+		up.CutUntil(ctx, rand.New(rand.NewPCG(1, 2)), seenBy(pool), complete.Load)
 	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		down.CutUntil(ctx, rand.New(rand.NewPCG(3, 4)), seenBy(clients))
+		down.CutUntil(ctx, rand.New(rand.NewPCG(3, 4)), seenBy(clients), complete.Load)
 	}()
 	wg.Add(1)
 	go func() {
@@ -307,7 +307,7 @@ func TestChaosPlain(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		down.CutUntil(ctx, rand.New(rand.NewPCG(5, 6)), nil)
+		down.CutUntil(ctx, rand.New(rand.NewPCG(5, 6)), nil, complete.Load)
 	}()
 	go func() {
 		defer wg.Done()
