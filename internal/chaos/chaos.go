@@ -92,12 +92,18 @@ func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	d.cuts.Add(1)
 }
 
-// CutUntil cuts a connection every 50 to 200 ms (picked with r) until ctx
-// ends; seen is Cut's. With progress (a count of work done, such as
-// requests answered), each cut also waits for 5 more of it: on a slow
-// machine (-race, other packages' tests beside) every request would
-// otherwise meet a cut, and the test would check nothing else.
+// CutUntil cuts a connection (picked with r, seen is Cut's) at the pace
+// of Paced until ctx ends.
 func (d *Dialer) CutUntil(ctx context.Context, r *rand.Rand, seen func(local string) bool, progress func() int64) {
+	Paced(ctx, r, progress, func() { d.Cut(r, seen) })
+}
+
+// Paced calls f every 50 to 200 ms (picked with r) until ctx ends. With
+// progress (a count of work done, such as requests answered), each call
+// also waits for 5 more of it: on a slow machine (-race, other packages'
+// tests beside) every request would otherwise meet a cut, and the test
+// would check nothing else.
+func Paced(ctx context.Context, r *rand.Rand, progress func() int64, f func()) {
 	var last int64
 	for ctx.Err() == nil {
 		time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
@@ -110,7 +116,7 @@ func (d *Dialer) CutUntil(ctx context.Context, r *rand.Rand, seen func(local str
 		if progress != nil {
 			last = progress()
 		}
-		d.Cut(r, seen)
+		f()
 	}
 }
 

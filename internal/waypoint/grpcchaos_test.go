@@ -194,19 +194,13 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 	go func() {
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(7, 8))
-		var last int64
-		for ctx.Err() == nil {
-			time.Sleep(time.Duration(50+r.IntN(150)) * time.Millisecond)
-			for complete.Load() < last+5 && ctx.Err() == nil { // as chaos.Dialer.CutUntil
-				time.Sleep(5 * time.Millisecond)
-			}
-			last = complete.Load()
+		chaos.Paced(ctx, r, complete.Load, func() {
 			if up != nil && r.IntN(2) == 0 {
 				up.d.Cut(r, up.seen)
-				continue
+				return
 			}
 			downs[r.IntN(len(downs))].Cut(r, nil)
-		}
+		})
 	}()
 	go func() {
 		defer wg.Done()
