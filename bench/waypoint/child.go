@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/maxprocs"
 	"github.com/meshway/meshway/internal/waypoint"
 )
 
@@ -50,6 +51,7 @@ import (
 // childOpts are the flags of a child.
 type childOpts struct {
 	mode, caDir, config, node string
+	concurrency               int // the waypoint's -concurrency
 }
 
 func runChild(o childOpts) error {
@@ -237,6 +239,9 @@ func startWaypoint(o childOpts, logger *log.Logger) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// Threads as cmd/waypoint's -concurrency sets them; the child runs
+	// until it exits.
+	maxprocs.Start(context.Background(), o.concurrency)
 	proxy := &waypoint.Proxy{Logf: logger.Printf}
 	var pool *hbone.Pool
 	var src identity.CertSource

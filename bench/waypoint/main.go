@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +51,7 @@ type config struct {
 	rounds              int
 	proxyCPUs           string
 	maxSteal            float64 // percent
+	concurrency         int     // the waypoint's -concurrency
 }
 
 // stealReruns is how many times a fixed-rate run is measured again when
@@ -76,9 +78,11 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
 	flag.StringVar(&cfg.waypointBin, "waypoint-bin", "", "waypoint binary to run (default: build ./cmd/waypoint into the temporary directory)")
 	flag.Float64Var(&cfg.maxSteal, "max-steal", 1, "percent of the CPUs the hypervisor may take (steal) during a fixed-rate run before it is measured again (at most twice); 0: never")
+	flag.IntVar(&cfg.concurrency, "concurrency", 0, "the waypoint's -concurrency (threads) for the waypoint and waypoint-hbone targets; 0: its default, as many as the load needs")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs (as taskset -c: 1, 2-3) the proxy under test runs on, alone; the load generator and the backend get the others. Default: every process shares every CPU")
 	flag.Parse()
 	if co.mode != "" {
+		co.concurrency = cfg.concurrency
 		if err := runChild(co); err != nil {
 			fmt.Fprintln(os.Stderr, "bench child:", err)
 			os.Exit(1)
@@ -96,8 +100,8 @@ func main() {
 			cfg.targets = append(cfg.targets, t)
 		}
 	}
-	if cfg.rate <= 0 || cfg.rateConns <= 0 || cfg.maxConns <= 0 || cfg.duration <= 0 || cfg.maxDur <= 0 || cfg.rounds <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -rate, -rate-conns, -conns, -duration, -max-duration and -rounds must be positive")
+	if cfg.rate <= 0 || cfg.rateConns <= 0 || cfg.maxConns <= 0 || cfg.duration <= 0 || cfg.maxDur <= 0 || cfg.rounds <= 0 || cfg.concurrency < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -rate, -rate-conns, -conns, -duration, -max-duration and -rounds must be positive, -concurrency 0 or more")
 		os.Exit(2)
 	}
 	for _, p := range []*string{&cfg.cpuProfile, &cfg.trace} {
@@ -370,7 +374,11 @@ func printHeader(load string, b *bench) {
 	fmt.Printf("- go: %s %s/%s; peers: %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, versions())
 	fmt.Printf("- load average (1, 5, 15 min) when the measurements started: %s\n", load)
 	fmt.Printf("- all on loopback; HTTP/1.1 keep-alive; 1 KiB responses from a Go net/http backend in a child process;\n")
-	fmt.Printf("  nginx worker_processes %d, HAProxy nbthread %d, waypoint GOMAXPROCS unset (%d; -concurrency 1: 1); access logs off\n", b.cpus(), b.cpus(), b.cpus())
+	threads := fmt.Sprintf("as the load needs, up to %d", b.cpus())
+	if b.cfg.concurrency > 0 {
+		threads = strconv.Itoa(b.cfg.concurrency)
+	}
+	fmt.Printf("  nginx worker_processes %d, HAProxy nbthread %d, waypoint threads (-concurrency) %s, waypoint-1cpu 1; access logs off\n", b.cpus(), b.cpus(), threads)
 	if b.plan.pinned() {
 		fmt.Printf("- CPUs: the proxy under test alone on CPU %s (taskset); the load generator and the backend on CPU %s\n", formatCPUs(b.plan.proxy), formatCPUs(b.plan.rest))
 	} else {

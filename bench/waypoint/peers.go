@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -303,7 +304,11 @@ func startWaypointBinary(ctx context.Context, b *bench, key string, extra ...str
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{b.waypointBin, "-config", conf, "-listen", addr + "=" + serviceVIP, "-admin=", "-ready="}, extra...)
+	args := []string{b.waypointBin, "-config", conf, "-listen", addr + "=" + serviceVIP, "-admin=", "-ready="}
+	if b.cfg.concurrency > 0 {
+		args = append(args, "-concurrency", strconv.Itoa(b.cfg.concurrency))
+	}
+	args = append(args, extra...)
 	p, err := b.procs.start(key, filepath.Join(b.tmp, key+".log"), b.plan.proxyArgs(args))
 	if err != nil {
 		return nil, err
@@ -347,7 +352,7 @@ func (b *bench) startWaypointChild(ctx context.Context, name, conf string, hb bo
 	if err != nil {
 		return nil, "", err
 	}
-	args := []string{exe, "-child", "waypoint", "-config", conf}
+	args := []string{exe, "-child", "waypoint", "-config", conf, "-concurrency", strconv.Itoa(b.cfg.concurrency)}
 	if hb {
 		args = append(args, "-ca", b.caDir, "-node", b.node)
 	}

@@ -11,11 +11,11 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/meshway/meshway/internal/identity"
+	"github.com/meshway/meshway/internal/maxprocs"
 	pushclient "github.com/meshway/meshway/internal/push/client"
 	"github.com/meshway/meshway/internal/waypoint"
 )
@@ -121,14 +121,11 @@ func main() {
 	flag.StringVar(&opts.TokenFile, "token-file", defaultTokenFile, "the token authenticating the waypoint to the control plane over TLS (a pod's projected ServiceAccount token for audience istio-ca)")
 	trustDomain := flag.String("trust-domain", envDefault("TRUST_DOMAIN", "cluster.local"), "the mesh's trust domain, for the default -identity")
 	flag.StringVar(&opts.Identity, "identity", "", "with -hbone: the waypoint's SPIFFE ID, spiffe://<trust-domain>/ns/<ns>/sa/<sa> (default from $POD_NAMESPACE and $SERVICE_ACCOUNT, else the claims of -token-file)")
-	concurrency := flag.Int("concurrency", 0, "threads running the proxy (GOMAXPROCS), as Envoy's --concurrency; 0: one per CPU the container may use (Go's default). 1 trades throughput for a shorter latency tail and less CPU per request on CPUs shared with busy neighbours (docs/benchmarks.md); scale with replicas")
+	concurrency := flag.Int("concurrency", 0, "threads running the proxy (GOMAXPROCS), as Envoy's --concurrency; 0: as many as the load needs, one for each half CPU the proxy uses, up to the CPUs the container may use (a lightly loaded proxy then wastes no CPU waking idle threads; docs/benchmarks.md), unless $GOMAXPROCS is set")
 	flag.Parse()
 	if *concurrency < 0 {
-		fmt.Fprintf(os.Stderr, "waypoint: -concurrency %d: want 0 (one per CPU) or more\n", *concurrency)
+		fmt.Fprintf(os.Stderr, "waypoint: -concurrency %d: want 0 (as the load needs) or more\n", *concurrency)
 		os.Exit(2)
-	}
-	if *concurrency > 0 {
-		runtime.GOMAXPROCS(*concurrency)
 	}
 	opts.Listen = listens
 	if rootCertGiven(*rootCert) {
@@ -156,6 +153,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	maxprocs.Start(ctx, *concurrency)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	opts.Reload = hup
