@@ -59,7 +59,8 @@ func (echoService) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.Streami
 // sides, a grpc port): unary calls with payloads up to 64 KiB, some asking
 // for an error status (carried in trailers), and full-duplex streams of up
 // to 20 messages, while clients cancel calls mid-way, the clients'
-// connections to the waypoint are cut and the configuration is swapped.
+// connections to the waypoint and the waypoint's to the backend are cut
+// and the configuration is swapped.
 // Every call must end within its deadline; an answer must be the payload
 // sent, or the status asked; a call may fail only by its own cancel or a
 // cut; nothing may be left running.
@@ -67,8 +68,13 @@ func TestChaosGRPC(t *testing.T) {
 	backend := startEchoGRPC(t)
 	w := func() *model.Waypoint { return ratingsGRPC(model.Endpoint{Address: backend}) }
 	proxy := &waypoint.Proxy{Logf: t.Logf}
+	up := &chaos.Dialer{}
+	proxy.SetDialTCP(up.DialContext)
 	addr := servePlainFor(t, proxy, w(), ratingsVIP)
-	runGRPCChaos(t, proxy, w, nil, func(down *chaos.Dialer) grpc.DialOption {
+	// The waypoint's h2c connections to the backend are cut too: its
+	// HTTP/2 transport notices at once (its reader fails), so the cuts'
+	// grace without a seen check covers the calls they fail.
+	runGRPCChaos(t, proxy, w, &upstreamCuts{up, nil}, func(down *chaos.Dialer) grpc.DialOption {
 		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return down.DialContext(ctx, "tcp", addr)
 		})
@@ -233,8 +239,8 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 	for _, d := range downs {
 		cuts += d.Cuts()
 	}
-	t.Logf("calls: %d complete, %d canceled as asked, %d with the status asked, %d failed with a cut (%d cut)",
-		complete.Load(), canceled.Load(), statuses.Load(), cutFailures.Load(), cuts/2)
+	t.Logf("calls: %d complete, %d canceled as asked, %d with the status asked, %d failed with a cut (%d cut, %d of them upstream)",
+		complete.Load(), canceled.Load(), statuses.Load(), cutFailures.Load(), cuts/2, upCuts()/2)
 	if complete.Load() == 0 || canceled.Load() == 0 || statuses.Load() == 0 {
 		t.Error("the chaos missed a case")
 	}

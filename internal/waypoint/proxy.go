@@ -55,6 +55,9 @@ type Proxy struct {
 	// netHTTPOnly hands every request to net/http's server, for tests
 	// that hold the fast path to it.
 	netHTTPOnly bool
+	// dialTCP, if set, connects to endpoints without an identity in
+	// place of a net.Dialer: the chaos tests cut those connections.
+	dialTCP func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	tmu    sync.Mutex // guards tracer changes
 	tracer atomic.Pointer[tracerFor]
@@ -309,6 +312,9 @@ func (p *Proxy) serveTCP(c *inConn, d *dest) {
 // dial connects to an endpoint: over HBONE when it has an identity.
 func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) {
 	if ep.Identity == "" {
+		if p.dialTCP != nil {
+			return p.dialTCP(ctx, "tcp", ep.Address)
+		}
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", ep.Address)
 	}
