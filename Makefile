@@ -14,8 +14,10 @@ help: ## Show this help.
 build: ## Build the binaries into bin/.
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: ## Run the whole test suite, incl. against a real kube-apiserver (built once, ~12 min, into ~/.cache).
+test: ## Run the whole test suite, incl. against a real kube-apiserver (built once, ~12 min, into ~/.cache); the proxies' chaos tests once more on one thread.
 	KUBEBUILDER_ASSETS="$$(bash hack/k8s-test-bins.sh)" $(GO) test -race -count=1 ./...
+	@# A waypoint under light load runs on one thread (internal/maxprocs).
+	$(GO) test -race -count=1 -cpu 1 -run '^TestChaos' ./internal/waypoint/ ./internal/hbone/
 
 test-short: ## Run the tests without the race detector and without Kubernetes (those skip, saying why).
 	$(GO) test -count=1 ./...
