@@ -106,16 +106,25 @@ func keyOf(req *Request) poolKey {
 	return poolKey{src: req.Source.ID(), addr: req.Addr, expected: strings.Join(ids, " ")}
 }
 
+// refusedTries bounds the tries of a stream the server refuses unprocessed
+// (REFUSED_STREAM, or above its GOAWAY's last stream): each after the first
+// on a connection dialed for it. A refused stream is always safe to send
+// again, and a server closing idle connections refuses the first stream of
+// a fresh one that comes after its idle timeout (a slow client, a busy
+// host); net/http's HTTP/2 transport retries those up to six times.
+const refusedTries = 3
+
 // Dial opens a tunnel to req.Authority through the HBONE server at
 // req.Addr and returns it once the server accepted the CONNECT. ctx bounds
 // only the set-up; the stream lives until Close. Errors are *DialError
 // matching ErrRefused, ErrIdentityRejected, ErrTimeout or ErrBadRequest
 // with errors.Is where they apply. A stream the server refused before
-// processing it (it was draining, or at its stream cap) is retried once on
-// a connection dialed for it, and so is one whose pooled connection turned
+// processing it (it was draining or closing idle connections, or at its
+// stream cap) is retried on a connection dialed for it, up to refusedTries
+// tries in all, and one whose pooled connection turned
 // out to be broken before the CONNECT was answered (the peer went away
 // while the connection sat in the pool, and the reader had not seen it
-// yet): a tunnel that carried nothing can always be opened again. Not on
+// yet) once: a tunnel that carried nothing can always be opened again. Not on
 // another pooled connection: when a server closes the connections that
 // sat idle, it closes them all at once.
 func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
@@ -165,11 +174,15 @@ func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 			return fail(nil, 0, err)
 		}
 		// again says whether a stream that failed unanswered may be tried
-		// once more: refused unprocessed, or lost with a pooled connection
-		// that was already broken (not one dialed for it: that failure is
-		// the server's answer).
+		// once more, on a connection dialed for it: refused unprocessed
+		// (up to refusedTries in all), or lost with a pooled connection
+		// that was already broken (once: a failure of a connection dialed
+		// for it is the server's answer).
 		again := func(err error) bool {
-			return attempt == 0 && (errors.Is(err, errRefusedStream) || reused && c.dead())
+			if errors.Is(err, errRefusedStream) {
+				return attempt+1 < refusedTries
+			}
+			return attempt == 0 && reused && c.dead()
 		}
 		s, err := c.open(req.Authority, header)
 		if err != nil {

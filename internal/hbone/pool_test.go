@@ -1,7 +1,11 @@
 package hbone_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -9,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
 )
 
 // breakableConn is a TCP connection whose writes fail once broken, as a
@@ -131,6 +139,93 @@ func TestServerClosesIdleConnections(t *testing.T) {
 					round, srv.Snapshot(), pool.Snapshot())
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// TestDialRefusedOnFreshConnections: a server refuses the first stream of
+// each of its first connections (as one closing idle connections refuses
+// a fresh connection's first stream when it comes after the timeout, on a
+// busy host); a Dial tries again on a connection dialed each time, up to
+// three tries: with two refusals it opens its tunnel on the third
+// connection, with three it fails, refused.
+func TestDialRefusedOnFreshConnections(t *testing.T) {
+	for _, refusals := range []int{2, 3} {
+		m := newMesh(t, time.Hour)
+		addr, accepted := refusingServer(t, m, refusals)
+		pool := newPool(t, m)
+		c, err := pool.Dial(ctxT(t), dialReq(m.source(t, clientID), addr))
+		switch {
+		case refusals < 3 && err != nil:
+			t.Errorf("%d refusals: %v; want the tunnel open on connection %d", refusals, err, refusals+1)
+		case refusals >= 3 && !errors.Is(err, hbone.ErrRefused):
+			t.Errorf("%d refusals: %v; want refused after 3 tries", refusals, err)
+		}
+		if c != nil {
+			c.Close()
+		}
+		if got, want := int(accepted.Load()), min(refusals+1, 3); got != want {
+			t.Errorf("%d refusals: %d connections; want %d, one per try", refusals, got, want)
+		}
+	}
+}
+
+// refusingServer is a bare HTTP/2 server over the mesh's TLS that resets
+// the first stream of each of its first refusals connections with
+// REFUSED_STREAM and accepts every other CONNECT; accepted counts its
+// connections.
+func refusingServer(t *testing.T, m *mesh, refusals int) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", identity.ServerTLSConfig(m.source(t, serverID), m.mgr.Bundle(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := new(atomic.Int32)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go serveRefusing(c, int(accepted.Add(1)) <= refusals)
+		}
+	}()
+	return ln.Addr().String(), accepted
+}
+
+func serveRefusing(c net.Conn, refuse bool) {
+	defer c.Close()
+	if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if fr.WriteSettings() != nil {
+		return
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() && fr.WriteSettingsAck() != nil {
+				return
+			}
+		case *http2.MetaHeadersFrame:
+			if refuse {
+				refuse = false
+				_ = fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
+				continue
+			}
+			block.Reset()
+			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: block.Bytes(), EndHeaders: true})
 		}
 	}
 }
