@@ -326,7 +326,7 @@ func (b *reqBody) Close() error {
 // before reading the answer would otherwise block); false if that is too
 // much or failed: the connection must close.
 func (b *reqBody) drainable() bool {
-	if a := b.dc.async; a != nil && !b.dc.bodyLost && !a.release() {
+	if a := b.dc.async; a != nil && !b.dc.bodyLost && (!a.release() || a.interrupted.Load()) {
 		b.dc.bodyLost = true
 	}
 	if b.dc.bodyLost {
@@ -363,6 +363,11 @@ type asyncBody struct {
 	mu       sync.Mutex // held through each read
 	rc       io.ReadCloser
 	released bool
+	// conn is the client's connection; interrupted says Close broke a
+	// read under way with a read deadline in the past: the connection is
+	// not read again.
+	conn        interface{ SetReadDeadline(time.Time) error }
+	interrupted atomic.Bool
 }
 
 func (b *asyncBody) Read(p []byte) (int, error) {
@@ -374,8 +379,24 @@ func (b *asyncBody) Read(p []byte) (int, error) {
 	return b.rc.Read(p)
 }
 
-// Close is the transport's: the body stays the connection's to drain.
-func (b *asyncBody) Close() error { return nil }
+// Close is the transport's (through closeThrough, ReverseProxy's wrapper
+// closing nothing), once it is done with the body: the body stays
+// the connection's to drain. But a read still under way waits for the
+// client, and net/http's HTTP/2 transport ends a failed exchange (its
+// answer's body included) only once its goroutine sending the body
+// returns: a client pausing mid-upload would hold the answer until it sent
+// more. So that read is broken (the client's connection's read deadline,
+// set in the past) and the connection closes after the answer; it was to
+// close anyway, with the body unread.
+func (b *asyncBody) Close() error {
+	if b.mu.TryLock() {
+		b.mu.Unlock()
+		return nil
+	}
+	b.interrupted.Store(true)
+	_ = b.conn.SetReadDeadline(aLongTimeAgo)
+	return nil
+}
 
 // release takes the body back for the connection; false if a read is
 // under way.

@@ -3,11 +3,14 @@ package waypoint_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/meshway/meshway/internal/chaos"
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
@@ -508,4 +512,68 @@ func TestEarlyAnswerOverH2CLeavesTheNextBodyWhole(t *testing.T) {
 		t.Error("the connection never went on after an early answer: the drain path was not tested")
 	}
 	t.Logf("%d of 20 early answers kept the connection", kept)
+}
+
+// TestUpstreamCutWhileUploadPauses: an HTTP/1.1 client uploads to an h2c
+// cluster whose backend answers before reading the whole body (the answer
+// streams while the body still comes); the waypoint's connection to the
+// backend is cut while the client pauses mid-body. The client's answer
+// must end at once, not wait for the client's next bytes: net/http's
+// HTTP/2 transport ends a failed exchange only once its goroutine sending
+// the body returns, and that goroutine waits in a read of the client's
+// connection, which only the body's Close can break.
+func TestUpstreamCutWhileUploadPauses(t *testing.T) {
+	read := make(chan struct{})
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "streaming")
+		w.(http.Flusher).Flush()
+		if _, err := io.ReadFull(r.Body, make([]byte, 10)); err == nil {
+			close(read)
+		}
+		<-r.Context().Done()
+	}))
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	backend.Config.Protocols = &protos
+	backend.Start()
+	t.Cleanup(backend.Close)
+	up := &chaos.Dialer{}
+	proxy := &waypoint.Proxy{Logf: t.Logf}
+	proxy.SetDialTCP(up.DialContext)
+	t.Cleanup(func() { proxy.Close() })
+	// An HTTP port (the fast path serves it) whose cluster speaks h2c.
+	w := reviewsConfig(nil, model.Cluster{Name: "reviews", Protocol: model.ProtocolHTTP2,
+		Endpoints: []model.Endpoint{{Address: backend.Listener.Addr().String()}}})
+	addr := servePlainFor(t, proxy, w, reviewsVIP)
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A bound for the test, not a measure: the answer should end within
+	// milliseconds of the cut.
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: reviews\r\nContent-Length: 1000000\r\n\r\n0123456789")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d; want the backend's 200", resp.StatusCode)
+	}
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never read the body's first bytes")
+	}
+	up.Cut(rand.New(rand.NewPCG(1, 2)), nil) // the one connection to the backend
+	got, err := io.ReadAll(resp.Body)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the answer (%q so far) waited for the client's next bytes after the backend's connection was cut", got)
+	}
+	if err == nil {
+		t.Errorf("the answer ended whole (%q) though the backend's connection was cut mid-answer", got)
+	}
 }

@@ -45,8 +45,9 @@ type exchange struct {
 	respMods []*model.HeaderModifier
 	mirrors  []mirror
 	flags    []string // Envoy response flags, for telemetry
-	// inBody is an HTTP/2 client's request body, which the outbound
-	// request's Close also closes (closeThrough).
+	// inBody is an HTTP/2 client's request body, or the fast path's body
+	// sent to an h2c cluster (asyncBody), which the outbound request's
+	// Close also closes (closeThrough).
 	inBody io.Closer
 }
 
@@ -323,8 +324,9 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, cfg *config, ic *i
 		return
 	}
 	if dc != nil && r.Body != nil && r.Body != http.NoBody {
-		dc.async = &asyncBody{rc: r.Body}
+		dc.async = &asyncBody{rc: r.Body, conn: dc.ic}
 		r.Body = dc.async
+		x.inBody = dc.async
 	}
 	if r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
 		x.inBody = r.Body

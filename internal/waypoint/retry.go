@@ -38,7 +38,8 @@ func (t tries) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // closeThrough is an outbound request body whose Close also closes the
-// inbound HTTP/2 request body it reads. ReverseProxy hands the transport
+// inbound HTTP/2 request body it reads (or the fast path's asyncBody, which
+// breaks its read likewise). ReverseProxy hands the transport
 // the inbound body behind a wrapper whose Close does nothing, and
 // net/http's HTTP/2 transport, when the upstream connection or stream
 // fails, stops the goroutine sending the body by closing it — which then
