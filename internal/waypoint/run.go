@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
@@ -96,6 +97,11 @@ func Run(ctx context.Context, o Options) error {
 	p := &Proxy{Logf: logf}
 	if o.MetricsAddr != "" {
 		p.Metrics = telemetry.NewMetrics(telemetry.ReporterWaypoint)
+		// The process's own, beside Istio's: CPU, memory, goroutines and
+		// threads (go_sched_gomaxprocs_threads, which follow the load; see
+		// internal/maxprocs), as Envoy's server stats are beside its
+		// traffic's.
+		p.Metrics.Registry().MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	logOut := o.AccessLog
 	if logOut == nil {

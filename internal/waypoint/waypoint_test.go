@@ -545,3 +545,72 @@ func TestWorkloadAddressed(t *testing.T) {
 		}
 	}
 }
+
+// TestRunServesMetrics: Run with a metrics address serves Istio's metrics
+// of the requests it proxied and, beside them, the process's own (CPU,
+// memory, threads), as Envoy's server stats are.
+func TestRunServesMetrics(t *testing.T) {
+	b := newBackend(t, "reviews")
+	path := filepath.Join(t.TempDir(), "waypoint.yaml")
+	conf := fmt.Sprintf(`name: waypoint
+namespace: default
+services:
+- name: reviews
+  namespace: default
+  addresses: [10.96.0.20]
+  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
+clusters:
+- name: reviews
+  endpoints: [{address: %q}]
+`, b.addr())
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen, metrics := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- waypoint.Run(ctx, waypoint.Options{ConfigPath: path, MetricsAddr: metrics,
+			Listen: []waypoint.Listen{{Addr: listen, OriginalDst: reviewsVIP}}, AccessLog: io.Discard, Logf: t.Logf})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	c := client(t)
+	eventually(t, func() bool {
+		resp, err := c.Get("http://" + listen + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "proxying a request")
+	resp, err := c.Get("http://" + metrics + "/stats/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`istio_requests_total{`, `reporter="waypoint"`,
+		"go_sched_gomaxprocs_threads ", "go_goroutines ", "process_cpu_seconds_total ", "process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/stats/prometheus has no %q", want)
+		}
+	}
+}
+
+// freeAddr returns a loopback address free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
