@@ -11,6 +11,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -153,7 +154,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	maxprocs.Start(ctx, *concurrency)
+	cpus := runtime.GOMAXPROCS(0)
+	if maxprocs.Start(ctx, *concurrency) {
+		logger.Printf("threads: as the load needs, 1 to %d (-concurrency N fixes them)", cpus)
+	} else {
+		logger.Printf("threads: %d (-concurrency or $GOMAXPROCS)", runtime.GOMAXPROCS(0))
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	opts.Reload = hup
