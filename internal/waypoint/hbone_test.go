@@ -248,23 +248,10 @@ func TestRunServesHBONE(t *testing.T) {
 	b := newBackend(t, "reviews")
 	dir := t.TempDir()
 	path := dir + "/waypoint.yaml"
-	conf := fmt.Sprintf(`name: waypoint
-namespace: default
-services:
-- name: reviews
-  namespace: default
-  addresses: [10.96.0.20]
-  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
-clusters:
-- name: reviews
-  endpoints: [{address: %q}]
-`, b.addr())
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(reviewsYAML(b.addr())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	hboneAddr := ln.Addr().String()
-	ln.Close()
+	hboneAddr := freeAddr(t)
 	caDir := dir + "/ca"
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

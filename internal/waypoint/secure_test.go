@@ -3,7 +3,6 @@ package waypoint_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,21 +59,9 @@ func TestRunCertificateFromCA(t *testing.T) {
 	t.Cleanup(gs.Stop)
 
 	b := newBackend(t, "reviews")
-	conf := write("waypoint.yaml", fmt.Sprintf(`name: waypoint
-namespace: default
-services:
-- name: reviews
-  namespace: default
-  addresses: [10.96.0.20]
-  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
-clusters:
-- name: reviews
-  endpoints: [{address: %q}]
-`, b.addr()))
+	conf := write("waypoint.yaml", reviewsYAML(b.addr()))
 	opts := func(id spiffeid.ID) waypoint.Options {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := freeAddr(t)
 		return waypoint.Options{
 			ConfigPath: conf, HBONEAddr: addr, Identity: id.String(), Logf: t.Logf,
 			CAAddress: caLn.Addr().String(), RootCert: write("root-cert.pem", string(ca.Bundle().PEM())), TokenFile: write("token", "good"),

@@ -459,25 +459,10 @@ func TestRunReloadsFile(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "waypoint.yaml")
-	conf := func(addr string) string {
-		return fmt.Sprintf(`name: waypoint
-namespace: default
-services:
-- name: reviews
-  namespace: default
-  addresses: [10.96.0.20]
-  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
-clusters:
-- name: reviews
-  endpoints: [{address: %q}]
-`, addr)
-	}
-	if err := os.WriteFile(path, []byte(conf(a.addr())), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(reviewsYAML(a.addr())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	listen := ln.Addr().String()
-	ln.Close()
+	listen := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -499,7 +484,7 @@ clusters:
 		return resp.Header.Get("X-Backend")
 	}
 	eventually(t, func() bool { return backendOf() == "a" }, "serving the first configuration")
-	if err := os.WriteFile(path, []byte(conf(b.addr())), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(reviewsYAML(b.addr())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, func() bool { return backendOf() == "b" }, "serving the edited configuration")
@@ -552,18 +537,7 @@ func TestWorkloadAddressed(t *testing.T) {
 func TestRunServesMetrics(t *testing.T) {
 	b := newBackend(t, "reviews")
 	path := filepath.Join(t.TempDir(), "waypoint.yaml")
-	conf := fmt.Sprintf(`name: waypoint
-namespace: default
-services:
-- name: reviews
-  namespace: default
-  addresses: [10.96.0.20]
-  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
-clusters:
-- name: reviews
-  endpoints: [{address: %q}]
-`, b.addr())
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(reviewsYAML(b.addr())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	listen, metrics := freeAddr(t), freeAddr(t)
@@ -602,6 +576,22 @@ clusters:
 			t.Errorf("/stats/prometheus has no %q", want)
 		}
 	}
+}
+
+// reviewsYAML is a waypoint configuration file serving reviews
+// (10.96.0.20:9080) from the backend at addr.
+func reviewsYAML(addr string) string {
+	return fmt.Sprintf(`name: waypoint
+namespace: default
+services:
+- name: reviews
+  namespace: default
+  addresses: [10.96.0.20]
+  ports: [{port: 9080, protocol: HTTP, cluster: reviews}]
+clusters:
+- name: reviews
+  endpoints: [{address: %q}]
+`, addr)
 }
 
 // freeAddr returns a loopback address free a moment ago.
