@@ -120,12 +120,12 @@ const refusedTries = 3
 // matching ErrRefused, ErrIdentityRejected, ErrTimeout or ErrBadRequest
 // with errors.Is where they apply. A stream the server refused before
 // processing it (it was draining or closing idle connections, or at its
-// stream cap) is retried on a connection dialed for it, up to refusedTries
-// tries in all, and one whose pooled connection turned
-// out to be broken before the CONNECT was answered (the peer went away
-// while the connection sat in the pool, and the reader had not seen it
-// yet) once: a tunnel that carried nothing can always be opened again. Not on
-// another pooled connection: when a server closes the connections that
+// stream cap) is tried again on a connection dialed for it, up to
+// refusedTries tries in all; so is, once, one whose pooled connection
+// turned out to be broken before the CONNECT was answered (the peer went
+// away while the connection sat in the pool, and the reader had not seen
+// it yet): a tunnel that carried nothing can always be opened again. Not
+// on another pooled connection: when a server closes the connections that
 // sat idle, it closes them all at once.
 func (p *Pool) Dial(ctx context.Context, req Request) (*Conn, error) {
 	p.init()
