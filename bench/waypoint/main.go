@@ -132,6 +132,7 @@ type bench struct {
 	procs       *procs
 	caDir       string
 	backend     string // the backend's address
+	backendPid  int    // the backend's process (with its node's HBONE server)
 	node        string // its node's HBONE address
 	clientSrc   identity.CertSource
 	clientPool  *hbone.Pool
@@ -293,12 +294,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 	// kept.
 	measureRate := func() error {
 		for try := 0; ; try++ {
-			c0, s0 := cpu(), stolen()
+			c0, s0, k0 := cpu(), stolen(), cpuOf(b.backendPid)
 			st, err := fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration)
 			if err != nil {
 				return err
 			}
-			st.proxyCPU, st.stolen = cpu()-c0, stolen()-s0
+			st.proxyCPU, st.stolen, st.backendCPU = cpu()-c0, stolen()-s0, cpuOf(b.backendPid)-k0
 			if res.fixed == nil || stealFraction(st) < stealFraction(res.fixed) {
 				res.fixed = st
 			}
@@ -323,12 +324,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 		}
 	}
 	err = profiled("max", func() error {
-		c0 := cpu()
+		c0, k0 := cpu(), cpuOf(b.backendPid)
 		var err error
 		if res.max, err = maxRate(ctx, mc, b.cfg.maxDur); err != nil {
 			return err
 		}
-		res.max.proxyCPU = cpu() - c0
+		res.max.proxyCPU, res.max.backendCPU = cpu()-c0, cpuOf(b.backendPid)-k0
 		return nil
 	})
 	if err != nil {

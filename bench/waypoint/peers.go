@@ -388,6 +388,7 @@ func (b *bench) startBackend() error {
 	if err != nil {
 		return err
 	}
+	b.backendPid = p.cmd.Process.Pid
 	line, err := p.readLine(30 * time.Second)
 	if err != nil {
 		return err

@@ -65,6 +65,7 @@ func addStats(to, s *runStats) {
 	to.late = append(to.late, s.late...)
 	to.genCPU += s.genCPU
 	to.proxyCPU += s.proxyCPU
+	to.backendCPU += s.backendCPU
 	to.stolen += s.stolen
 	to.stalls.bursts += s.stalls.bursts
 	to.stalls.requests += s.stalls.requests
@@ -86,18 +87,18 @@ func stealFraction(s *runStats) float64 {
 }
 
 // cpuPer1000 is the proxy's CPU-seconds per 1,000 requests answered.
-func cpuPer1000(s *runStats) float64 {
-	if len(s.lat) == 0 {
-		return 0
-	}
-	return s.proxyCPU.Seconds() / (float64(len(s.lat)) / 1000)
-}
+func cpuPer1000(s *runStats) float64 { return per1000(s, s.proxyCPU) }
 
-func genPer1000(s *runStats) float64 {
+func genPer1000(s *runStats) float64 { return per1000(s, s.genCPU) }
+
+func backendPer1000(s *runStats) float64 { return per1000(s, s.backendCPU) }
+
+// per1000 is cpu in seconds per 1,000 requests of s answered.
+func per1000(s *runStats, cpu time.Duration) float64 {
 	if len(s.lat) == 0 {
 		return 0
 	}
-	return s.genCPU.Seconds() / (float64(len(s.lat)) / 1000)
+	return cpu.Seconds() / (float64(len(s.lat)) / 1000)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
@@ -256,6 +257,11 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		gen = append(gen, fmt.Sprintf("%s %.3f / %.3f s", r.name, genPer1000(r.fixed), genPer1000(r.max)))
 	}
 	fmt.Fprintf(w, "Load generator's own CPU per 1,000 requests (getrusage of the bench process), %s req/s / maximum: %s.\n", rate, strings.Join(gen, ", "))
+	var back []string
+	for _, r := range rs {
+		back = append(back, fmt.Sprintf("%s %.3f / %.3f s", r.name, backendPer1000(r.fixed), backendPer1000(r.max)))
+	}
+	fmt.Fprintf(w, "The backend's process's CPU per 1,000 requests (/proc; for HBONE it also runs the backend node's tunnel ends), %s req/s / maximum: %s.\n", rate, strings.Join(back, ", "))
 	var late []string
 	for _, r := range rs {
 		late = append(late, fmt.Sprintf("%s %s / %s", r.name, us(pct(r.fixed.late, 50)), us(pct(r.fixed.late, 99))))
