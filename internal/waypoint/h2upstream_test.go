@@ -524,21 +524,28 @@ func TestEarlyAnswerOverH2CLeavesTheNextBodyWhole(t *testing.T) {
 }
 
 // TestUpstreamCutWhileUploadPauses: an HTTP/1.1 client uploads to an h2c
-// cluster whose backend answers before reading the whole body (the answer
-// streams while the body still comes); the waypoint's connection to the
-// backend is cut while the client pauses mid-body. The client's answer
-// must end at once, not wait for the client's next bytes: net/http's
-// HTTP/2 transport ends a failed exchange only once its goroutine sending
-// the body returns, and that goroutine waits in a read of the client's
-// connection, which only the body's Close can break.
+// cluster whose backend answers before the whole body came (it reads the
+// first bytes, then the answer streams while the rest is awaited); the
+// waypoint's connection to the backend is cut while the client pauses
+// mid-body. The client's answer must end at once, not wait for the
+// client's next bytes: net/http's HTTP/2 transport ends a failed exchange
+// only once its goroutine sending the body returns, and that goroutine
+// waits in a read of the client's connection, which only the body's Close
+// can break.
 func TestUpstreamCutWhileUploadPauses(t *testing.T) {
 	read := make(chan struct{})
 	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The first bytes before the answer: the waypoint's transport
+		// is then back in a read of the client's connection for more
+		// when the answer begins (or, if it is not yet, the body is
+		// the connection's from then on and the transport's next read
+		// fails, which ends the exchange too).
+		if _, err := io.ReadFull(r.Body, make([]byte, 10)); err != nil {
+			return
+		}
+		close(read)
 		fmt.Fprint(w, "streaming")
 		w.(http.Flusher).Flush()
-		if _, err := io.ReadFull(r.Body, make([]byte, 10)); err == nil {
-			close(read)
-		}
 		<-r.Context().Done()
 	}))
 	var protos http.Protocols
