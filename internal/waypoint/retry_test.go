@@ -2,7 +2,6 @@ package waypoint_test
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -143,9 +142,7 @@ func TestPerTryTimeout(t *testing.T) {
 // TestRetryConnectFailure: a refused connection is retried on another
 // endpoint under the default conditions.
 func TestRetryConnectFailure(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := freeAddr(t) // nothing listens there
 	live := newBackend(t, "live")
 	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: dead}, {Address: live.addr()}}}
 	retry := &model.Retry{Attempts: 1, Backoff: model.Duration(time.Millisecond)}

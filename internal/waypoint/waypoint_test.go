@@ -265,9 +265,7 @@ func TestRequestTimeout(t *testing.T) {
 // TestNoEndpointAnd503: a cluster with no healthy endpoint answers 503; a
 // dead endpoint answers Envoy's connect error.
 func TestNoEndpointAnd503(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := freeAddr(t) // nothing listens there
 	w := reviewsConfig(nil, model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: dead}}})
 	p, proxy := startProxy(t, w, reviewsVIP)
 	c := client(t)
