@@ -200,8 +200,10 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 	go func() {
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(7, 8))
+		turn := 0
 		chaos.Paced(ctx, r, complete.Load, func() {
-			if up != nil && r.IntN(2) == 0 {
+			turn++
+			if up != nil && turn%2 == 1 { // every other cut, the first included
 				up.d.Cut(r, up.seen)
 				return
 			}
@@ -243,6 +245,9 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 		complete.Load(), canceled.Load(), statuses.Load(), cutFailures.Load(), cuts/2, upCuts()/2)
 	if complete.Load() == 0 || canceled.Load() == 0 || statuses.Load() == 0 {
 		t.Error("the chaos missed a case")
+	}
+	if up != nil && upCuts() == 0 {
+		t.Error("the chaos cut none of the waypoint's upstream connections")
 	}
 	for _, c := range conns {
 		_ = c.Close()
