@@ -183,8 +183,9 @@ func startBackend(o childOpts, logger *log.Logger) (string, func(), error) {
 }
 
 // startNode serves HBONE as the backend's node: each tunnel from the
-// waypoint, whose :authority is 127.0.0.2:<backend port>, is spliced to the
-// backend on 127.0.0.1.
+// waypoint, or from the generator straight (the direct-hbone target), whose
+// :authority is 127.0.0.2:<backend port>, is spliced to the backend on
+// 127.0.0.1.
 func startNode(caDir, backend string, logger *log.Logger) (*hbone.Server, string, error) {
 	src, bundle, err := loadSource(caDir, backendID)
 	if err != nil {
@@ -192,7 +193,7 @@ func startNode(caDir, backend string, logger *log.Logger) (*hbone.Server, string
 	}
 	bap := netip.MustParseAddrPort(backend)
 	srv := &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(src, bundle, identity.ExpectIDs(waypointID)),
+		TLSConfig: identity.ServerTLSConfig(src, bundle, identity.ExpectIDs(waypointID, clientID)),
 		Handler: hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
 			if s.Authority.Port != bap.Port() {
 				_ = s.Reject(http.StatusBadRequest, "not the backend")

@@ -72,7 +72,7 @@ func main() {
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each run, per target (results discarded)")
 	flag.IntVar(&cfg.rateConns, "rate-conns", 16, "keep-alive connections the fixed-rate run spreads its requests over")
 	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
-	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline); waypoint-1cpu: the waypoint with -concurrency 1")
+	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline; direct-hbone, the generator tunnelling straight to the backend's node, runs with waypoint-hbone: it is its baseline); waypoint-1cpu: the waypoint with -concurrency 1")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
 	flag.StringVar(&cfg.trace, "trace", "", "write execution traces of the waypoint's fixed-rate runs (first round): FILE for plain HTTP, with -hbone before the extension for HBONE; read them with go tool trace, e.g. -pprof=sched for where goroutines waited to run (the plain waypoint then runs in a child of the bench)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
@@ -95,6 +95,10 @@ func main() {
 		if !slices.ContainsFunc(targets, func(x target) bool { return x.key == t }) {
 			fmt.Fprintf(os.Stderr, "bench: unknown target %q\n", t)
 			os.Exit(2)
+		}
+		if t == "waypoint-hbone" && !slices.Contains(cfg.targets, "direct-hbone") {
+			// The HBONE waypoint's baseline, as direct is the others'.
+			cfg.targets = append(cfg.targets, "direct-hbone")
 		}
 		if !slices.Contains(cfg.targets, t) {
 			cfg.targets = append(cfg.targets, t)

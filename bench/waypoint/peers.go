@@ -41,6 +41,7 @@ var targets = []target{
 	{"haproxy", "HAProxy", startHAProxy},
 	{"waypoint", "waypoint", startWaypointTarget},
 	{"waypoint-1cpu", "waypoint, -concurrency 1", startWaypointOneCPU},
+	{"direct-hbone", "direct, HBONE", startDirectHBONE},
 	{"waypoint-hbone", "waypoint, HBONE both sides", startWaypointHBONE},
 }
 
@@ -53,6 +54,22 @@ func tcpDial(addr string) dialFunc {
 
 func startDirect(_ context.Context, b *bench) (*running, error) {
 	return &running{dial: tcpDial(b.backend)}, nil
+}
+
+// startDirectHBONE reaches the backend as an ambient mesh without a
+// waypoint does, ztunnel to ztunnel: the generator's tunnel goes straight
+// to the backend's node. It is the HBONE waypoint's baseline, as direct is
+// the plain proxies': what the waypoint adds to a mesh that already
+// tunnels.
+func startDirectHBONE(_ context.Context, b *bench) (*running, error) {
+	req := hbone.Request{Source: b.clientSrc, Addr: b.node, Authority: b.backendOnNode(), Expected: []spiffeid.ID{backendID}}
+	return &running{dial: func(ctx context.Context) (net.Conn, error) { return b.clientPool.Dial(ctx, req) }}, nil
+}
+
+// backendOnNode is the backend's address as the mesh knows it: its pod IP
+// (the node's, 127.0.0.2) and its port.
+func (b *bench) backendOnNode() string {
+	return "127.0.0.2:" + b.backend[strings.LastIndexByte(b.backend, ':')+1:]
 }
 
 // freeAddr returns a loopback address with a port free right now, for
@@ -330,9 +347,8 @@ func startWaypointOneCPU(ctx context.Context, b *bench) (*running, error) {
 // HBONE and reaching the backend through HBONE via the backend's node; the
 // generator tunnels to it with an hbone.Pool.
 func startWaypointHBONE(ctx context.Context, b *bench) (*running, error) {
-	backendPort := b.backend[strings.LastIndexByte(b.backend, ':')+1:]
 	conf := filepath.Join(b.tmp, "waypoint-hbone.yaml")
-	ep := model.Endpoint{Address: "127.0.0.2:" + backendPort, Identity: backendID.String()}
+	ep := model.Endpoint{Address: b.backendOnNode(), Identity: backendID.String()}
 	if err := writeWaypointConfig(conf, ep); err != nil {
 		return nil, err
 	}
