@@ -90,13 +90,22 @@ func compile(w *model.Waypoint, prev *config) (*config, error) {
 		c.clusters[mc.Name] = newCluster(mc, old)
 	}
 	var errs []error
-	waypointAuthz, err := authz.Compile(w.Policies)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("policies: %w", err))
+	// Without policies or limits the engine and the limiter stay nil: a
+	// request then skips them instead of building what they would read.
+	var (
+		waypointAuthz  *authz.Engine
+		waypointLimits *ratelimit.Limiter
+		err            error
+	)
+	if len(w.Policies) > 0 {
+		if waypointAuthz, err = authz.Compile(w.Policies); err != nil {
+			errs = append(errs, fmt.Errorf("policies: %w", err))
+		}
 	}
-	waypointLimits, err := ratelimit.Compile(w.RateLimits)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("rateLimits: %w", err))
+	if len(w.RateLimits) > 0 {
+		if waypointLimits, err = ratelimit.Compile(w.RateLimits); err != nil {
+			errs = append(errs, fmt.Errorf("rateLimits: %w", err))
+		}
 	}
 	if prev != nil && prev.wlLimiter != nil && waypointLimits != nil {
 		waypointLimits.Inherit(prev.wlLimiter)
