@@ -92,7 +92,7 @@ func (pc *h1Conn) interrupt() {
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
-	if req.Header.Get("Upgrade") != "" || (hasBody && req.ContentLength < 0) || req.Header.Get("Expect") != "" {
+	if field(req.Header, "Upgrade") != "" || (hasBody && req.ContentLength < 0) || field(req.Header, "Expect") != "" {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()

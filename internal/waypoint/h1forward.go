@@ -65,7 +65,7 @@ func (p *Proxy) forwardH1(w http.ResponseWriter, r *http.Request, x *exchange, d
 		w.Header().Add("Trailer", strings.Join(keys, ", "))
 	}
 	w.WriteHeader(resp.StatusCode)
-	flush := resp.ContentLength == -1 || isEventStream(h.Get("Content-Type"))
+	flush := resp.ContentLength == -1 || isEventStream(field(h, "Content-Type"))
 	if flush {
 		// The head goes at once, as ReverseProxy means to (it flushes
 		// from a timer that races with the first body bytes).
@@ -451,7 +451,7 @@ func (u *upState) read(br *bufio.Reader, out *http.Request) error {
 // parse parses a complete response head, as http.ReadResponse would for
 // the cases it accepts; anything else is parseFallback.
 func (u *upState) parse(raw, method string) parseResult {
-	line, rest, _ := strings.Cut(raw, "\r\n")
+	line, rest := cutLine(raw)
 	if len(line) < 12 || line[:9] != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' {
 		return parseFallback
 	}
@@ -465,7 +465,7 @@ func (u *upState) parse(raw, method string) parseResult {
 	hs := &u.hs
 	hs.reset()
 	for {
-		line, rest, _ = strings.Cut(rest, "\r\n")
+		line, rest = cutLine(rest)
 		if line == "" {
 			break
 		}

@@ -42,7 +42,9 @@ type headerState struct {
 
 func (hs *headerState) reset() {
 	if hs.h == nil {
-		hs.h = make(http.Header, 16)
+		// At most 8 fields keep the map small (one group, no hashing on
+		// lookups): a bigger head grows it.
+		hs.h = make(http.Header, 8)
 	} else {
 		clear(hs.h)
 	}
@@ -66,6 +68,25 @@ func (hs *headerState) add(key, value string) {
 	if isHopHeader(key) {
 		hs.hop = true
 	}
+}
+
+// cutLine is strings.Cut(s, "\r\n"), quicker on the heads headEnd
+// accepts, where every LF ends a CRLF: it looks for one byte, not two.
+func cutLine(s string) (line, rest string) {
+	if i := strings.IndexByte(s, '\n'); i > 0 && s[i-1] == '\r' {
+		return s[:i-1], s[i+1:]
+	}
+	line, rest, _ = strings.Cut(s, "\r\n")
+	return line, rest
+}
+
+// field is h.Get(key) for a key already in canonical form, as the hot
+// path's constant keys are: Get canonicalizes the key on every call.
+func field(h http.Header, key string) string {
+	if vv := h[key]; len(vv) > 0 {
+		return vv[0]
+	}
+	return ""
 }
 
 // headEnd returns the length of the head at the start of buf (up to and
@@ -93,7 +114,7 @@ func headEnd(buf []byte, from int) (end int, next int) {
 // parseRequest parses the complete head in raw (from headEnd, as one
 // string the request's fields can keep) into r, hs and u.
 func parseRequest(raw string, r *http.Request, hs *headerState, u *url.URL) parseResult {
-	line, rest, _ := strings.Cut(raw, "\r\n")
+	line, rest := cutLine(raw)
 	method, rl, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rl, " ")
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || !isToken(method) ||
@@ -106,7 +127,7 @@ func parseRequest(raw string, r *http.Request, hs *headerState, u *url.URL) pars
 	hs.reset()
 	host, hosts := "", 0
 	for {
-		line, rest, _ = strings.Cut(rest, "\r\n")
+		line, rest = cutLine(rest)
 		if line == "" {
 			break
 		}

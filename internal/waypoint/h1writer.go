@@ -79,7 +79,7 @@ func (w *h1Writer) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader, w.status = true, code
-	if cl := w.h.Get("Content-Length"); cl != "" {
+	if cl := field(w.h, "Content-Length"); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
 			w.cl = v
 		} else {
@@ -195,7 +195,7 @@ func (w *h1Writer) commit(p []byte, done bool) {
 	w.committed = true
 	h, r, code := w.h, w.req, w.status
 	isHEAD := r.Method == http.MethodHead
-	te := h.Get("Transfer-Encoding")
+	te := field(h, "Transfer-Encoding")
 	hasTE := te != ""
 	trailers := len(w.trailer) > 0 || len(h["Trailer"]) > 0
 	var setCL, setType, setConn, setTE string
@@ -203,7 +203,7 @@ func (w *h1Writer) commit(p []byte, done bool) {
 		w.cl = int64(len(p))
 		setCL = strconv.Itoa(len(p))
 	}
-	if r.Close || h.Get("Connection") == "close" {
+	if r.Close || field(h, "Connection") == "close" {
 		w.closeAfter = true
 	}
 	if !w.closeAfter && !w.dc.body.drainable() {
@@ -213,7 +213,7 @@ func (w *h1Writer) commit(p []byte, done bool) {
 		setConn = "close"
 	}
 	if bodyAllowedForStatus(code) {
-		if _, haveType := h["Content-Type"]; !haveType && !hasTE && h.Get("Content-Encoding") == "" && len(p) > 0 {
+		if _, haveType := h["Content-Type"]; !haveType && !hasTE && field(h, "Content-Encoding") == "" && len(p) > 0 {
 			setType = http.DetectContentType(p)
 		}
 	} else {

@@ -127,9 +127,9 @@ func (p *Proxy) newUpstream(h2c bool) *upstream {
 // otherwise arrive in headers that do not end the stream, where gRPC
 // clients do not look for it.
 func trailersOnly(resp *http.Response) {
-	if resp.Header.Get("Grpc-Status") == "" || len(resp.Trailer) > 0 ||
+	if field(resp.Header, "Grpc-Status") == "" || len(resp.Trailer) > 0 ||
 		(resp.ContentLength != 0 && resp.Body != http.NoBody) ||
-		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+		!strings.HasPrefix(field(resp.Header, "Content-Type"), "application/grpc") {
 		return
 	}
 	resp.Trailer = http.Header{}

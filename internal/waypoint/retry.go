@@ -182,7 +182,7 @@ func retriable(r *model.Retry, resp *http.Response, err error, tryCtx context.Co
 			return has("reset") || has("5xx") || has("refused-stream")
 		}
 	}
-	if gs := resp.Header.Get("Grpc-Status"); gs != "" {
+	if gs := field(resp.Header, "Grpc-Status"); gs != "" {
 		// A trailers-only gRPC answer: its status is in the headers, so
 		// the try can be retried, as Envoy's retry_grpc_on does (a
 		// status in trailers comes after the body has gone out).

@@ -204,7 +204,7 @@ func (p *Proxy) observe(cfg *config, ic *inConn, d *dest, x *exchange, r *http.R
 	}
 	proto := telemetry.ProtocolHTTP
 	grpcStatus := ""
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+	if strings.HasPrefix(field(r.Header, "Content-Type"), "application/grpc") {
 		proto = telemetry.ProtocolGRPC
 		grpcStatus = rec.Header().Get("Grpc-Status")
 	}
