@@ -33,6 +33,8 @@ import (
 //	          (127.0.0.2:15008, or 127.0.0.2:0 when that is taken), which
 //	          splices each tunnel to the backend. Prints
 //	          "READY <backend> <node or ->".
+//	floor     the least a Go proxy does (floor.go), on 127.0.0.1:0,
+//	          forwarding to -backend. Prints "READY <addr>".
 //	waypoint  the waypoint in-process: waypoint.Proxy with the -config
 //	          file, on a plain listener (127.0.0.1:0, as cmd/waypoint's
 //	          -listen) and, with -ca, on an hbone.Server (127.0.0.1:0),
@@ -51,7 +53,8 @@ import (
 // childOpts are the flags of a child.
 type childOpts struct {
 	mode, caDir, config, node string
-	concurrency               int // the waypoint's -concurrency
+	backend                   string // the floor's backend
+	concurrency               int    // the waypoint's -concurrency
 }
 
 func runChild(o childOpts) error {
@@ -66,6 +69,8 @@ func runChild(o childOpts) error {
 		ready, cleanup, err = startBackend(o, logger)
 	case "waypoint":
 		ready, cleanup, err = startWaypoint(o, logger)
+	case "floor":
+		ready, cleanup, err = startFloor(o, logger)
 	default:
 		err = fmt.Errorf("unknown child mode %q", o.mode)
 	}

@@ -64,6 +64,7 @@ func main() {
 	flag.StringVar(&co.caDir, "ca", "", "internal: the child's CA directory (HBONE)")
 	flag.StringVar(&co.config, "config", "", "internal: the waypoint child's configuration file")
 	flag.StringVar(&co.node, "node", "", "internal: where the backend's node serves HBONE")
+	flag.StringVar(&co.backend, "backend", "", "internal: the floor child's backend")
 	var cfg config
 	var targetList string
 	flag.IntVar(&cfg.rate, "rate", 1000, "requests per second of the fixed-rate run")
@@ -72,7 +73,7 @@ func main() {
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each run, per target (results discarded)")
 	flag.IntVar(&cfg.rateConns, "rate-conns", 16, "keep-alive connections the fixed-rate run spreads its requests over")
 	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
-	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline; direct-hbone, the generator tunnelling straight to the backend's node, runs with waypoint-hbone: it is its baseline); waypoint-1cpu: the waypoint with -concurrency 1")
+	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,floor,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline; floor: the least a Go proxy does, for reference; direct-hbone, the generator tunnelling straight to the backend's node, runs with waypoint-hbone: it is its baseline); waypoint-1cpu: the waypoint with -concurrency 1")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
 	flag.StringVar(&cfg.trace, "trace", "", "write execution traces of the waypoint's fixed-rate runs (first round): FILE for plain HTTP, with -hbone before the extension for HBONE; read them with go tool trace, e.g. -pprof=sched for where goroutines waited to run (the plain waypoint then runs in a child of the bench)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")

@@ -39,6 +39,7 @@ var targets = []target{
 	{"direct", "direct", startDirect},
 	{"nginx", "nginx", startNginx},
 	{"haproxy", "HAProxy", startHAProxy},
+	{"floor", "Go floor", startFloorTarget},
 	{"waypoint", "waypoint", startWaypointTarget},
 	{"waypoint-1cpu", "waypoint, -concurrency 1", startWaypointOneCPU},
 	{"direct-hbone", "direct, HBONE", startDirectHBONE},

@@ -278,6 +278,12 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		fmt.Fprintf(w, "A fixed-rate run with more than %g%% steal is measured again, up to %d times, the one with\n", cfg.maxSteal, stealReruns)
 		fmt.Fprintf(w, "the least steal kept (-max-steal); runs measured again: %s.\n", strings.Join(reruns, ", "))
 	}
+	if find("floor") != nil {
+		fmt.Fprintln(w, "Go floor: a child of the bench that moves each request's head to a backend connection of its own")
+		fmt.Fprintln(w, "and the response back, parsing only line ends and Content-Length, with the waypoint's goroutine per")
+		fmt.Fprintln(w, "connection, raw socket I/O and thread sizing: what Go's runtime and a proxy's system calls cost here,")
+		fmt.Fprintln(w, "below which no Go proxy of this design goes; the waypoint's CPU above it is its own work.")
+	}
 	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
 	fmt.Fprintln(w, "connection) to the waypoint's hbone.Server and speaks HTTP/1.1 in them; the waypoint reaches the")
 	fmt.Fprintln(w, "backend over HBONE through the backend node's hbone.Server (in the backend's process), which splices to")
