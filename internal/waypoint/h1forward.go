@@ -482,16 +482,16 @@ func (u *upState) parse(raw, method string) parseResult {
 	}
 	h := hs.h
 	chunked := false
-	if te, ok := h["Transfer-Encoding"]; ok {
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+	if hs.seen&fieldTransferEncoding != 0 {
+		if te := h["Transfer-Encoding"]; len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 			return parseFallback
 		}
 		delete(h, "Transfer-Encoding")
 		chunked = true
 	}
 	n := int64(-1)
-	if cl := h["Content-Length"]; len(cl) > 0 {
-		v, ok := parseLength(cl)
+	if hs.seen&fieldContentLength != 0 {
+		v, ok := parseLength(h["Content-Length"])
 		if !ok {
 			return parseFallback
 		}
@@ -503,15 +503,17 @@ func (u *upState) parse(raw, method string) parseResult {
 		delete(h, "Content-Length")
 		n = -1
 	}
-	if _, ok := h["Trailer"]; ok && chunked {
+	if hs.seen&fieldTrailer != 0 && chunked {
 		return parseFallback // declared trailers: net/http parses them
 	}
 	closing := false
-	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
+	if hs.seen&fieldConnection != 0 && httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
 		closing = true
 		delete(h, "Connection")
 	}
-	fixPragma(h)
+	if hs.seen&fieldPragma != 0 {
+		fixPragma(h)
+	}
 	u.resp = http.Response{
 		Status: status, StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: n, Close: closing,

@@ -35,9 +35,48 @@ const (
 // were seen, all reused from one message to the next.
 type headerState struct {
 	h     http.Header
-	order []string // keys, in the order they first arrived
-	vals  []string // the values' backing array
-	hop   bool     // a hop-by-hop field (or Connection) arrived
+	order []string   // keys, in the order they first arrived
+	vals  []string   // the values' backing array
+	hop   bool       // a hop-by-hop field (or Connection) arrived
+	seen  fieldClass // the special fields that arrived: the parsers look up only those
+}
+
+// fieldClass marks the fields the parsers act on, so that a message
+// without them costs no map lookup for each.
+type fieldClass uint8
+
+const (
+	fieldHop fieldClass = 1 << iota // hop-by-hop (hopHeaders)
+	fieldContentLength
+	fieldTransferEncoding
+	fieldConnection
+	fieldExpect
+	fieldUpgrade
+	fieldPragma
+	fieldTrailer
+)
+
+// classOf returns k's classes (k canonical); 0 for most fields.
+func classOf(k string) fieldClass {
+	switch k {
+	case "Content-Length":
+		return fieldContentLength
+	case "Transfer-Encoding":
+		return fieldTransferEncoding | fieldHop
+	case "Connection":
+		return fieldConnection | fieldHop
+	case "Expect":
+		return fieldExpect
+	case "Upgrade":
+		return fieldUpgrade | fieldHop
+	case "Pragma":
+		return fieldPragma
+	case "Trailer":
+		return fieldTrailer | fieldHop
+	case "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te":
+		return fieldHop
+	}
+	return 0
 }
 
 func (hs *headerState) reset() {
@@ -52,6 +91,7 @@ func (hs *headerState) reset() {
 	clear(hs.vals) // let the previous message's strings go
 	hs.vals = hs.vals[:0]
 	hs.hop = false
+	hs.seen = 0
 }
 
 // add adds one field; key is canonical, value trimmed.
@@ -65,8 +105,9 @@ func (hs *headerState) add(key, value string) {
 	// Capacity 1, so an append never runs into the next field's value.
 	hs.h[key] = hs.vals[n-1 : n : n]
 	hs.order = append(hs.order, key)
-	if isHopHeader(key) {
-		hs.hop = true
+	if c := classOf(key); c != 0 {
+		hs.seen |= c
+		hs.hop = hs.hop || c&fieldHop != 0
 	}
 }
 
@@ -153,24 +194,22 @@ func parseRequest(raw string, r *http.Request, hs *headerState, u *url.URL) pars
 	if hosts != 1 || !httpguts.ValidHostHeader(host) {
 		return parseFallback // net/http answers 400
 	}
-	if _, ok := h["Transfer-Encoding"]; ok {
-		return parseFallback // chunked bodies, and TE+CL smuggling, are net/http's
-	}
-	if _, ok := h["Expect"]; ok {
-		return parseFallback
-	}
-	if _, ok := h["Upgrade"]; ok {
+	if hs.seen&(fieldTransferEncoding|fieldExpect|fieldUpgrade) != 0 {
+		// Chunked bodies, and TE+CL smuggling, are net/http's; so are
+		// Expect and upgrades.
 		return parseFallback
 	}
 	var n int64
-	if cl := h["Content-Length"]; len(cl) > 0 {
-		v, ok := parseLength(cl)
+	if hs.seen&fieldContentLength != 0 {
+		v, ok := parseLength(h["Content-Length"])
 		if !ok {
 			return parseFallback
 		}
 		n = v
 	}
-	fixPragma(h)
+	if hs.seen&fieldPragma != 0 {
+		fixPragma(h)
+	}
 	r.Method = method
 	r.URL = u
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
@@ -178,7 +217,7 @@ func parseRequest(raw string, r *http.Request, hs *headerState, u *url.URL) pars
 	r.Host = host
 	r.RequestURI = target
 	r.ContentLength = n
-	r.Close = httpguts.HeaderValuesContainsToken(h["Connection"], "close")
+	r.Close = hs.seen&fieldConnection != 0 && httpguts.HeaderValuesContainsToken(h["Connection"], "close")
 	return parseOK
 }
 
@@ -281,15 +320,6 @@ func validValueByte(c byte) bool {
 var hopHeaders = [...]string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-func isHopHeader(k string) bool {
-	for _, h := range hopHeaders {
-		if k == h {
-			return true
-		}
-	}
-	return false
 }
 
 // connectionListed reports whether the Connection fields in h name k (a

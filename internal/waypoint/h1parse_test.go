@@ -289,3 +289,33 @@ func FuzzParseResponse(f *testing.F) {
 		checkResponseParse(t, raw, m)
 	})
 }
+
+// TestClassOf: the hop-by-hop class is exactly hopHeaders, and the
+// fields the parsers act on have their classes.
+func TestClassOf(t *testing.T) {
+	for _, k := range hopHeaders {
+		if classOf(k)&fieldHop == 0 {
+			t.Errorf("classOf(%q) lacks fieldHop", k)
+		}
+	}
+	for _, c := range []struct {
+		k    string
+		want fieldClass
+	}{
+		{"Content-Length", fieldContentLength},
+		{"Transfer-Encoding", fieldTransferEncoding | fieldHop},
+		{"Connection", fieldConnection | fieldHop},
+		{"Expect", fieldExpect},
+		{"Upgrade", fieldUpgrade | fieldHop},
+		{"Pragma", fieldPragma},
+		{"Trailer", fieldTrailer | fieldHop},
+		{"Te", fieldHop},
+		{"User-Agent", 0},
+		{"Content-Type", 0},
+		{"content-length", 0}, // keys are canonical by then
+	} {
+		if got := classOf(c.k); got != c.want {
+			t.Errorf("classOf(%q) = %b, want %b", c.k, got, c.want)
+		}
+	}
+}

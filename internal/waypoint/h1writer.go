@@ -399,7 +399,8 @@ func needsCleaning(v string) bool {
 	if c := v[len(v)-1]; c == ' ' || c == '\t' {
 		return true
 	}
-	return strings.ContainsAny(v, "\r\n")
+	// Two byte searches: ContainsAny builds a character set each call.
+	return strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0
 }
 
 func bodyAllowedForStatus(status int) bool {
