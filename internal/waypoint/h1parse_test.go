@@ -319,3 +319,22 @@ func TestClassOf(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseHeads: the fast path's parsers on a service-to-service
+// request head and its answer's (as the waypoint benchmark sends and gets).
+func BenchmarkParseHeads(b *testing.B) {
+	req := "GET /reviews/1 HTTP/1.1\r\nHost: reviews.default.svc.cluster.local:9080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nX-Request-Id: 5f0c3c9e-4e7b-4d6c-9c1e-0f6f1f5e2a11\r\n\r\n"
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\nContent-Type: application/octet-stream\r\nDate: Mon, 30 Nov 2026 01:00:00 GMT\r\n\r\n"
+	var (
+		r  http.Request
+		hs headerState
+		u  url.URL
+		up upState
+	)
+	b.ReportAllocs()
+	for b.Loop() {
+		if parseRequest(req, &r, &hs, &u) != parseOK || up.parse(resp, http.MethodGet) != parseOK {
+			b.Fatal("not parsed")
+		}
+	}
+}
