@@ -214,9 +214,16 @@ func (s *h2Stream) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		dl := s.rdl.wait()
+		if dl == nil {
+			// No deadline: a plain receive, cheaper than a select (a
+			// deadline set meanwhile wakes this read, which then sees it).
+			<-s.rwake
+			continue
+		}
 		select {
 		case <-s.rwake:
-		case <-s.rdl.wait():
+		case <-dl:
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
