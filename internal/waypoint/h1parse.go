@@ -81,8 +81,9 @@ func classOf(k string) fieldClass {
 
 func (hs *headerState) reset() {
 	if hs.h == nil {
-		// At most 8 fields keep the map small (one group, no hashing on
-		// lookups): a bigger head grows it.
+		// Made for 8 fields, the map starts small: one group of slots,
+		// cheaper to look up and to clear than the table a map made for
+		// more starts as. A bigger head grows it.
 		hs.h = make(http.Header, 8)
 	} else {
 		clear(hs.h)

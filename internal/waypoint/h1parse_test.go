@@ -290,8 +290,8 @@ func FuzzParseResponse(f *testing.F) {
 	})
 }
 
-// TestClassOf: the hop-by-hop class is exactly hopHeaders, and the
-// fields the parsers act on have their classes.
+// TestClassOf: every field of hopHeaders is in the hop-by-hop class, and
+// the fields the parsers act on have their classes, the others none.
 func TestClassOf(t *testing.T) {
 	for _, k := range hopHeaders {
 		if classOf(k)&fieldHop == 0 {
