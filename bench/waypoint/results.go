@@ -256,7 +256,8 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	fmt.Fprintf(w, "start + i/%d s, sent on the next free one of %d keep-alive connections) to the last byte of its\n", cfg.rate, cfg.rateConns)
 	fmt.Fprintln(w, "response, so a stall delays and counts every request behind it (no coordinated omission); sends")
 	fmt.Fprintln(w, "leave from an OS thread sleeping with nanosleep (timer slack 1 ns). Added latency = the target's")
-	fmt.Fprintln(w, "percentile − direct's. Maximum throughput = responses / wall time, each connection sending its next")
+	fmt.Fprintln(w, "percentile − its baseline's (direct's; for the HBONE waypoint, direct over HBONE's). Maximum")
+	fmt.Fprintln(w, "throughput = responses / wall time, each connection sending its next")
 	fmt.Fprintln(w, "request as soon as the previous response ended. Proxy CPU = utime + stime from /proc/PID/stat of the")
 	fmt.Fprintln(w, "proxy's processes (nginx: master and workers; HAProxy: its one process and its threads; waypoint: its")
 	fmt.Fprintln(w, "process), before and after the measured run, / (responses / 1,000). Peak RSS = VmHWM from")
@@ -281,8 +282,8 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	if find("floor") != nil {
 		fmt.Fprintln(w, "Go floor: a child of the bench that moves each request's head to a backend connection of its own")
 		fmt.Fprintln(w, "and the response back, parsing only line ends and Content-Length, with the waypoint's goroutine per")
-		fmt.Fprintln(w, "connection, raw socket I/O and thread sizing: what Go's runtime and a proxy's system calls cost here,")
-		fmt.Fprintln(w, "below which no Go proxy of this design goes; the waypoint's CPU above it is its own work.")
+		fmt.Fprintln(w, "connection, raw socket I/O and thread sizing: what Go's runtime and a proxy's system calls cost here;")
+		fmt.Fprintln(w, "the waypoint's CPU above it is its own work.")
 	}
 	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
 	fmt.Fprintln(w, "connection) to the waypoint's hbone.Server and speaks HTTP/1.1 in them; the waypoint reaches the")
