@@ -40,7 +40,7 @@ func (p *Proxy) forwardH1(w http.ResponseWriter, r *http.Request, x *exchange, d
 		return
 	}
 	h := resp.Header
-	if dc.up.hs.hop || dc.up.viaNet {
+	if dc.up.hs.hasHop() || dc.up.viaNet {
 		removeHopByHop(h)
 	}
 	trailersOnly(resp)

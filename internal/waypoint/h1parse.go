@@ -31,13 +31,12 @@ const (
 )
 
 // headerState is a header map with the arrival order of its keys, the
-// backing array of its one-value slices, and whether hop-by-hop fields
-// were seen, all reused from one message to the next.
+// backing array of its one-value slices, and the classes of fields seen
+// (hop-by-hop among them), all reused from one message to the next.
 type headerState struct {
 	h     http.Header
 	order []string   // keys, in the order they first arrived
 	vals  []string   // the values' backing array
-	hop   bool       // a hop-by-hop field (or Connection) arrived
 	seen  fieldClass // the special fields that arrived: the parsers look up only those
 }
 
@@ -79,6 +78,9 @@ func classOf(k string) fieldClass {
 	return 0
 }
 
+// hasHop reports whether a hop-by-hop field (or Connection) arrived.
+func (hs *headerState) hasHop() bool { return hs.seen&fieldHop != 0 }
+
 func (hs *headerState) reset() {
 	if hs.h == nil {
 		// Made for 8 fields, the map starts small: one group of slots,
@@ -91,7 +93,6 @@ func (hs *headerState) reset() {
 	hs.order = hs.order[:0]
 	clear(hs.vals) // let the previous message's strings go
 	hs.vals = hs.vals[:0]
-	hs.hop = false
 	hs.seen = 0
 }
 
@@ -106,10 +107,7 @@ func (hs *headerState) add(key, value string) {
 	// Capacity 1, so an append never runs into the next field's value.
 	hs.h[key] = hs.vals[n-1 : n : n]
 	hs.order = append(hs.order, key)
-	if c := classOf(key); c != 0 {
-		hs.seen |= c
-		hs.hop = hs.hop || c&fieldHop != 0
-	}
+	hs.seen |= classOf(key)
 }
 
 // cutLine is strings.Cut(s, "\r\n"), quicker on the heads headEnd
