@@ -9,10 +9,7 @@ import (
 	"io"
 	"log"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/meshway/meshway/internal/maxprocs"
 	"github.com/meshway/meshway/internal/rawconn"
@@ -33,24 +30,11 @@ import (
 
 // startFloorTarget starts the floor forwarder in a child of the bench.
 func startFloorTarget(ctx context.Context, b *bench) (*running, error) {
-	exe, err := os.Executable()
+	p, addrs, err := b.startChild("floor", true, 1, "floor", "-backend", b.backend, "-concurrency", strconv.Itoa(b.cfg.concurrency))
 	if err != nil {
 		return nil, err
 	}
-	args := []string{exe, "-child", "floor", "-backend", b.backend, "-concurrency", strconv.Itoa(b.cfg.concurrency)}
-	p, err := b.procs.start("floor", filepath.Join(b.tmp, "floor.log"), b.plan.proxyArgs(args))
-	if err != nil {
-		return nil, err
-	}
-	line, err := p.readLine(30 * time.Second)
-	if err != nil {
-		return nil, err
-	}
-	var addr string
-	if _, err := fmt.Sscanf(line, "READY %s", &addr); err != nil {
-		return nil, p.failed(fmt.Errorf("said %q: %w", line, err))
-	}
-	r := &running{dial: tcpDial(addr), proc: p}
+	r := &running{dial: tcpDial(addrs[0]), proc: p}
 	return r, waitReady(ctx, p, r.dial)
 }
 

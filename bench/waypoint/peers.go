@@ -365,54 +365,32 @@ func startWaypointHBONE(ctx context.Context, b *bench) (*running, error) {
 // startWaypointChild starts the bench binary as a waypoint; it returns the
 // target dialling the plain listener, and the HBONE address when hb.
 func (b *bench) startWaypointChild(ctx context.Context, name, conf string, hb bool) (*running, string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, "", err
-	}
-	args := []string{exe, "-child", "waypoint", "-config", conf, "-concurrency", strconv.Itoa(b.cfg.concurrency)}
+	args := []string{"waypoint", "-config", conf, "-concurrency", strconv.Itoa(b.cfg.concurrency)}
 	if hb {
 		args = append(args, "-ca", b.caDir, "-node", b.node)
 	}
-	p, err := b.procs.start(name, filepath.Join(b.tmp, name+".log"), b.plan.proxyArgs(args))
+	p, addrs, err := b.startChild(name, true, 2, args...)
 	if err != nil {
 		return nil, "", err
 	}
-	line, err := p.readLine(30 * time.Second)
-	if err != nil {
-		return nil, "", err
-	}
-	var plain, hbAddr string
-	if _, err := fmt.Sscanf(line, "READY %s %s", &plain, &hbAddr); err != nil {
-		return nil, "", p.failed(fmt.Errorf("said %q: %w", line, err))
-	}
-	r := &running{dial: tcpDial(plain), proc: p, child: true}
+	r := &running{dial: tcpDial(addrs[0]), proc: p, child: true}
 	if !hb {
 		return r, "", waitReady(ctx, p, r.dial)
 	}
-	if hbAddr == "-" {
+	if addrs[1] == "-" {
 		return nil, "", errors.New("waypoint child serves no HBONE")
 	}
-	return r, hbAddr, nil
+	return r, addrs[1], nil
 }
 
 // startBackend starts the backend child, with the node's HBONE server.
 func (b *bench) startBackend() error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	p, err := b.procs.start("backend", filepath.Join(b.tmp, "backend.log"), []string{exe, "-child", "backend", "-ca", b.caDir})
+	p, addrs, err := b.startChild("backend", false, 2, "backend", "-ca", b.caDir)
 	if err != nil {
 		return err
 	}
 	b.backendPid = p.cmd.Process.Pid
-	line, err := p.readLine(30 * time.Second)
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Sscanf(line, "READY %s %s", &b.backend, &b.node); err != nil {
-		return p.failed(fmt.Errorf("said %q: %w", line, err))
-	}
+	b.backend, b.node = addrs[0], addrs[1]
 	return nil
 }
 

@@ -158,6 +158,33 @@ func (p *proc) readLine(timeout time.Duration) (string, error) {
 	}
 }
 
+// startChild starts the bench binary itself as a child (-child and args)
+// and waits for its READY line; it returns the want fields after READY
+// (the child's addresses). A proxy under test runs where -proxy-cpus says.
+func (b *bench) startChild(name string, proxy bool, want int, args ...string) (*proc, []string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	argv := append([]string{exe, "-child"}, args...)
+	if proxy {
+		argv = b.plan.proxyArgs(argv)
+	}
+	p, err := b.procs.start(name, filepath.Join(b.tmp, name+".log"), argv)
+	if err != nil {
+		return nil, nil, err
+	}
+	line, err := p.readLine(30 * time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := strings.Fields(line)
+	if len(f) != want+1 || f[0] != "READY" {
+		return nil, nil, p.failed(fmt.Errorf("said %q, not READY and %d addresses", line, want))
+	}
+	return p, f[1:], nil
+}
+
 // command sends a line to a child of the bench and returns its answer.
 func (p *proc) command(line string) (string, error) {
 	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
