@@ -23,6 +23,7 @@ import (
 	"github.com/meshway/meshway/internal/hbone"
 	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/maxprocs"
+	"github.com/meshway/meshway/internal/telemetry"
 	"github.com/meshway/meshway/internal/waypoint"
 )
 
@@ -248,7 +249,9 @@ func startWaypoint(o childOpts, logger *log.Logger) (string, func(), error) {
 	// Threads as cmd/waypoint's -concurrency sets them; the child runs
 	// until it exits.
 	maxprocs.Start(context.Background(), o.concurrency)
-	proxy := &waypoint.Proxy{Logf: logger.Printf}
+	// Istio's metrics on, as cmd/waypoint's default: the child stands in
+	// for the binary and must do its work.
+	proxy := &waypoint.Proxy{Logf: logger.Printf, Metrics: telemetry.NewMetrics(telemetry.ReporterWaypoint)}
 	var pool *hbone.Pool
 	var src identity.CertSource
 	var bundle *identity.Bundle

@@ -161,7 +161,8 @@ func run(ctx context.Context, cfg config) error {
 	b := &bench{cfg: cfg, plan: plan, tmp: tmp, procs: &procs{}, caDir: filepath.Join(tmp, "ca")}
 	defer b.procs.stopAll()
 
-	if slices.Contains(cfg.targets, "waypoint") && !cfg.inChild() || slices.Contains(cfg.targets, "waypoint-1cpu") {
+	binary := !cfg.inChild() && (slices.Contains(cfg.targets, "waypoint") || slices.Contains(cfg.targets, "waypoint-hbone"))
+	if binary || slices.Contains(cfg.targets, "waypoint-1cpu") {
 		b.waypointBin = cfg.waypointBin
 		if b.waypointBin == "" {
 			fmt.Fprintln(os.Stderr, "bench: building cmd/waypoint")

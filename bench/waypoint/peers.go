@@ -297,42 +297,54 @@ func buildWaypoint(b *bench) (string, error) {
 // listener, or, with -cpuprofile or -trace, the same proxy in a child of
 // the bench (it can profile and trace; the binary has no flag for it).
 func startWaypointTarget(ctx context.Context, b *bench) (*running, error) {
+	ep := model.Endpoint{Address: b.backend}
 	if b.cfg.inChild() {
 		conf := filepath.Join(b.tmp, "waypoint.yaml")
-		if err := writeWaypointConfig(conf, model.Endpoint{Address: b.backend}); err != nil {
+		if err := writeWaypointConfig(conf, ep); err != nil {
 			return nil, err
 		}
 		r, _, err := b.startWaypointChild(ctx, "waypoint", conf, false)
 		if r != nil {
-			r.note = "run in a child of the bench (waypoint.Proxy.ServeListener, as cmd/waypoint -listen) for -cpuprofile or -trace"
+			r.note = "run in a child of the bench (waypoint.Proxy.ServeListener with Istio's metrics, as cmd/waypoint -listen) for -cpuprofile or -trace"
 		}
 		return r, err
 	}
-	return startWaypointBinary(ctx, b, "waypoint")
+	r, _, err := startWaypointBinary(ctx, b, "waypoint", ep, false)
+	return r, err
 }
 
 // startWaypointBinary runs the waypoint binary, named key, with a plain
-// -listen listener to the backend and the extra arguments.
-func startWaypointBinary(ctx context.Context, b *bench, key string, extra ...string) (*running, error) {
+// -listen listener to the endpoint ep and the extra arguments. With
+// serveHBONE it also serves HBONE, with a certificate for waypointID from the
+// bench's CA, and returns that address.
+func startWaypointBinary(ctx context.Context, b *bench, key string, ep model.Endpoint, serveHBONE bool, extra ...string) (*running, string, error) {
 	conf := filepath.Join(b.tmp, key+".yaml")
-	if err := writeWaypointConfig(conf, model.Endpoint{Address: b.backend}); err != nil {
-		return nil, err
+	if err := writeWaypointConfig(conf, ep); err != nil {
+		return nil, "", err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	// Istio's metrics are on (-metrics keeps its default), as in a pod.
 	args := []string{b.waypointBin, "-config", conf, "-listen", addr + "=" + serviceVIP, "-admin=", "-ready="}
+	hbAddr := ""
+	if serveHBONE {
+		if hbAddr, err = freeAddr(); err != nil {
+			return nil, "", err
+		}
+		args = append(args, "-hbone", hbAddr, "-ca-dir", b.caDir, "-identity", waypointID.String())
+	}
 	if b.cfg.concurrency > 0 {
 		args = append(args, "-concurrency", strconv.Itoa(b.cfg.concurrency))
 	}
 	args = append(args, extra...)
 	p, err := b.procs.start(key, filepath.Join(b.tmp, key+".log"), b.plan.proxyArgs(args))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	r := &running{dial: tcpDial(addr), proc: p}
-	return r, waitReady(ctx, p, r.dial)
+	return r, hbAddr, waitReady(ctx, p, r.dial)
 }
 
 // startWaypointOneCPU runs the waypoint binary as startWaypointTarget
@@ -341,19 +353,35 @@ func startWaypointBinary(ctx context.Context, b *bench, key string, extra ...str
 // work on each request's wake-up cost CPU and lengthen the latency tail
 // that nginx's single-threaded workers do not pay.
 func startWaypointOneCPU(ctx context.Context, b *bench) (*running, error) {
-	return startWaypointBinary(ctx, b, "waypoint-1cpu", "-concurrency", "1")
+	r, _, err := startWaypointBinary(ctx, b, "waypoint-1cpu", model.Endpoint{Address: b.backend}, false, "-concurrency", "1")
+	return r, err
 }
 
-// startWaypointHBONE runs the waypoint in a child of the bench, serving
-// HBONE and reaching the backend through HBONE via the backend's node; the
-// generator tunnels to it with an hbone.Pool.
+// startWaypointHBONE runs the waypoint binary serving HBONE and reaching
+// the backend through HBONE via the backend's node; the generator tunnels
+// to it with an hbone.Pool. It runs in a child of the bench instead for
+// -cpuprofile or -trace, and when the node could not listen on nodeAddr
+// (the child's pool dials where it did; the binary's dials the
+// endpoint's node port).
 func startWaypointHBONE(ctx context.Context, b *bench) (*running, error) {
-	conf := filepath.Join(b.tmp, "waypoint-hbone.yaml")
 	ep := model.Endpoint{Address: b.backendOnNode(), Identity: backendID.String()}
-	if err := writeWaypointConfig(conf, ep); err != nil {
-		return nil, err
+	var (
+		r      *running
+		hbAddr string
+		err    error
+	)
+	if b.cfg.inChild() || b.node != nodeAddr {
+		conf := filepath.Join(b.tmp, "waypoint-hbone.yaml")
+		if err := writeWaypointConfig(conf, ep); err != nil {
+			return nil, err
+		}
+		r, hbAddr, err = b.startWaypointChild(ctx, "waypoint-hbone", conf, true)
+		if r != nil {
+			r.note = "run in a child of the bench (waypoint.Proxy with Istio's metrics and an hbone.Server, as cmd/waypoint -hbone), for -cpuprofile or -trace or because the node is not on " + nodeAddr
+		}
+	} else {
+		r, hbAddr, err = startWaypointBinary(ctx, b, "waypoint-hbone", ep, true)
 	}
-	r, hbAddr, err := b.startWaypointChild(ctx, "waypoint-hbone", conf, true)
 	if err != nil {
 		return r, err
 	}
