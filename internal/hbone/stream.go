@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -36,6 +37,9 @@ type Stream struct {
 
 	amu      sync.Mutex // serializes answering
 	answered int        // guarded by amu: 0 not yet, or the status sent
+	// accepted is set once the 200 went out: every Read and Write asks,
+	// and after the first they need not take amu.
+	accepted atomic.Bool
 }
 
 func newStream(s *h2Stream) *Stream {
@@ -77,6 +81,9 @@ func (st *Stream) serve(h Handler) {
 
 // Accept answers the CONNECT with 200 if not done yet.
 func (st *Stream) Accept() error {
+	if st.accepted.Load() {
+		return nil
+	}
 	st.amu.Lock()
 	defer st.amu.Unlock()
 	switch st.answered {
@@ -97,6 +104,7 @@ func (st *Stream) Accept() error {
 		return err
 	}
 	st.answered = http.StatusOK
+	st.accepted.Store(true)
 	return nil
 }
 
