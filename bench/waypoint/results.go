@@ -286,9 +286,10 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		fmt.Fprintln(w, "the waypoint's CPU above it is its own work.")
 	}
 	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
-	fmt.Fprintln(w, "connection) to the waypoint's hbone.Server and speaks HTTP/1.1 in them; the waypoint reaches the")
-	fmt.Fprintln(w, "backend over HBONE through the backend node's hbone.Server (in the backend's process), which splices to")
-	fmt.Fprintln(w, "the backend; its CPU and RSS are the waypoint's process's only. Direct over HBONE: the generator's")
+	fmt.Fprintln(w, "connection) to the waypoint binary's HBONE listener (-hbone, its certificate from the bench's CA by")
+	fmt.Fprintln(w, "-ca-dir, Istio's metrics on) and speaks HTTP/1.1 in them; the waypoint reaches the backend over HBONE")
+	fmt.Fprintln(w, "through the backend node's hbone.Server (in the backend's process), which splices to the backend; its")
+	fmt.Fprintln(w, "CPU and RSS are the waypoint's process's only. Direct over HBONE: the generator's")
 	fmt.Fprintln(w, "tunnels go straight to the backend's node, as in a mesh without a waypoint (ztunnel to ztunnel); the")
 	fmt.Fprintln(w, "HBONE waypoint's added latency is over it. The waypoint routes with one HTTPRoute rule to a one-endpoint")
 	fmt.Fprintln(w, "cluster.")
