@@ -57,7 +57,7 @@ func closed(c net.Conn) bool {
 // Cut then waits until the connection's user noticed — until seen says so
 // (it gets the connection's local address; a second at most), or 250 ms
 // without seen — and moves Cuts again: a failure that began after both
-// moves has no cut to blame.
+// moves has no cut to blame (CutSince).
 func (d *Dialer) Cut(r *rand.Rand, seen func(local string) bool) {
 	d.mu.Lock()
 	d.conns = slices.DeleteFunc(d.conns, closed)
@@ -120,8 +120,14 @@ func Paced(ctx context.Context, r *rand.Rand, progress func() int64, f func()) {
 	}
 }
 
-// Cuts counts the moves of Cut: two per cut.
+// Cuts counts the moves of Cut: two per cut, so odd while one is under
+// way. Take it before a call, and ask CutSince after a failure.
 func (d *Dialer) Cuts() int64 { return d.cuts.Load() }
+
+// CutSince says whether a cut may explain the failure of what began when
+// Cuts said mark: Cuts moved since, or a cut was under way at the mark — a
+// call can begin and fail on the cut connection between its two moves.
+func (d *Dialer) CutSince(mark int64) bool { return mark%2 == 1 || d.cuts.Load() != mark }
 
 // Run returns the context of a chaos run: it ends after 2 s, 500 ms with
 // -short.

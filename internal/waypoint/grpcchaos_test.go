@@ -74,9 +74,9 @@ func TestChaosGRPC(t *testing.T) {
 	// The waypoint's h2c connections to the backend are cut too: its
 	// HTTP/2 transport notices at once (its reader fails), so the cuts'
 	// grace without a seen check covers the calls they fail.
-	runGRPCChaos(t, proxy, w, &upstreamCuts{up, nil}, func(down *chaos.Dialer) grpc.DialOption {
+	runGRPCChaos(t, proxy, w, &upstreamCuts{up, nil}, func(down *chaos.Dialer, held *heldConns) grpc.DialOption {
 		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return down.DialContext(ctx, "tcp", addr)
+			return held.hold(down.DialContext(ctx, "tcp", addr))
 		})
 	}, nil)
 }
@@ -91,11 +91,12 @@ func TestChaosGRPCOverHBONE(t *testing.T) {
 	proxy, pool, w, wpAddr := grpcOverHBONE(t, m, up)
 	src := source(t, m, sleepID)
 	var pools []*hbone.Pool
-	runGRPCChaos(t, proxy, w, &upstreamCuts{up, seenBy(pool)}, func(down *chaos.Dialer) grpc.DialOption {
+	runGRPCChaos(t, proxy, w, &upstreamCuts{up, seenBy(pool)}, func(down *chaos.Dialer, held *heldConns) grpc.DialOption {
 		clients := &hbone.Pool{Bundle: m.Bundle(), DialContext: down.DialContext}
 		pools = append(pools, clients)
 		return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return clients.Dial(ctx, hbone.Request{Source: src, Addr: wpAddr, Authority: ratingsVIP, Expected: []spiffeid.ID{waypointID}})
+			// A tunnel's LocalAddr is its TCP connection's.
+			return held.hold(clients.Dial(ctx, hbone.Request{Source: src, Addr: wpAddr, Authority: ratingsVIP, Expected: []spiffeid.ID{waypointID}}))
 		})
 	}, func() { // the tunnels' connections end with their pools
 		for _, p := range append(pools, pool) {
@@ -160,23 +161,73 @@ type upstreamCuts struct {
 	seen func(local string) bool
 }
 
+// heldConns counts, by the local address of the TCP connection under
+// them, the connections a gRPC client holds: gRPC closes its connection
+// as its transport ends, and puts no new call on it from then on. A cut
+// of a client's connection waits for that (seen), not for a fixed grace:
+// a client slow to notice (-race, a loaded machine) could otherwise start
+// a call on the dead transport after the grace, with no cut to blame.
+type heldConns struct {
+	mu   sync.Mutex
+	held map[string]int
+}
+
+// hold counts c (dial's result, passed with its error) until it closes.
+func (h *heldConns) hold(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	local := c.LocalAddr().String()
+	h.mu.Lock()
+	if h.held == nil {
+		h.held = make(map[string]int)
+	}
+	h.held[local]++
+	h.mu.Unlock()
+	return &heldConn{Conn: c, release: sync.OnceFunc(func() {
+		h.mu.Lock()
+		h.held[local]--
+		h.mu.Unlock()
+	})}, nil
+}
+
+// seen is chaos.Dialer.Cut's seen: no connection gRPC holds rides on the
+// TCP connection at local.
+func (h *heldConns) seen(local string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held[local] == 0
+}
+
+// heldConn is a connection held by a gRPC client, released as it closes.
+type heldConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *heldConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
 // runGRPCChaos runs the chaos of TestChaosGRPC against proxy, whose
 // configuration w swaps: four client connections, each dialed through
-// its own chaos.Dialer (dial makes the option), so that a cut excuses only
-// the calls on its connection; with up, the waypoint's upstream
-// connections are cut too, which excuses any call. closeAll, if set,
-// closes what holds connections open (pools) before the goroutines are
-// counted.
-func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint, up *upstreamCuts, dial func(down *chaos.Dialer) grpc.DialOption, closeAll func()) {
+// its own chaos.Dialer (dial makes the option, holding what it dials in
+// held), so that a cut excuses only the calls on its connection; with
+// up, the waypoint's upstream connections are cut too, which excuses any
+// call. closeAll, if set, closes what holds connections open (pools)
+// before the goroutines are counted.
+func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint, up *upstreamCuts, dial func(down *chaos.Dialer, held *heldConns) grpc.DialOption, closeAll func()) {
 	before := chaos.Goroutines()
 	var (
 		conns []*grpc.ClientConn
 		downs []*chaos.Dialer
+		helds []*heldConns
 	)
 	for range 4 {
-		down := &chaos.Dialer{}
-		downs = append(downs, down)
-		conn, err := grpc.NewClient("passthrough:///ratings", grpc.WithTransportCredentials(insecure.NewCredentials()), dial(down))
+		down, held := &chaos.Dialer{}, &heldConns{}
+		downs, helds = append(downs, down), append(helds, held)
+		conn, err := grpc.NewClient("passthrough:///ratings", grpc.WithTransportCredentials(insecure.NewCredentials()), dial(down, held))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +258,8 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 				up.d.Cut(r, up.seen)
 				return
 			}
-			downs[r.IntN(len(downs))].Cut(r, nil)
+			k := r.IntN(len(downs))
+			downs[k].Cut(r, helds[k].seen)
 		})
 	}()
 	go func() {
@@ -221,14 +273,14 @@ func runGRPCChaos(t *testing.T, proxy *waypoint.Proxy, w func() *model.Waypoint,
 			r := rand.New(rand.NewPCG(uint64(i), 13))
 			client, down := testpb.NewTestServiceClient(conns[i%len(conns)]), downs[i%len(conns)]
 			for ctx.Err() == nil {
-				cuts := down.Cuts() + upCuts()
+				upMark, downMark := upCuts(), down.Cuts()
 				outcome, err := chaosCall(client, r)
 				switch {
 				case errors.Is(err, context.DeadlineExceeded) || status.Code(errors.Unwrap(err)) == codes.DeadlineExceeded:
 					t.Errorf("a call outlived its deadline: %v", err)
 				case err == nil:
 					map[string]*atomic.Int64{"complete": &complete, "canceled": &canceled, "status": &statuses}[outcome].Add(1)
-				case down.Cuts()+upCuts() != cuts:
+				case down.CutSince(downMark) || (up != nil && up.d.CutSince(upMark)):
 					cutFailures.Add(1)
 				default:
 					t.Errorf("no connection cut meanwhile: %v", err)
