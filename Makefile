@@ -86,7 +86,7 @@ gen-check: ## Regenerate api/meshpb and internal/crd/crds and fail if the commit
 bench-hbone: ## Benchmark raw TCP vs TLS 1.3 vs HBONE on loopback and print a table (~1-2 min).
 	$(GO) run ./bench/hbone
 
-bench-waypoint: ## Benchmark the waypoint against nginx and HAProxy (installs them if missing) and print a table (3 rounds, ~8 min, longer when the hypervisor steals CPU; -rounds via go run ./bench/waypoint).
+bench-waypoint: ## Benchmark the waypoint against nginx and HAProxy (installs them if missing) and print a table (3 rounds, ~12 min, longer when the hypervisor steals CPU; -rounds via go run ./bench/waypoint).
 	bash hack/bench-waypoint-deps.sh && $(GO) run ./bench/waypoint
 
 bench-controlplane: ## Benchmark meshd on a generated mesh of 500 waypoints, 5,000 services, 50,000 pods and print a table (~3-4 min).

@@ -9,8 +9,13 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"strconv"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/maxprocs"
 	"github.com/meshway/meshway/internal/rawconn"
 )
@@ -38,8 +43,24 @@ func startFloorTarget(ctx context.Context, b *bench) (*running, error) {
 	return r, waitReady(ctx, p, r.dial)
 }
 
+// startFloorHBONE starts the floor with HBONE on both sides, in a child
+// of the bench: tunnels from the generator in, one tunnel of its own to
+// the backend's node for each.
+func startFloorHBONE(ctx context.Context, b *bench) (*running, error) {
+	p, addrs, err := b.startChild("floor-hbone", true, 1, "floor", "-ca", b.caDir, "-node", b.node,
+		"-backend", b.backendOnNode(), "-concurrency", strconv.Itoa(b.cfg.concurrency))
+	if err != nil {
+		return nil, err
+	}
+	req := hbone.Request{Source: b.clientSrc, Addr: addrs[0], Authority: serviceVIP, Expected: []spiffeid.ID{waypointID}}
+	r := &running{proc: p, dial: func(ctx context.Context) (net.Conn, error) { return b.clientPool.Dial(ctx, req) }}
+	return r, waitReady(ctx, p, r.dial)
+}
+
 // startFloor is the floor child: it listens on 127.0.0.1:0 and forwards
-// to o.backend.
+// to o.backend; with o.caDir, it serves HBONE there with the waypoint's
+// identity and tunnels to o.backend (an address on the backend's node)
+// through the node at o.node, as the HBONE waypoint does.
 func startFloor(o childOpts, logger *log.Logger) (string, func(), error) {
 	if o.backend == "" {
 		return "", nil, errors.New("the floor child needs -backend")
@@ -49,6 +70,14 @@ func startFloor(o childOpts, logger *log.Logger) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	logErr := func(err error) {
+		if err != nil && !errors.Is(err, io.EOF) {
+			logger.Print(err)
+		}
+	}
+	if o.caDir != "" {
+		return serveFloorHBONE(o, ln, logErr)
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -56,24 +85,55 @@ func startFloor(o childOpts, logger *log.Logger) (string, func(), error) {
 				return
 			}
 			go func() {
-				if err := forwardFloor(c, o.backend); err != nil && !errors.Is(err, io.EOF) {
-					logger.Print(err)
+				defer func() { _ = c.Close() }()
+				up, err := net.Dial("tcp", o.backend)
+				if err != nil {
+					logErr(err)
+					return
 				}
+				defer func() { _ = up.Close() }()
+				logErr(forwardFloor(rawconn.Wrap(c), rawconn.Wrap(up)))
 			}()
 		}
 	}()
 	return ln.Addr().String(), func() { _ = ln.Close() }, nil
 }
 
-// forwardFloor serves one client connection until it ends.
-func forwardFloor(down net.Conn, backend string) error {
-	defer func() { _ = down.Close() }()
-	up, err := net.Dial("tcp", backend)
+// serveFloorHBONE is the floor's HBONE server on ln.
+func serveFloorHBONE(o childOpts, ln net.Listener, logErr func(error)) (string, func(), error) {
+	src, bundle, err := loadSource(o.caDir, waypointID)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	defer func() { _ = up.Close() }()
-	rd, ru := rawconn.Wrap(down), rawconn.Wrap(up)
+	pool := &hbone.Pool{Bundle: bundle}
+	up := hbone.Request{Source: src, Addr: o.node, Authority: o.backend, Expected: []spiffeid.ID{backendID}}
+	srv := &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(src, bundle, identity.ExpectIDs(clientID)),
+		Handler: hbone.HandlerFunc(func(ctx context.Context, s *hbone.Stream) {
+			c, err := pool.Dial(ctx, up)
+			if err != nil {
+				_ = s.Reject(http.StatusServiceUnavailable, err.Error())
+				return
+			}
+			defer func() { _ = c.Close() }()
+			logErr(forwardFloor(s, c))
+		}),
+		Logf: func(format string, args ...any) { logErr(fmt.Errorf(format, args...)) },
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
+			logErr(err)
+		}
+	}()
+	return ln.Addr().String(), func() {
+		_ = srv.Close()
+		_ = pool.Close()
+	}, nil
+}
+
+// forwardFloor serves one client connection until it ends.
+func forwardFloor(down, up io.ReadWriter) error {
+	rd, ru := down, up
 	dr, dw := bufio.NewReaderSize(rd, 4<<10), bufio.NewWriterSize(rd, 4<<10)
 	ur, uw := bufio.NewReaderSize(ru, 4<<10), bufio.NewWriterSize(ru, 4<<10)
 	for {

@@ -214,6 +214,7 @@ type runStats struct {
 	late       []time.Duration // open loop: how late each send left, sorted
 	genCPU     time.Duration   // this process's CPU during the run
 	proxyCPU   time.Duration   // the proxy's CPU during the run (set by the caller)
+	proxyAct   activity        // the proxy's system calls and context switches during the run (set by the caller)
 	backendCPU time.Duration   // the backend's process's CPU during the run (set by the caller)
 	stolen     time.Duration   // CPU time the hypervisor took during the run (set by the caller)
 	stalls     stalls          // open loop only

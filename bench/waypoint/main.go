@@ -73,7 +73,7 @@ func main() {
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up before each run, per target (results discarded)")
 	flag.IntVar(&cfg.rateConns, "rate-conns", 16, "keep-alive connections the fixed-rate run spreads its requests over")
 	flag.IntVar(&cfg.maxConns, "conns", 32, "connections of the maximum-throughput run, each sending back to back")
-	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,floor,waypoint,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline; floor: the least a Go proxy does, for reference; direct-hbone, the generator tunnelling straight to the backend's node, runs with waypoint-hbone: it is its baseline); waypoint-1cpu: the waypoint with -concurrency 1")
+	flag.StringVar(&targetList, "targets", "direct,nginx,haproxy,floor,waypoint,floor-hbone,waypoint-hbone", "targets to run, comma-separated (direct always runs: it is the baseline; floor and floor-hbone: the least a Go proxy does, plain and with HBONE both sides, for reference; direct-hbone, the generator tunnelling straight to the backend's node, runs with the HBONE targets: it is their baseline); waypoint-1cpu: the waypoint with -concurrency 1")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write CPU profiles of the waypoint's measured runs: FILE for plain HTTP at maximum throughput, with -rate before the extension at the fixed rate, and -hbone for HBONE (the plain waypoint then runs in a child of the bench instead of the binary)")
 	flag.StringVar(&cfg.trace, "trace", "", "write execution traces of the waypoint's fixed-rate runs (first round): FILE for plain HTTP, with -hbone before the extension for HBONE; read them with go tool trace, e.g. -pprof=sched for where goroutines waited to run (the plain waypoint then runs in a child of the bench)")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds: each measures every target in turn (the order rotated each round); the table pools them")
@@ -97,8 +97,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: unknown target %q\n", t)
 			os.Exit(2)
 		}
-		if t == "waypoint-hbone" && !slices.Contains(cfg.targets, "direct-hbone") {
-			// The HBONE waypoint's baseline, as direct is the others'.
+		if (t == "waypoint-hbone" || t == "floor-hbone") && !slices.Contains(cfg.targets, "direct-hbone") {
+			// The HBONE proxies' baseline, as direct is the others'.
 			cfg.targets = append(cfg.targets, "direct-hbone")
 		}
 		if !slices.Contains(cfg.targets, t) {
@@ -247,6 +247,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 		}
 		return cpuOf(r.proc.cmd.Process.Pid)
 	}
+	act := func() activity {
+		if r.proc == nil {
+			return activity{}
+		}
+		return activityOf(r.proc.cmd.Process.Pid)
+	}
 	rss := func() uint64 {
 		if r.proc == nil {
 			return 0
@@ -300,12 +306,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 	// kept.
 	measureRate := func() error {
 		for try := 0; ; try++ {
-			c0, s0, k0 := cpu(), stolen(), cpuOf(b.backendPid)
+			c0, s0, k0, a0 := cpu(), stolen(), cpuOf(b.backendPid), act()
 			st, err := fixedRate(ctx, rc, b.cfg.rate, b.cfg.duration)
 			if err != nil {
 				return err
 			}
-			st.proxyCPU, st.stolen, st.backendCPU = cpu()-c0, stolen()-s0, cpuOf(b.backendPid)-k0
+			st.proxyCPU, st.stolen, st.backendCPU, st.proxyAct = cpu()-c0, stolen()-s0, cpuOf(b.backendPid)-k0, act().minus(a0)
 			if res.fixed == nil || stealFraction(st) < stealFraction(res.fixed) {
 				res.fixed = st
 			}
@@ -330,12 +336,12 @@ func (b *bench) measure(ctx context.Context, t target) (*targetResult, error) {
 		}
 	}
 	err = profiled("max", func() error {
-		c0, k0 := cpu(), cpuOf(b.backendPid)
+		c0, k0, a0 := cpu(), cpuOf(b.backendPid), act()
 		var err error
 		if res.max, err = maxRate(ctx, mc, b.cfg.maxDur); err != nil {
 			return err
 		}
-		res.max.proxyCPU, res.max.backendCPU = cpu()-c0, cpuOf(b.backendPid)-k0
+		res.max.proxyCPU, res.max.backendCPU, res.max.proxyAct = cpu()-c0, cpuOf(b.backendPid)-k0, act().minus(a0)
 		return nil
 	})
 	if err != nil {

@@ -44,6 +44,7 @@ var targets = []target{
 	{"waypoint-1cpu", "waypoint, -concurrency 1", startWaypointOneCPU},
 	{"direct-hbone", "direct, HBONE", startDirectHBONE},
 	{"waypoint-hbone", "waypoint, HBONE both sides", startWaypointHBONE},
+	{"floor-hbone", "Go floor, HBONE both sides", startFloorHBONE},
 }
 
 func tcpDial(addr string) dialFunc {

@@ -266,6 +266,51 @@ func cpuOf(pid int) time.Duration {
 	return time.Duration(ticks) * time.Second / time.Duration(clockTicks())
 }
 
+// activity is what a process tree's threads did so far that costs a proxy
+// at a low rate beside its own instructions: read and write system calls
+// (/proc/PID/io's syscr and syscw: read, write and their vector forms;
+// not epoll), and sleeps and preemptions (the voluntary and involuntary
+// context switches of /proc/PID/task/*/status; a thread that ended takes
+// its own with it).
+type activity struct {
+	syscalls, sleeps, preempted uint64
+}
+
+func (a activity) minus(b activity) activity {
+	return activity{a.syscalls - b.syscalls, a.sleeps - b.sleeps, a.preempted - b.preempted}
+}
+
+// activityOf returns the activity so far of pid and its descendants.
+func activityOf(pid int) activity {
+	var a activity
+	for _, p := range tree(pid) {
+		dir := filepath.Join("/proc", strconv.Itoa(p))
+		if b, err := os.ReadFile(filepath.Join(dir, "io")); err == nil {
+			a.syscalls += field(b, "syscr:") + field(b, "syscw:")
+		}
+		tasks, _ := os.ReadDir(filepath.Join(dir, "task"))
+		for _, t := range tasks {
+			if b, err := os.ReadFile(filepath.Join(dir, "task", t.Name(), "status")); err == nil {
+				a.sleeps += field(b, "voluntary_ctxt_switches:")
+				a.preempted += field(b, "nonvoluntary_ctxt_switches:")
+			}
+		}
+	}
+	return a
+}
+
+// field returns the number after name at the start of a line of b, 0 if
+// none.
+func field(b []byte, name string) uint64 {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // stolen is the CPU time the hypervisor gave other guests while this
 // machine's CPUs wanted to run (/proc/stat's steal, all CPUs summed): a
 // pause no process here can see, and the reason a fixed-rate run's tail

@@ -65,6 +65,9 @@ func addStats(to, s *runStats) {
 	to.late = append(to.late, s.late...)
 	to.genCPU += s.genCPU
 	to.proxyCPU += s.proxyCPU
+	to.proxyAct.syscalls += s.proxyAct.syscalls
+	to.proxyAct.sleeps += s.proxyAct.sleeps
+	to.proxyAct.preempted += s.proxyAct.preempted
 	to.backendCPU += s.backendCPU
 	to.stolen += s.stolen
 	to.stalls.bursts += s.stalls.bursts
@@ -161,7 +164,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	// nginx's is what nginx adds to a plain path.
 	directHBONE := find("direct-hbone")
 	base := func(r *targetResult) *targetResult {
-		if r.key == "waypoint-hbone" && directHBONE != nil {
+		if (r.key == "waypoint-hbone" || r.key == "floor-hbone") && directHBONE != nil {
 			return directHBONE
 		}
 		return direct
@@ -212,6 +215,14 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		return fmt.Sprintf("%d / %d / %d / %s µs", st.bursts, st.requests, st.biggest, us(st.longest))
 	}, "—", "—")
 
+	// floorOf is the Go floor a waypoint column is read against: the
+	// least a Go proxy does on the same path, plain or HBONE.
+	floorOf := func(r *targetResult) *targetResult {
+		if r.key == "waypoint-hbone" {
+			return find("floor-hbone")
+		}
+		return find("floor")
+	}
 	tpResult := "—"
 	if nginx != nil {
 		tpResult = judge(func(r *targetResult) (bool, string) {
@@ -222,6 +233,9 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 				// as nginx's to direct.
 				detail += fmt.Sprintf("; %.0f%% of direct over HBONE, nginx %.0f%% of direct",
 					100*r.max.rate()/b.max.rate(), 100*nginx.max.rate()/direct.max.rate())
+			}
+			if f := floorOf(r); f != nil {
+				detail += fmt.Sprintf("; %s %.0f%% of nginx", f.name, 100*f.max.rate()/nginx.max.rate())
 			}
 			return ratio >= targetThroughput, detail
 		})
@@ -237,10 +251,23 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		return fmt.Sprintf("%.3f s", cpuPer1000(r.fixed))
 	}), fmt.Sprintf("waypoint ≤ %.1f s (%.1f vCPU)", targetCPUPer1000, targetCPUPer1000), judge(func(r *targetResult) (bool, string) {
 		c := cpuPer1000(r.fixed)
-		return c <= targetCPUPer1000, fmt.Sprintf("%.3f s", c)
+		detail := fmt.Sprintf("%.3f s", c)
+		if f := floorOf(r); f != nil {
+			detail += fmt.Sprintf("; %s %.3f s", f.name, cpuPer1000(f.fixed))
+		}
+		return c <= targetCPUPer1000, detail
 	}))
 	row("proxy CPU per 1,000 requests at maximum throughput", proxyOnly(func(r *targetResult) string {
 		return fmt.Sprintf("%.3f s", cpuPer1000(r.max))
+	}), "—", "—")
+	perRequest := func(s *runStats, n uint64) string {
+		return fmt.Sprintf("%.1f", float64(n)/float64(max(len(s.lat), 1)))
+	}
+	row(fmt.Sprintf("proxy read and write system calls per request, %s req/s / maximum", rate), proxyOnly(func(r *targetResult) string {
+		return perRequest(r.fixed, r.fixed.proxyAct.syscalls) + " / " + perRequest(r.max, r.max.proxyAct.syscalls)
+	}), "—", "—")
+	row(fmt.Sprintf("proxy threads' sleeps / preemptions per request at %s req/s (context switches)", rate), proxyOnly(func(r *targetResult) string {
+		return perRequest(r.fixed, r.fixed.proxyAct.sleeps) + " / " + perRequest(r.fixed, r.fixed.proxyAct.preempted)
 	}), "—", "—")
 	row(fmt.Sprintf("proxy peak RSS after the %s req/s run", rate), proxyOnly(func(r *targetResult) string { return mb(r.rssFixed) }),
 		fmt.Sprintf("waypoint ≤ %.0f MB", targetRSS/1e6), judge(func(r *targetResult) (bool, string) {
@@ -256,8 +283,8 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	fmt.Fprintf(w, "start + i/%d s, sent on the next free one of %d keep-alive connections) to the last byte of its\n", cfg.rate, cfg.rateConns)
 	fmt.Fprintln(w, "response, so a stall delays and counts every request behind it (no coordinated omission); sends")
 	fmt.Fprintln(w, "leave from an OS thread sleeping with nanosleep (timer slack 1 ns). Added latency = the target's")
-	fmt.Fprintln(w, "percentile − its baseline's (direct's; for the HBONE waypoint, direct over HBONE's). Maximum")
-	fmt.Fprintln(w, "throughput = responses / wall time, each connection sending its next")
+	fmt.Fprintln(w, "percentile − its baseline's (direct's; for the HBONE waypoint and floor, direct over HBONE's).")
+	fmt.Fprintln(w, "Maximum throughput = responses / wall time, each connection sending its next")
 	fmt.Fprintln(w, "request as soon as the previous response ended. Proxy CPU = utime + stime from /proc/PID/stat of the")
 	fmt.Fprintln(w, "proxy's processes (nginx: master and workers; HAProxy: its one process and its threads; waypoint: its")
 	fmt.Fprintln(w, "process), before and after the measured run, / (responses / 1,000). Peak RSS = VmHWM from")
@@ -284,6 +311,12 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 		fmt.Fprintln(w, "and the response back, parsing only line ends and Content-Length, with the waypoint's goroutine per")
 		fmt.Fprintln(w, "connection, raw socket I/O and thread sizing: what Go's runtime and a proxy's system calls cost here;")
 		fmt.Fprintln(w, "the waypoint's CPU above it is its own work.")
+	}
+	if find("floor-hbone") != nil {
+		fmt.Fprintln(w, "Go floor, HBONE both sides: the Go floor serving the generator's tunnels (an hbone.Server) and")
+		fmt.Fprintln(w, "opening a tunnel of its own to the backend's node for each (an hbone.Pool), as the HBONE waypoint")
+		fmt.Fprintln(w, "does: what the tunnels' two ends in a Go proxy cost here; the HBONE waypoint's CPU above it is its own")
+		fmt.Fprintln(w, "work, as the plain waypoint's is above the Go floor. Its added latency is over direct over HBONE.")
 	}
 	fmt.Fprintln(w, "HBONE: the generator opens its connections as HBONE tunnels (hbone.Pool, mTLS, all on one HTTP/2")
 	fmt.Fprintln(w, "connection) to the waypoint binary's HBONE listener (-hbone, its certificate from the bench's CA by")

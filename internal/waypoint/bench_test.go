@@ -3,6 +3,7 @@ package waypoint_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/telemetry"
 	"github.com/meshway/meshway/internal/waypoint"
@@ -25,7 +30,9 @@ import (
 // bench-waypoint runs it (one HTTPRoute, Istio metrics on). The client and
 // the backend are minimal wire-level loops that allocate nothing, so
 // allocs/op is the proxy's; ns/op includes the client's and the backend's
-// CPU, which "direct" shows alone.
+// CPU, which "direct" shows alone. The same again with HBONE on both
+// sides: direct-hbone (the client tunnelling to the backend's node) and
+// waypoint-hbone; there allocs/op counts the tunnels' ends too.
 //
 //	go test -run '^$' -bench ProxyHTTP1 -benchmem ./internal/waypoint
 func BenchmarkProxyHTTP1(b *testing.B) {
@@ -62,7 +69,42 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 		defer func() { _ = ln.Close(); _ = p.Close() }()
 		runKeepAlive(b, ln.Addr().String())
 	})
+	// With HBONE: the client's connections are tunnels (one HTTP/2
+	// connection), the backend is reached through its node's HBONE server,
+	// which splices to it; direct-hbone tunnels to the node straight.
+	m := newManager(b)
+	_, backendPort, _ := net.SplitHostPort(backend)
+	nodeIP := serveNode(b, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(b, m, reviewsID), m.Bundle(), nil),
+		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
+		Logf:      b.Logf,
+	})
+	onNode := nodeIP + ":" + backendPort
+	tunnels := func(b *testing.B, addr, authority string, id spiffeid.ID) dialer {
+		clients := &hbone.Pool{Bundle: m.Bundle()}
+		b.Cleanup(func() { _ = clients.Close() })
+		req := hbone.Request{Source: source(b, m, sleepID), Addr: addr, Authority: authority, Expected: []spiffeid.ID{id}}
+		return func() (net.Conn, error) { return clients.Dial(context.Background(), req) }
+	}
+	b.Run("direct-hbone", func(b *testing.B) {
+		runKeepAliveOn(b, tunnels(b, nodeIP+":15008", onNode, reviewsID))
+	})
+	b.Run("waypoint-hbone", func(b *testing.B) {
+		pool := &hbone.Pool{Bundle: m.Bundle()}
+		p := &waypoint.Proxy{Logf: b.Logf, Metrics: telemetry.NewMetrics(telemetry.ReporterWaypoint), Pool: pool, Source: source(b, m, waypointID)}
+		ep := model.Endpoint{Address: onNode, Identity: reviewsID.String()}
+		w := reviewsConfig([]model.HTTPRoute{{
+			Kind: model.KindHTTPRoute, Name: "reviews", Namespace: "default",
+			Rules: []model.RouteRule{{Backends: []model.Backend{{Cluster: "reviews-v1"}}}},
+		}}, model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{ep}}, model.Cluster{Name: "reviews-v1", Endpoints: []model.Endpoint{ep}})
+		wpAddr := serveWaypoint(b, m, p, w)
+		defer func() { _ = p.Close(); _ = pool.Close() }()
+		runKeepAliveOn(b, tunnels(b, wpAddr, reviewsVIP, waypointID))
+	})
 }
+
+// dialer opens a client connection.
+type dialer func() (net.Conn, error)
 
 // benchConns is the number of keep-alive connections, as make
 // bench-waypoint's maximum-throughput run.
@@ -71,6 +113,11 @@ const benchConns = 32
 // runKeepAlive sends b.N requests to addr over benchConns connections, each
 // one request at a time.
 func runKeepAlive(b *testing.B, addr string) {
+	runKeepAliveOn(b, func() (net.Conn, error) { return net.Dial("tcp", addr) })
+}
+
+// runKeepAliveOn is runKeepAlive over connections that dial opens.
+func runKeepAliveOn(b *testing.B, dial dialer) {
 	req := []byte("GET /reviews/1 HTTP/1.1\r\nHost: reviews.default.svc.cluster.local:9080\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -83,7 +130,7 @@ func runKeepAlive(b *testing.B, addr string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		c, err := net.Dial("tcp", addr)
+		c, err := dial()
 		if err != nil {
 			b.Error(err)
 			return

@@ -32,7 +32,7 @@ var (
 	reviewsID  = identity.MustWorkloadID(td, "default", "bookinfo-reviews")
 )
 
-func newManager(t *testing.T) *identity.Manager {
+func newManager(t testing.TB) *identity.Manager {
 	t.Helper()
 	ca, err := identity.NewCA(t.TempDir(), identity.CAOptions{TrustDomain: td})
 	if err != nil {
@@ -46,7 +46,7 @@ func newManager(t *testing.T) *identity.Manager {
 	return m
 }
 
-func source(t *testing.T, m *identity.Manager, id spiffeid.ID) identity.CertSource {
+func source(t testing.TB, m *identity.Manager, id spiffeid.ID) identity.CertSource {
 	t.Helper()
 	src, err := m.Source(context.Background(), id)
 	if err != nil {
@@ -55,7 +55,7 @@ func source(t *testing.T, m *identity.Manager, id spiffeid.ID) identity.CertSour
 	return src
 }
 
-func serveHBONE(t *testing.T, srv *hbone.Server, addr string) string {
+func serveHBONE(t testing.TB, srv *hbone.Server, addr string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -69,7 +69,7 @@ func serveHBONE(t *testing.T, srv *hbone.Server, addr string) string {
 // serveNode serves srv on port 15008 of the first free loopback address
 // from 127.0.0.2 up (the waypoint dials endpoints' nodes at podIP:15008)
 // and returns that address.
-func serveNode(t *testing.T, srv *hbone.Server) string {
+func serveNode(t testing.TB, srv *hbone.Server) string {
 	t.Helper()
 	for i := 2; i < 64; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", i)
@@ -87,7 +87,7 @@ func serveNode(t *testing.T, srv *hbone.Server) string {
 
 // serveWaypoint loads w into proxy and serves it over HBONE as waypointID
 // on loopback; it returns the address.
-func serveWaypoint(t *testing.T, m *identity.Manager, proxy *waypoint.Proxy, w *model.Waypoint) string {
+func serveWaypoint(t testing.TB, m *identity.Manager, proxy *waypoint.Proxy, w *model.Waypoint) string {
 	t.Helper()
 	if err := proxy.Load(w); err != nil {
 		t.Fatal(err)
