@@ -194,7 +194,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	}, "—", "—")
 	addedWhat := "proxy − direct"
 	if directHBONE != nil {
-		addedWhat = "proxy − direct; HBONE waypoint − direct over HBONE; direct over HBONE − direct"
+		addedWhat = "proxy − direct; HBONE waypoint and floor − direct over HBONE; direct over HBONE − direct"
 	}
 	row(fmt.Sprintf("added latency at %s req/s (%s), p50", rate, addedWhat), added(50), "—", "—")
 	row("added latency, p90", added(90), "—", "—")
@@ -263,7 +263,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	perRequest := func(s *runStats, n uint64) string {
 		return fmt.Sprintf("%.1f", float64(n)/float64(max(len(s.lat), 1)))
 	}
-	row(fmt.Sprintf("proxy read and write system calls per request, %s req/s / maximum", rate), proxyOnly(func(r *targetResult) string {
+	row(fmt.Sprintf("proxy read and write system calls per request (/proc/PID/io: recv and send, which nginx and HAProxy use, are not counted), %s req/s / maximum", rate), proxyOnly(func(r *targetResult) string {
 		return perRequest(r.fixed, r.fixed.proxyAct.syscalls) + " / " + perRequest(r.max, r.max.proxyAct.syscalls)
 	}), "—", "—")
 	row(fmt.Sprintf("proxy threads' sleeps / preemptions per request at %s req/s (context switches)", rate), proxyOnly(func(r *targetResult) string {
