@@ -17,7 +17,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/meshway/meshway/internal/hbone"
-	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/model"
 	"github.com/meshway/meshway/internal/telemetry"
 	"github.com/meshway/meshway/internal/waypoint"
@@ -73,13 +72,8 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 	// connection), the backend is reached through its node's HBONE server,
 	// which splices to it; direct-hbone tunnels to the node straight.
 	m := newManager(b)
-	_, backendPort, _ := net.SplitHostPort(backend)
-	nodeIP := serveNode(b, &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(source(b, m, reviewsID), m.Bundle(), nil),
-		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
-		Logf:      b.Logf,
-	})
-	onNode := nodeIP + ":" + backendPort
+	onNode := serveBackendNode(b, m, backend)
+	nodeIP, _, _ := net.SplitHostPort(onNode)
 	tunnels := func(b *testing.B, addr, authority string, id spiffeid.ID) dialer {
 		clients := &hbone.Pool{Bundle: m.Bundle()}
 		b.Cleanup(func() { _ = clients.Close() })

@@ -111,18 +111,12 @@ func TestChaosGRPCOverHBONE(t *testing.T) {
 // address.
 func grpcOverHBONE(t *testing.T, m *identity.Manager, up *chaos.Dialer) (*waypoint.Proxy, *hbone.Pool, func() *model.Waypoint, string) {
 	t.Helper()
-	backend := startEchoGRPC(t)
-	_, backendPort, _ := net.SplitHostPort(backend)
-	nodeIP := serveNode(t, &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
-		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
-		Logf:      t.Logf,
-	})
+	onNode := serveBackendNode(t, m, startEchoGRPC(t))
 	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
 	t.Cleanup(func() { pool.Close() })
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	w := func() *model.Waypoint {
-		return ratingsGRPC(model.Endpoint{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()})
+		return ratingsGRPC(model.Endpoint{Address: onNode, Identity: reviewsID.String()})
 	}
 	return proxy, pool, w, serveWaypoint(t, m, proxy, w())
 }

@@ -85,6 +85,20 @@ func serveNode(t testing.TB, srv *hbone.Server) string {
 	return ""
 }
 
+// serveBackendNode serves backend's node with reviews' identity on
+// 127.0.0.x:15008 (serveNode), splicing every tunnel to backend, and
+// returns backend's address in the mesh: its node's IP and its port.
+func serveBackendNode(t testing.TB, m *identity.Manager, backend string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(backend)
+	ip := serveNode(t, &hbone.Server{
+		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
+		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, backend) }),
+		Logf:      t.Logf,
+	})
+	return net.JoinHostPort(ip, port)
+}
+
 // serveWaypoint loads w into proxy and serves it over HBONE as waypointID
 // on loopback; it returns the address.
 func serveWaypoint(t testing.TB, m *identity.Manager, proxy *waypoint.Proxy, w *model.Waypoint) string {
@@ -311,20 +325,12 @@ func TestRunServesHBONE(t *testing.T) {
 func TestUpstreamClosedWhileIdleOverHBONE(t *testing.T) {
 	m := newManager(t)
 	b := startIdleClosingBackend(t)
-	_, backendPort, _ := net.SplitHostPort(b.addr)
-
-	nodeIP := serveNode(t, &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
-		Handler: hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) {
-			spliceTo(s, b.addr)
-		}),
-		Logf: t.Logf,
-	})
+	onNode := serveBackendNode(t, m, b.addr)
 	pool := &hbone.Pool{Bundle: m.Bundle()}
 	t.Cleanup(func() { pool.Close() })
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	t.Cleanup(func() { proxy.Close() })
-	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: onNode, Identity: reviewsID.String()}}}
 	b.postAfterIdle(t, servePlain(t, proxy, reviewsConfig(nil, cl)))
 }
 
@@ -371,18 +377,13 @@ func spliceTo(s *hbone.Stream, addr string) {
 func TestUpstreamConnectionFailedMomentsAgo(t *testing.T) {
 	m := newManager(t)
 	b := newBackend(t, "reviews-v1")
-	_, backendPort, _ := net.SplitHostPort(b.addr())
-	nodeIP := serveNode(t, &hbone.Server{
-		TLSConfig: identity.ServerTLSConfig(source(t, m, reviewsID), m.Bundle(), nil),
-		Handler:   hbone.HandlerFunc(func(_ context.Context, s *hbone.Stream) { spliceTo(s, b.addr()) }),
-		Logf:      t.Logf,
-	})
+	onNode := serveBackendNode(t, m, b.addr())
 	up := &chaos.Dialer{}
 	pool := &hbone.Pool{Bundle: m.Bundle(), DialContext: up.DialContext}
 	t.Cleanup(func() { pool.Close() })
 	proxy := &waypoint.Proxy{Pool: pool, Source: source(t, m, waypointID), Logf: t.Logf}
 	t.Cleanup(func() { proxy.Close() })
-	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: nodeIP + ":" + backendPort, Identity: reviewsID.String()}}}
+	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: onNode, Identity: reviewsID.String()}}}
 	addr := servePlain(t, proxy, reviewsConfig(nil, cl))
 
 	conn, err := net.Dial("tcp", addr)
