@@ -31,7 +31,9 @@ import (
 // pooling, retries). Its CPU per request is what Go's runtime and the
 // system calls of a proxy cost on this machine; the waypoint's above it is
 // its own work. It serves only what the bench sends: GETs without a body,
-// answered with a Content-Length.
+// answered with a Content-Length. The HBONE floor (floor-hbone) does the
+// same between the generator's tunnels and tunnels of its own to the
+// backend's node: what the tunnels cost, with none of the waypoint's work.
 
 // startFloorTarget starts the floor forwarder in a child of the bench.
 func startFloorTarget(ctx context.Context, b *bench) (*running, error) {
@@ -76,7 +78,7 @@ func startFloor(o childOpts, logger *log.Logger) (string, func(), error) {
 		}
 	}
 	if o.caDir != "" {
-		return serveFloorHBONE(o, ln, logErr)
+		return serveFloorHBONE(o, ln, logger, logErr)
 	}
 	go func() {
 		for {
@@ -100,7 +102,7 @@ func startFloor(o childOpts, logger *log.Logger) (string, func(), error) {
 }
 
 // serveFloorHBONE is the floor's HBONE server on ln.
-func serveFloorHBONE(o childOpts, ln net.Listener, logErr func(error)) (string, func(), error) {
+func serveFloorHBONE(o childOpts, ln net.Listener, logger *log.Logger, logErr func(error)) (string, func(), error) {
 	src, bundle, err := loadSource(o.caDir, waypointID)
 	if err != nil {
 		return "", nil, err
@@ -118,7 +120,7 @@ func serveFloorHBONE(o childOpts, ln net.Listener, logErr func(error)) (string, 
 			defer func() { _ = c.Close() }()
 			logErr(forwardFloor(s, c))
 		}),
-		Logf: func(format string, args ...any) { logErr(fmt.Errorf(format, args...)) },
+		Logf: logger.Printf,
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, hbone.ErrServerClosed) {
@@ -133,9 +135,8 @@ func serveFloorHBONE(o childOpts, ln net.Listener, logErr func(error)) (string, 
 
 // forwardFloor serves one client connection until it ends.
 func forwardFloor(down, up io.ReadWriter) error {
-	rd, ru := down, up
-	dr, dw := bufio.NewReaderSize(rd, 4<<10), bufio.NewWriterSize(rd, 4<<10)
-	ur, uw := bufio.NewReaderSize(ru, 4<<10), bufio.NewWriterSize(ru, 4<<10)
+	dr, dw := bufio.NewReaderSize(down, 4<<10), bufio.NewWriterSize(down, 4<<10)
+	ur, uw := bufio.NewReaderSize(up, 4<<10), bufio.NewWriterSize(up, 4<<10)
 	for {
 		if _, err := copyHead(uw, dr); err != nil {
 			return err
