@@ -156,7 +156,7 @@ func main() {
 	defer stop()
 	cpus := runtime.GOMAXPROCS(0)
 	if maxprocs.Start(ctx, *concurrency) {
-		logger.Printf("threads: as the load needs, 1 to %d (-concurrency N fixes them)", cpus)
+		logger.Printf("threads: as the load needs, 1 to %d, the CPUs the container may use, followed as its limit changes (-concurrency N fixes them)", cpus)
 	} else {
 		logger.Printf("threads: %d (-concurrency or $GOMAXPROCS)", runtime.GOMAXPROCS(0))
 	}

@@ -37,6 +37,13 @@ type Policy struct {
 	// threshold does not make them come and go.
 	Calm  int
 	Lower float64
+	// Limit, if set, is asked every LimitEvery for the CPUs the container
+	// may use now, which becomes Max: a pod whose CPU limit is resized in
+	// place gets its threads' bound without a restart. Setting GOMAXPROCS
+	// turns off the runtime's own following of the limit, so Run follows
+	// it instead.
+	Limit      func() int
+	LimitEvery time.Duration
 }
 
 // DefaultPolicy is the waypoint's: a thread for each half CPU the proxy
@@ -59,6 +66,14 @@ func NewSizer(p Policy) *Sizer { return &Sizer{p: p, threads: 1} }
 
 // Threads is the number of threads the last sample chose.
 func (s *Sizer) Threads() int { return s.threads }
+
+// SetMax changes the most threads (the container's CPU limit changed):
+// threads over it go at once, more may come at the next samples.
+func (s *Sizer) SetMax(n int) {
+	s.p.Max = max(n, 1)
+	s.threads = min(s.threads, s.p.Max)
+	s.calmMax = min(s.calmMax, s.p.Max)
+}
 
 // Sample takes the CPU the process used over the last interval, in
 // CPU-seconds per second, and returns the threads for the next.
@@ -92,11 +107,11 @@ func (s *Sizer) want(cpus, perThread float64) int {
 
 // Run sizes GOMAXPROCS with p, sampling the process's CPU time every
 // interval, until ctx ends; it then restores the number of threads it
-// found. With p.Max of one there is nothing to size and it only waits.
-// Setting GOMAXPROCS stops the world for a moment; the policy's
-// hysteresis keeps that to the load's real changes.
+// found. With p.Max of one and no p.Limit there is nothing to size and it
+// only waits. Setting GOMAXPROCS stops the world for a moment; the
+// policy's hysteresis keeps that to the load's real changes.
 func Run(ctx context.Context, p Policy, interval time.Duration) {
-	if p.Max <= 1 {
+	if p.Max <= 1 && p.Limit == nil {
 		<-ctx.Done()
 		return
 	}
@@ -106,11 +121,16 @@ func Run(ctx context.Context, p Policy, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	lastCPU, lastAt := cpuTime(), time.Now()
+	lastLimit := lastAt
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			if p.Limit != nil && now.Sub(lastLimit) >= p.LimitEvery {
+				s.SetMax(p.Limit())
+				lastLimit = now
+			}
 			cpu := cpuTime()
 			wall := now.Sub(lastAt)
 			if wall <= 0 {
@@ -124,6 +144,23 @@ func Run(ctx context.Context, p Policy, interval time.Duration) {
 		}
 	}
 }
+
+// RuntimeDefault is the GOMAXPROCS the runtime would choose now — the
+// CPUs the process may use: its CPU affinity and its container's CPU
+// limit, which a pod resized in place changes — leaving the setting as it
+// was. Go has no call that only asks: SetDefaultGOMAXPROCS applies the
+// default (a stop of the world), and the setting is put back (another).
+func RuntimeDefault() int {
+	was := runtime.GOMAXPROCS(0)
+	runtime.SetDefaultGOMAXPROCS()
+	n := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(was)
+	return n
+}
+
+// LimitEvery is how often Start asks the runtime for the container's CPU
+// limit: two stops of the world each time, a few microseconds each.
+const LimitEvery = 10 * time.Second
 
 // cpuTime is the CPU time the process used, user and system, all threads.
 func cpuTime() time.Duration {
@@ -139,8 +176,9 @@ const Interval = 100 * time.Millisecond
 
 // Start sets the threads as a proxy's -concurrency flag n says: n > 0
 // fixes them at n (as Envoy's --concurrency); 0 sizes them to the load
-// (Run with DefaultPolicy, in a goroutine, until ctx ends) unless the
-// GOMAXPROCS environment variable fixes them. It reports whether the
+// (Run with DefaultPolicy, in a goroutine, until ctx ends), up to the
+// CPUs the container may use as they change, unless the GOMAXPROCS
+// environment variable fixes them. It reports whether the
 // threads follow the load.
 func Start(ctx context.Context, n int) bool {
 	if n > 0 {
@@ -150,6 +188,8 @@ func Start(ctx context.Context, n int) bool {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return false
 	}
-	go Run(ctx, DefaultPolicy(runtime.GOMAXPROCS(0)), Interval)
+	p := DefaultPolicy(runtime.GOMAXPROCS(0))
+	p.Limit, p.LimitEvery = RuntimeDefault, LimitEvery
+	go Run(ctx, p, Interval)
 	return true
 }

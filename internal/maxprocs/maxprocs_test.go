@@ -110,3 +110,61 @@ func waitThreads(t *testing.T, want int, when string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRunFollowsLimit: a container's CPU limit resized while Run runs
+// moves the threads' bound: a spinning goroutine gets a second thread
+// only once the limit allows two, and loses it as soon as the limit is
+// one again.
+func TestRunFollowsLimit(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	var limit atomic.Int64
+	limit.Store(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p := Policy{Max: 1, PerThread: 0.05, Calm: 3, Lower: 1,
+		Limit: func() int { return int(limit.Load()) }, LimitEvery: 20 * time.Millisecond}
+	go func() {
+		defer close(done)
+		Run(ctx, p, 20*time.Millisecond)
+	}()
+	var stop atomic.Bool
+	spun := make(chan struct{})
+	go func() {
+		defer close(spun)
+		for !stop.Load() {
+			for range 1000 {
+				_ = time.Now()
+			}
+		}
+	}()
+	defer func() {
+		stop.Store(true)
+		<-spun
+		cancel()
+		<-done
+		if got := runtime.GOMAXPROCS(0); got != before {
+			t.Errorf("GOMAXPROCS after Run: %d; want %d, as before", got, before)
+		}
+	}()
+	waitThreads(t, 1, "when Run starts")
+	time.Sleep(200 * time.Millisecond) // ten samples of a spinning process
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Fatalf("GOMAXPROCS %d with a limit of one CPU; want 1", got)
+	}
+	limit.Store(2)
+	waitThreads(t, 2, "once the limit allows two")
+	limit.Store(1)
+	waitThreads(t, 1, "once the limit is one again")
+}
+
+// TestRuntimeDefault: asking the runtime's default leaves the setting as
+// it was.
+func TestRuntimeDefault(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	if n := RuntimeDefault(); n < 1 {
+		t.Errorf("RuntimeDefault() = %d; want at least 1", n)
+	}
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("GOMAXPROCS after RuntimeDefault: %d; want 3, as before", got)
+	}
+}
