@@ -64,40 +64,73 @@ func TestSizerOneCPU(t *testing.T) {
 // while a goroutine spins, back to one once it stops, and to what it was
 // when Run ends.
 func TestRun(t *testing.T) {
-	before := runtime.GOMAXPROCS(0)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
 	// One low threshold, 5% of a CPU, up and down: a spinner is over it
 	// however busy the machine is, and this process idle (a poll every
 	// 5 ms, even under -race) is far under it.
-	p := Policy{Max: 2, PerThread: 0.05, Calm: 3, Lower: 1}
+	startRun(t, Policy{Max: 2, PerThread: 0.05, Calm: 3, Lower: 1})
+	waitThreads(t, 1, "when Run starts")
+	stop := spin()
+	waitThreads(t, 2, "while a goroutine spins")
+	stop()
+	waitThreads(t, 1, "once the spinning stopped")
+}
+
+// TestRunFollowsLimit: a container's CPU limit resized while Run runs
+// moves the threads' bound: a spinning goroutine gets a second thread
+// only once the limit allows two, and loses it as soon as the limit is
+// one again.
+func TestRunFollowsLimit(t *testing.T) {
+	var limit atomic.Int64
+	limit.Store(1)
+	startRun(t, Policy{Max: 1, PerThread: 0.05, Calm: 3, Lower: 1,
+		Limit: func() int { return int(limit.Load()) }, LimitEvery: 20 * time.Millisecond})
+	waitThreads(t, 1, "when Run starts")
+	t.Cleanup(spin())
+	time.Sleep(200 * time.Millisecond) // ten samples of a spinning process
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Fatalf("GOMAXPROCS %d with a limit of one CPU; want 1", got)
+	}
+	limit.Store(2)
+	waitThreads(t, 2, "once the limit allows two")
+	limit.Store(1)
+	waitThreads(t, 1, "once the limit is one again")
+}
+
+// startRun runs Run with p, sampling every 20 ms, until the test ends,
+// and then checks that GOMAXPROCS is back to what it was.
+func startRun(t *testing.T, p Policy) {
+	before := runtime.GOMAXPROCS(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		Run(ctx, p, 20*time.Millisecond)
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		<-done
 		if got := runtime.GOMAXPROCS(0); got != before {
 			t.Errorf("GOMAXPROCS after Run: %d; want %d, as before", got, before)
 		}
-	}()
-	waitThreads(t, 1, "when Run starts")
+	})
+}
 
-	var stop atomic.Bool
+// spin keeps a goroutine busy until stop, which waits for it to end.
+func spin() (stop func()) {
+	var done atomic.Bool
 	spun := make(chan struct{})
 	go func() {
 		defer close(spun)
-		for !stop.Load() {
+		for !done.Load() {
 			for range 1000 {
 				_ = time.Now() // cheap work between checks
 			}
 		}
 	}()
-	waitThreads(t, 2, "while a goroutine spins")
-	stop.Store(true)
-	<-spun
-	waitThreads(t, 1, "once the spinning stopped")
+	return func() {
+		done.Store(true)
+		<-spun
+	}
 }
 
 func waitThreads(t *testing.T, want int, when string) {
@@ -109,52 +142,6 @@ func waitThreads(t *testing.T, want int, when string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// TestRunFollowsLimit: a container's CPU limit resized while Run runs
-// moves the threads' bound: a spinning goroutine gets a second thread
-// only once the limit allows two, and loses it as soon as the limit is
-// one again.
-func TestRunFollowsLimit(t *testing.T) {
-	before := runtime.GOMAXPROCS(0)
-	var limit atomic.Int64
-	limit.Store(1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	p := Policy{Max: 1, PerThread: 0.05, Calm: 3, Lower: 1,
-		Limit: func() int { return int(limit.Load()) }, LimitEvery: 20 * time.Millisecond}
-	go func() {
-		defer close(done)
-		Run(ctx, p, 20*time.Millisecond)
-	}()
-	var stop atomic.Bool
-	spun := make(chan struct{})
-	go func() {
-		defer close(spun)
-		for !stop.Load() {
-			for range 1000 {
-				_ = time.Now()
-			}
-		}
-	}()
-	defer func() {
-		stop.Store(true)
-		<-spun
-		cancel()
-		<-done
-		if got := runtime.GOMAXPROCS(0); got != before {
-			t.Errorf("GOMAXPROCS after Run: %d; want %d, as before", got, before)
-		}
-	}()
-	waitThreads(t, 1, "when Run starts")
-	time.Sleep(200 * time.Millisecond) // ten samples of a spinning process
-	if got := runtime.GOMAXPROCS(0); got != 1 {
-		t.Fatalf("GOMAXPROCS %d with a limit of one CPU; want 1", got)
-	}
-	limit.Store(2)
-	waitThreads(t, 2, "once the limit allows two")
-	limit.Store(1)
-	waitThreads(t, 1, "once the limit is one again")
 }
 
 // TestRuntimeDefault: asking the runtime's default leaves the setting as
