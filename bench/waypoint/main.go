@@ -97,7 +97,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bench: unknown target %q\n", t)
 			os.Exit(2)
 		}
-		if (t == "waypoint-hbone" || t == "floor-hbone") && !slices.Contains(cfg.targets, "direct-hbone") {
+		if overHBONE(t) && !slices.Contains(cfg.targets, "direct-hbone") {
 			// The HBONE proxies' baseline, as direct is the others'.
 			cfg.targets = append(cfg.targets, "direct-hbone")
 		}

@@ -47,6 +47,11 @@ var targets = []target{
 	{"floor-hbone", "Go floor, HBONE both sides", startFloorHBONE},
 }
 
+// overHBONE says whether the target is a proxy the generator tunnels to
+// and that tunnels on to the backend's node: its baseline is direct over
+// HBONE (direct-hbone), as direct is the plain proxies'.
+func overHBONE(key string) bool { return key == "waypoint-hbone" || key == "floor-hbone" }
+
 func tcpDial(addr string) dialFunc {
 	return func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer

@@ -280,6 +280,10 @@ func (a activity) minus(b activity) activity {
 	return activity{a.syscalls - b.syscalls, a.sleeps - b.sleeps, a.preempted - b.preempted}
 }
 
+func (a activity) plus(b activity) activity {
+	return activity{a.syscalls + b.syscalls, a.sleeps + b.sleeps, a.preempted + b.preempted}
+}
+
 // activityOf returns the activity so far of pid and its descendants.
 func activityOf(pid int) activity {
 	var a activity
@@ -299,12 +303,13 @@ func activityOf(pid int) activity {
 	return a
 }
 
-// field returns the number after name at the start of a line of b, 0 if
-// none.
+// field returns the number after name at the start of a line of b (a
+// unit after it, such as " kB", ignored), 0 if none.
 func field(b []byte, name string) uint64 {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, name); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			num, _, _ := strings.Cut(strings.TrimSpace(v), " ")
+			n, _ := strconv.ParseUint(num, 10, 64)
 			return n
 		}
 	}
@@ -335,15 +340,8 @@ func stolen() time.Duration {
 func peakRSS(pid int) uint64 {
 	var total uint64
 	for _, p := range tree(pid) {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				total += kb << 10
-			}
+		if b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "status")); err == nil {
+			total += field(b, "VmHWM:") << 10 // kB
 		}
 	}
 	return total

@@ -65,9 +65,7 @@ func addStats(to, s *runStats) {
 	to.late = append(to.late, s.late...)
 	to.genCPU += s.genCPU
 	to.proxyCPU += s.proxyCPU
-	to.proxyAct.syscalls += s.proxyAct.syscalls
-	to.proxyAct.sleeps += s.proxyAct.sleeps
-	to.proxyAct.preempted += s.proxyAct.preempted
+	to.proxyAct = to.proxyAct.plus(s.proxyAct)
 	to.backendCPU += s.backendCPU
 	to.stolen += s.stolen
 	to.stalls.bursts += s.stalls.bursts
@@ -164,7 +162,7 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	// nginx's is what nginx adds to a plain path.
 	directHBONE := find("direct-hbone")
 	base := func(r *targetResult) *targetResult {
-		if (r.key == "waypoint-hbone" || r.key == "floor-hbone") && directHBONE != nil {
+		if overHBONE(r.key) && directHBONE != nil {
 			return directHBONE
 		}
 		return direct

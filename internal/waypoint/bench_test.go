@@ -52,12 +52,7 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 	})
 	b.Run("waypoint", func(b *testing.B) {
 		p := &waypoint.Proxy{Logf: b.Logf, Metrics: telemetry.NewMetrics(telemetry.ReporterWaypoint)}
-		ep := model.Endpoint{Address: backend}
-		w := reviewsConfig([]model.HTTPRoute{{
-			Kind: model.KindHTTPRoute, Name: "reviews", Namespace: "default",
-			Rules: []model.RouteRule{{Backends: []model.Backend{{Cluster: "reviews-v1"}}}},
-		}}, model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{ep}}, model.Cluster{Name: "reviews-v1", Endpoints: []model.Endpoint{ep}})
-		if err := p.Load(w); err != nil {
+		if err := p.Load(benchConfig(model.Endpoint{Address: backend})); err != nil {
 			b.Fatal(err)
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,20 +76,24 @@ func BenchmarkProxyHTTP1(b *testing.B) {
 		return func() (net.Conn, error) { return clients.Dial(context.Background(), req) }
 	}
 	b.Run("direct-hbone", func(b *testing.B) {
-		runKeepAliveOn(b, tunnels(b, nodeIP+":15008", onNode, reviewsID))
+		runKeepAliveOn(b, tunnels(b, net.JoinHostPort(nodeIP, strconv.Itoa(hbone.DefaultPort)), onNode, reviewsID))
 	})
 	b.Run("waypoint-hbone", func(b *testing.B) {
 		pool := &hbone.Pool{Bundle: m.Bundle()}
 		p := &waypoint.Proxy{Logf: b.Logf, Metrics: telemetry.NewMetrics(telemetry.ReporterWaypoint), Pool: pool, Source: source(b, m, waypointID)}
-		ep := model.Endpoint{Address: onNode, Identity: reviewsID.String()}
-		w := reviewsConfig([]model.HTTPRoute{{
-			Kind: model.KindHTTPRoute, Name: "reviews", Namespace: "default",
-			Rules: []model.RouteRule{{Backends: []model.Backend{{Cluster: "reviews-v1"}}}},
-		}}, model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{ep}}, model.Cluster{Name: "reviews-v1", Endpoints: []model.Endpoint{ep}})
-		wpAddr := serveWaypoint(b, m, p, w)
+		wpAddr := serveWaypoint(b, m, p, benchConfig(model.Endpoint{Address: onNode, Identity: reviewsID.String()}))
 		defer func() { _ = p.Close(); _ = pool.Close() }()
 		runKeepAliveOn(b, tunnels(b, wpAddr, reviewsVIP, waypointID))
 	})
+}
+
+// benchConfig is the waypoint as make bench-waypoint runs it: one
+// HTTPRoute rule to a one-endpoint cluster, ep.
+func benchConfig(ep model.Endpoint) *model.Waypoint {
+	return reviewsConfig([]model.HTTPRoute{{
+		Kind: model.KindHTTPRoute, Name: "reviews", Namespace: "default",
+		Rules: []model.RouteRule{{Backends: []model.Backend{{Cluster: "reviews-v1"}}}},
+	}}, model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{ep}}, model.Cluster{Name: "reviews-v1", Endpoints: []model.Endpoint{ep}})
 }
 
 // dialer opens a client connection.
