@@ -21,6 +21,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/meshway/meshway/internal/hbone"
+	"github.com/meshway/meshway/internal/hugetext"
 	"github.com/meshway/meshway/internal/identity"
 	"github.com/meshway/meshway/internal/maxprocs"
 	"github.com/meshway/meshway/internal/telemetry"
@@ -65,6 +66,12 @@ func runChild(o childOpts) error {
 		cleanup func()
 		err     error
 	)
+	if o.mode != "backend" {
+		// The proxies' code on huge pages, as cmd/waypoint's (-huge-pages).
+		if _, err := hugetext.Remap(); err != nil {
+			logger.Printf("code on small pages: %v", err)
+		}
+	}
 	switch o.mode {
 	case "backend":
 		ready, cleanup, err = startBackend(o, logger)

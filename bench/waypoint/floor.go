@@ -26,7 +26,8 @@ import (
 // Content-Length body) back, parsing nothing but the line endings and the
 // Content-Length. It runs as the waypoint does — a goroutine per
 // connection, raw reads and writes on Go's network poller
-// (internal/rawconn), threads sized to the load (internal/maxprocs) — with
+// (internal/rawconn), threads sized to the load (internal/maxprocs), its
+// code on huge pages (internal/hugetext, in runChild) — with
 // none of its work (routing, policies, header rewriting, telemetry,
 // pooling, retries). Its CPU per request is what Go's runtime and the
 // system calls of a proxy cost on this machine; the waypoint's above it is

@@ -307,8 +307,8 @@ func printTable(w io.Writer, cfg config, node string, rs []*targetResult) {
 	if find("floor") != nil {
 		fmt.Fprintln(w, "Go floor: a child of the bench that moves each request's head to a backend connection of its own")
 		fmt.Fprintln(w, "and the response back, parsing only line ends and Content-Length, with the waypoint's goroutine per")
-		fmt.Fprintln(w, "connection, raw socket I/O and thread sizing: what Go's runtime and a proxy's system calls cost here;")
-		fmt.Fprintln(w, "the waypoint's CPU above it is its own work.")
+		fmt.Fprintln(w, "connection, raw socket I/O, thread sizing and code on huge pages: what Go's runtime and a proxy's")
+		fmt.Fprintln(w, "system calls cost here; the waypoint's CPU above it is its own work.")
 	}
 	if find("floor-hbone") != nil {
 		fmt.Fprintln(w, "Go floor, HBONE both sides: the Go floor serving the generator's tunnels (an hbone.Server) and")

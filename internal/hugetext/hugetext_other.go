@@ -1,0 +1,5 @@
+//go:build !linux
+
+package hugetext
+
+func remap() (int, error) { return 0, ErrUnavailable }
