@@ -57,6 +57,7 @@ type childOpts struct {
 	mode, caDir, config, node string
 	backend                   string // the floor's backend
 	concurrency               int    // the waypoint's -concurrency
+	hugePages                 bool   // the proxies' code on huge pages
 }
 
 func runChild(o childOpts) error {
@@ -66,7 +67,7 @@ func runChild(o childOpts) error {
 		cleanup func()
 		err     error
 	)
-	if o.mode != "backend" {
+	if o.mode != "backend" && o.hugePages {
 		// The proxies' code on huge pages, as cmd/waypoint's (-huge-pages).
 		if _, err := hugetext.Remap(); err != nil {
 			logger.Printf("code on small pages: %v", err)

@@ -52,6 +52,7 @@ type config struct {
 	proxyCPUs           string
 	maxSteal            float64 // percent
 	concurrency         int     // the waypoint's -concurrency
+	hugePages           bool    // the proxies' code on huge pages (-huge-pages)
 }
 
 // stealReruns is how many times a fixed-rate run is measured again when
@@ -81,9 +82,10 @@ func main() {
 	flag.Float64Var(&cfg.maxSteal, "max-steal", 1, "percent of the CPUs the hypervisor may take (steal) during a fixed-rate run before it is measured again (at most twice); 0: never")
 	flag.IntVar(&cfg.concurrency, "concurrency", 0, "the waypoint's -concurrency (threads) for the waypoint and waypoint-hbone targets; 0: its default, as many as the load needs")
 	flag.StringVar(&cfg.proxyCPUs, "proxy-cpus", "", "CPUs (as taskset -c: 1, 2-3) the proxy under test runs on, alone; the load generator and the backend get the others. Default: every process shares every CPU")
+	flag.BoolVar(&cfg.hugePages, "huge-pages", true, "the waypoint's -huge-pages, and the same for the Go floors and the waypoint child: false keeps their code mapped from the executable, where perf can name its functions")
 	flag.Parse()
 	if co.mode != "" {
-		co.concurrency = cfg.concurrency
+		co.concurrency, co.hugePages = cfg.concurrency, cfg.hugePages
 		if err := runChild(co); err != nil {
 			fmt.Fprintln(os.Stderr, "bench child:", err)
 			os.Exit(1)

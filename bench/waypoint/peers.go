@@ -341,6 +341,9 @@ func startWaypointBinary(ctx context.Context, b *bench, key string, ep model.End
 		}
 		args = append(args, "-hbone", hbAddr, "-ca-dir", b.caDir, "-identity", waypointID.String())
 	}
+	if !b.cfg.hugePages {
+		args = append(args, "-huge-pages=false")
+	}
 	if b.cfg.concurrency > 0 {
 		args = append(args, "-concurrency", strconv.Itoa(b.cfg.concurrency))
 	}

@@ -167,6 +167,9 @@ func (b *bench) startChild(name string, proxy bool, want int, args ...string) (*
 		return nil, nil, err
 	}
 	argv := append([]string{exe, "-child"}, args...)
+	if !b.cfg.hugePages {
+		argv = append(argv, "-huge-pages=false")
+	}
 	if proxy {
 		argv = b.plan.proxyArgs(argv)
 	}
