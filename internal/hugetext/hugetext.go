@@ -6,7 +6,7 @@
 // On small (4 KiB) pages the code a request runs through is spread over a
 // few hundred pages, each a TLB miss and, in a virtual machine, a
 // two-level page walk; on 2 MiB pages it takes a handful of TLB entries.
-// In make bench-waypoint that is 7-8% of the waypoint's CPU at 1,000
+// In make bench-waypoint that is 8-9% of the waypoint's CPU at 1,000
 // requests/s (docs/benchmarks.md), for about 3 MB more resident memory:
 // the whole of the moved code is resident, not only the pages run.
 //
