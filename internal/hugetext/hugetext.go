@@ -15,7 +15,8 @@
 // anonymous memory that asks for huge pages and moves that memory over
 // the code, as ClickHouse and Intel's iodlr do. Tools that read the
 // executable to name the code at an address (perf) no longer can for the
-// moved part; Go's own profiles and stack traces are unaffected.
+// moved part. Go's profiles and stack traces still name every function
+// (a profile's header may then give another file as the program's).
 package hugetext
 
 import "errors"
