@@ -45,6 +45,9 @@ type mesh struct {
 	waypoint string // the waypoint's HBONE address
 	meshd    *exec.Cmd
 	client   *http.Client
+
+	mu        sync.Mutex
+	forbidden []string // lines of the processes' logs where the API server refused a request
 }
 
 func build(t *testing.T, dir string, pkgs ...string) {
@@ -77,11 +80,32 @@ func (m *mesh) meshctl(args ...string) string {
 	return out.String()
 }
 
-// logTo copies a process's output to the test log, line by line.
-func logTo(t *testing.T, name string, r io.Reader) {
+// logLines copies a process's output to the test log, line by line,
+// keeping the lines that say the API server refused a request for want of
+// a permission (its "... is forbidden: User ... cannot ..."), for
+// checkPermissions.
+func (m *mesh) logLines(name string, r io.Reader) {
 	s := bufio.NewScanner(r)
 	for s.Scan() {
-		t.Logf("%s: %s", name, s.Text())
+		line := s.Text()
+		m.t.Logf("%s: %s", name, line)
+		if strings.Contains(line, " is forbidden: ") {
+			m.mu.Lock()
+			m.forbidden = append(m.forbidden, name+": "+line)
+			m.mu.Unlock()
+		}
+	}
+}
+
+// checkPermissions fails the test if a process was refused a request for
+// want of a permission: with manifests/meshd-rbac.yaml's permissions meshd
+// must be refused nothing.
+func (m *mesh) checkPermissions() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, line := range m.forbidden {
+		m.t.Errorf("refused for want of a permission (manifests/meshd-rbac.yaml): %s", line)
 	}
 }
 
@@ -101,7 +125,7 @@ func (m *mesh) startEnv(name string, env []string, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		m.t.Fatalf("starting %s: %v", name, err)
 	}
-	go logTo(m.t, name, pr)
+	go m.logLines(name, pr)
 	go func() { _ = cmd.Wait(); pw.Close() }()
 	m.t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return cmd

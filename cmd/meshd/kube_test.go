@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -16,8 +17,9 @@ import (
 )
 
 // TestMeshdOnKubernetes runs the meshd binary against a real
-// kube-apiserver through a kubeconfig, as on a cluster: it wins the
-// leader election Lease and deploys a waypoint Gateway's objects.
+// kube-apiserver through a kubeconfig, as on a cluster, with the
+// permissions of manifests/meshd-rbac.yaml: it wins the leader election
+// Lease, deploys a waypoint Gateway's objects and writes its status.
 func TestMeshdOnKubernetes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds meshd and starts a Kubernetes control plane: skipped with -short")
@@ -33,10 +35,7 @@ func TestMeshdOnKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	kubeconfig, err := env.UserKubeconfig("meshd", "system:masters")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := meshdKubeconfig(t, env)
 	st, err := kube.New(env.Config, "cluster envtest")
 	if err != nil {
 		t.Fatal(err)
@@ -63,11 +62,26 @@ func TestMeshdOnKubernetes(t *testing.T) {
 		_, err := st.Get(ctx, manifest.MustKindOf(&appsv1.Deployment{}), "default", "waypoint")
 		return err == nil
 	})
-	obj, err := st.Get(ctx, manifest.MustKindOf(&gwv1.Gateway{}), "default", "waypoint")
+	// The CRD's default status says Accepted Unknown (Pending) until a
+	// controller writes its own.
+	waitFor(t, 30*time.Second, "meshd to write the Gateway's status (Accepted True)", func() bool {
+		obj, err := st.Get(ctx, manifest.MustKindOf(&gwv1.Gateway{}), "default", "waypoint")
+		return err == nil && meta.IsStatusConditionTrue(obj.(*gwv1.Gateway).Status.Conditions, string(gwv1.GatewayConditionAccepted))
+	})
+	m.checkPermissions()
+}
+
+// meshdKubeconfig applies manifests/meshd-rbac.yaml to env's cluster and
+// returns a kubeconfig for its ServiceAccount istio-system/meshd: meshd run
+// with it has the manifest's permissions and no others.
+func meshdKubeconfig(t *testing.T, env *kubetest.Env) string {
+	t.Helper()
+	if err := env.ApplyRBAC("../../manifests/meshd-rbac.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := env.ServiceAccountKubeconfig("istio-system", "meshd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := obj.(*gwv1.Gateway); len(g.Status.Conditions) == 0 {
-		t.Errorf("meshd wrote no Gateway status: %+v", g.Status)
-	}
+	return kubeconfig
 }

@@ -41,9 +41,10 @@ import (
 
 // TestMeshdSecurePortOnKubernetes is a waypoint pod's life on a cluster,
 // with the pod played by a local process (envtest has no kubelet): meshd
-// (plaintext xDS off) creates the mesh CA in Secret istio-ca-secret,
-// deploys the waypoint's ServiceAccount and publishes the root in ConfigMap
-// istio-ca-root-cert; the waypoint, given a TokenRequest token of that
+// (plaintext xDS off, the permissions of manifests/meshd-rbac.yaml) creates
+// the mesh CA in Secret istio-ca-secret, deploys the waypoint's
+// ServiceAccount and publishes the root in ConfigMap istio-ca-root-cert; the
+// waypoint, given a TokenRequest token of that
 // ServiceAccount for audience istio-ca and the ConfigMap's root, obtains its
 // certificate and its configuration on the secure port and serves HBONE to
 // the reviews pods. Tokens of another namespace, for another audience or
@@ -63,10 +64,7 @@ func TestMeshdSecurePortOnKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
-	kubeconfig, err := env.UserKubeconfig("meshd", "system:masters")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := meshdKubeconfig(t, env)
 	st, err := kube.New(env.Config, "cluster envtest")
 	if err != nil {
 		t.Fatal(err)
@@ -285,6 +283,7 @@ func TestMeshdSecurePortOnKubernetes(t *testing.T) {
 	if err := csr(dial(token), wpID); err != nil {
 		t.Errorf("a certificate from meshd verified against the new root: %v", err)
 	}
+	m.checkPermissions()
 }
 
 // subscribe opens a delta xDS stream as node and waits for the first
