@@ -1,12 +1,15 @@
 package waypoint
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,12 +31,67 @@ func LoadFile(path string) (*model.Waypoint, error) {
 	}
 	var w model.Waypoint
 	if err := sigsyaml.UnmarshalStrict(data, &w); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, decodeError(err))
 	}
 	if err := w.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: invalid waypoint configuration:\n%w", path, err)
 	}
 	return &w, nil
+}
+
+// decodeError says what is wrong with a file sigs.k8s.io/yaml could not
+// decode, and what to do, without the layers it passed through ("error
+// converting YAML to JSON", "error unmarshaling JSON: while decoding JSON:
+// json:").
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("%s: %s where %s is expected; fix the value", te.Field, jsonValueWords[te.Value], typeWords(te.Type))
+	}
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "error converting YAML to JSON: "); ok {
+		return fmt.Errorf("malformed YAML: %s; fix the syntax", strings.TrimPrefix(rest, "yaml: "))
+	}
+	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: ")
+	msg = strings.TrimPrefix(msg, "while decoding JSON: ")
+	msg = strings.TrimPrefix(msg, "json: ")
+	if strings.HasPrefix(msg, "unknown field ") {
+		msg += "; remove it or fix its spelling"
+	}
+	return errors.New(msg)
+}
+
+// jsonValueWords names the kinds of JSON value json.UnmarshalTypeError
+// reports.
+var jsonValueWords = map[string]string{
+	"string": "a string", "number": "a number", "bool": "true or false",
+	"array": "a list", "object": "a mapping",
+}
+
+// typeWords names what a field of type t takes, as a configuration's author
+// would say it.
+func typeWords(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a mapping"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return typeWords(t.Elem())
+	}
+	return "another value"
 }
 
 // config is a compiled configuration: what the data path reads, never

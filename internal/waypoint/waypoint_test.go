@@ -405,8 +405,9 @@ func TestTCPPort(t *testing.T) {
 	}
 }
 
-// TestLoadFile: a YAML configuration loads; mistakes name the file and
-// the field.
+// TestLoadFile: a YAML configuration loads; mistakes name the file, the
+// field and what to do, without the decoder's layers ("error unmarshaling
+// JSON: ...").
 func TestLoadFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
@@ -437,7 +438,10 @@ clusters:
 		t.Errorf("loaded %+v", w)
 	}
 	for _, tc := range []struct{ name, text, want string }{
-		{"unknown field", "name: w\nnamespace: d\nservices: []\nclusterz: []\n", `unknown field "clusterz"`},
+		{"unknown field", "name: w\nnamespace: d\nservices: []\nclusterz: []\n", `: unknown field "clusterz"; remove it or fix its spelling`},
+		{"wrong type", "name: w\nnamespace: d\nservices:\n- name: s\n  ports: 5\n", `: services.ports: a number where a list is expected; fix the value`},
+		{"wrong type in a list", "name: w\nnamespace: d\nservices:\n- name: s\n  ports: [{port: http}]\n", `: services.ports.port: a string where a whole number is expected`},
+		{"malformed", "services: [\n", `: malformed YAML: line 1: did not find expected node content; fix the syntax`},
 		{"bad protocol", "name: w\nnamespace: d\nservices:\n- name: s\n  namespace: d\n  addresses: [10.0.0.1]\n  ports: [{port: 80, protocol: HTTPS, cluster: c}]\nclusters: [{name: c}]\n",
 			`services[0].ports[0].protocol: unknown protocol "HTTPS"`},
 		{"bad duration", "name: w\nnamespace: d\nservices:\n- name: s\n  namespace: d\n  addresses: [10.0.0.1]\n  ports:\n  - port: 80\n    protocol: HTTP\n    cluster: c\n    routes: [{name: r, namespace: d, rules: [{timeouts: {request: soon}}]}]\nclusters: [{name: c}]\n",
@@ -447,6 +451,8 @@ clusters:
 		_, err := waypoint.LoadFile(path)
 		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want an error naming %s and saying %q", tc.name, err, path, tc.want)
+		} else if strings.Contains(err.Error(), "JSON") {
+			t.Errorf("%s: %v: the decoder's layers show", tc.name, err)
 		}
 	}
 }
