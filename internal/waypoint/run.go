@@ -206,6 +206,7 @@ func Run(ctx context.Context, o Options) error {
 		go func() { _ = p.ServeListener(ln, l.OriginalDst) }()
 		logf("listening on %s for %s", ln.Addr(), l.OriginalDst)
 	}
+	warnUnserved(p, o.Listen, logf)
 	listening.Store(true)
 	if o.ConfigPath == "" {
 		<-ctx.Done()
@@ -237,6 +238,7 @@ func watchFile(ctx context.Context, p *Proxy, o Options, logf func(string, ...an
 			return
 		}
 		logf("reload (%s): configuration loaded", why)
+		warnUnserved(p, o.Listen, logf)
 	}
 	var (
 		debounce *time.Timer
@@ -262,6 +264,18 @@ func watchFile(ctx context.Context, p *Proxy, o Options, logf func(string, ...an
 			mu.Unlock()
 		case err := <-watcher.Errors:
 			logf("watching %s: %v", o.ConfigPath, err)
+		}
+	}
+}
+
+// warnUnserved logs each -listen whose original destination the
+// configuration in use does not serve: its connections are closed (each
+// logged) until a configuration does.
+func warnUnserved(p *Proxy, listens []Listen, logf func(string, ...any)) {
+	cfg := p.cur.Load()
+	for _, l := range listens {
+		if cfg == nil || cfg.lookup(l.OriginalDst) == nil {
+			logf("-listen %s=%s: the configuration has no service address or workload %s; its connections are closed until it has one", l.Addr, l.OriginalDst, l.OriginalDst)
 		}
 	}
 }

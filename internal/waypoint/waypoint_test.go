@@ -501,6 +501,53 @@ func TestRunReloadsFile(t *testing.T) {
 	}
 }
 
+// TestRunWarnsOfUnservedListen: a -listen for a destination the
+// configuration does not serve is named in the log when the waypoint
+// starts (its connections are closed); one it serves is not.
+func TestRunWarnsOfUnservedListen(t *testing.T) {
+	a := newBackend(t, "a")
+	path := filepath.Join(t.TempDir(), "waypoint.yaml")
+	if err := os.WriteFile(path, []byte(reviewsYAML(a.addr())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	served, unserved := freeAddr(t), freeAddr(t)
+	var (
+		mu   sync.Mutex
+		logs []string
+	)
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logs = append(logs, fmt.Sprintf(format, args...))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- waypoint.Run(ctx, waypoint.Options{ConfigPath: path, Logf: logf, Listen: []waypoint.Listen{
+			{Addr: served, OriginalDst: reviewsVIP}, {Addr: unserved, OriginalDst: "10.96.0.99:9080"}}})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	warned := func(dst string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range logs {
+			if strings.Contains(l, "="+dst+": the configuration has no service address or workload") {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, func() bool { return warned("10.96.0.99:9080") }, "warning of the unserved -listen")
+	if warned(reviewsVIP) {
+		t.Errorf("warned of %s, which the configuration serves: %q", reviewsVIP, logs)
+	}
+}
+
 func eventually(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
