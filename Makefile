@@ -48,11 +48,14 @@ testdata: ## Regenerate golden files (testdata/*) from the current code; review 
 # slow to stop on a loaded machine (go.dev/issue/75804, fixed in Go 1.27). FUZZTIME=30s (or
 # 10000x) sets one budget for every target instead.
 FUZZTIME ?=
-fuzz: ## Fuzz the manifest loader, the HBONE header parsers, the HBONE server's frame handling, the traceparent parser and the translators (about 2 min; FUZZTIME overrides each budget).
+fuzz: ## Fuzz the manifest loader, the HBONE header parsers, the HBONE server's frame handling, the waypoint's HTTP/1.1 parsers (against net/http's), authorization, the traceparent parser and the translators (about 2 min; FUZZTIME overrides each budget).
 	$(GO) test ./internal/manifest -run '^$$' -fuzz FuzzDecode -fuzztime $(or $(FUZZTIME),20000x)
 	$(GO) test ./internal/hbone -run '^$$' -fuzz '^FuzzParseAuthority$$' -fuzztime $(or $(FUZZTIME),50000x)
 	$(GO) test ./internal/hbone -run '^$$' -fuzz '^FuzzParseBaggage$$' -fuzztime $(or $(FUZZTIME),50000x)
 	$(GO) test ./internal/hbone -run '^$$' -fuzz '^FuzzServerFrames$$' -fuzztime $(or $(FUZZTIME),300x)
+	$(GO) test ./internal/waypoint -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(or $(FUZZTIME),50000x)
+	$(GO) test ./internal/waypoint -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(or $(FUZZTIME),50000x)
+	$(GO) test ./internal/authz -run '^$$' -fuzz '^FuzzCompileEvaluate$$' -fuzztime $(or $(FUZZTIME),20000x)
 	$(GO) test ./internal/telemetry -run '^$$' -fuzz '^FuzzParseTraceparent$$' -fuzztime $(or $(FUZZTIME),50000x)
 	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzWaypointConfigs$$' -fuzztime $(or $(FUZZTIME),2000x)
 	$(GO) test ./internal/translate -run '^$$' -fuzz '^FuzzZtunnelConfigs$$' -fuzztime $(or $(FUZZTIME),2000x)
