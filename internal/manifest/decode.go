@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
 )
@@ -311,13 +313,18 @@ func decodeObject(raw rawDocument, gvk schema.GroupVersionKind, namespace, name 
 	strict, err := sigsjson.UnmarshalStrict(raw.json, obj, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
 	if err != nil {
 		field, msg := jsonErrorField(err)
+		if msg != "unknown field" && msg != "duplicate field" {
+			if serr := schemaError(raw, k, gvk.Version, what); serr != nil {
+				return nil, serr
+			}
+		}
 		return nil, raw.errorf(what, field, "%s", msg)
 	}
 	if len(strict) > 0 {
 		field, msg := jsonErrorField(strict[0])
 		return nil, raw.errorf(what, field, "%s; remove it or check its spelling", msg)
 	}
-	if err := checkProtoSpec(raw, obj, what); err != nil {
+	if err := checkProtoSpec(raw, obj, k, gvk.Version, what); err != nil {
 		return nil, err
 	}
 	if raw.checkSchema {
@@ -338,6 +345,42 @@ func decodeObject(raw rawDocument, gvk schema.GroupVersionKind, namespace, name 
 		return nil, raw.errorf(what, "", "%v", err)
 	}
 	return obj, nil
+}
+
+// schemaError is, for a custom resource its Go type could not decode, what
+// its CRD's schema says is wrong — the field and the value it wants (a
+// number where a string was written, an enum's values), as an API server
+// would answer — or nil when the schema finds nothing. The Go decoders'
+// own errors name neither for the Istio kinds ("invalid character 'l'
+// looking for beginning of value", an enum's Go name).
+func schemaError(raw rawDocument, k *Kind, version, what string) error {
+	s, err := SchemaFor(k, version)
+	if err != nil || s == nil {
+		return nil
+	}
+	var m map[string]any
+	if err := utiljson.Unmarshal(raw.json, &m); err != nil {
+		return nil
+	}
+	errs, err := s.Validate(context.Background(), Create, m, nil)
+	if err != nil {
+		return nil
+	}
+	// The fields at fault; not CEL's note that it skipped rules on an
+	// invalid object.
+	errs = errs.Filter(func(e error) bool {
+		var fe *field.Error
+		return errors.As(e, &fe) && (fe.Field == "" || fe.Field == "<nil>") // a nil field.Path prints so
+	})
+	if len(errs) == 0 {
+		return nil
+	}
+	e := errs[0]
+	msg := strings.Replace(e.ErrorBody(), e.Field+" in body ", "", 1) // the field is named once
+	if len(errs) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(errs)-1)
+	}
+	return raw.errorf(what, e.Field, "%s", msg)
 }
 
 func unknownKindError(raw rawDocument, gvk schema.GroupVersionKind) error {
@@ -385,7 +428,7 @@ func jsonErrorField(err error) (field, msg string) {
 // specMessage is satisfied by the Istio types, whose spec is a protobuf message.
 // Their JSON decoding ignores unknown fields; check them strictly here so a typo
 // in an Istio spec is an error, as it is for every other kind.
-func checkProtoSpec(raw rawDocument, obj Object, what string) error {
+func checkProtoSpec(raw rawDocument, obj Object, k *Kind, version, what string) error {
 	var envelope struct {
 		Spec json.RawMessage `json:"spec"`
 	}
@@ -401,6 +444,9 @@ func checkProtoSpec(raw rawDocument, obj Object, what string) error {
 		text := strings.TrimPrefix(err.Error(), "proto: ")
 		if m := fieldInMsg.FindStringSubmatch(text); m != nil {
 			return raw.errorf(what, "spec."+m[1]+m[2], "unknown field; remove it or check its spelling")
+		}
+		if serr := schemaError(raw, k, version, what); serr != nil {
+			return serr
 		}
 		return raw.errorf(what, "spec", "%s", text)
 	}
