@@ -375,12 +375,14 @@ func schemaError(raw rawDocument, k *Kind, version, what string) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	e := errs[0]
-	msg := strings.Replace(e.ErrorBody(), e.Field+" in body ", "", 1) // the field is named once
-	if len(errs) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(errs)-1)
+	body := func(e *field.Error) string {
+		return strings.Replace(e.ErrorBody(), e.Field+" in body ", "", 1) // the field is named once
 	}
-	return raw.errorf(what, e.Field, "%s", msg)
+	msg := body(errs[0])
+	for _, e := range errs[1:] {
+		msg += fmt.Sprintf("; field %s: %s", e.Field, body(e))
+	}
+	return raw.errorf(what, errs[0].Field, "%s", msg)
 }
 
 func unknownKindError(raw rawDocument, gvk schema.GroupVersionKind) error {

@@ -143,6 +143,8 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{"DestinationRule d/r", "field spec.trafficPolicy.connectionPool.tcp.maxConnections", "must be of type integer"}},
 		{"istio enum misspelt", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n  namespace: d\nspec:\n  action: ALOW\n",
 			[]string{"AuthorizationPolicy d/p", "field spec.action", `Unsupported value: "ALOW"`, `"ALLOW", "DENY", "AUDIT", "CUSTOM"`}},
+		{"two wrong values", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: p\n  namespace: d\nspec:\n  action: ALOW\n  rules: [{to: [{operation: {methods: GET}}]}]\n",
+			[]string{"field spec.action: Unsupported value", "; field spec.rules[0].to[0].operation.methods: Invalid value", "must be of type array"}},
 		{"gateway number as a word", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: g\nspec:\n  gatewayClassName: c\n  listeners: [{name: m, port: mesh, protocol: HBONE}]\n",
 			[]string{"Gateway g", "field spec.listeners[0].port", "must be of type integer"}},
 		{"unknown gateway field", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: g\nspec:\n  listenerz: []\n", []string{"field spec.listenerz"}},
