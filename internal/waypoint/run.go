@@ -109,7 +109,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	p.AccessLog = telemetry.NewAccessLogger(logOut, telemetry.AccessLogOptions{})
 	defer func() { _ = p.AccessLog.Close() }()
+	var watcher *fsnotify.Watcher
 	if o.ConfigPath != "" {
+		// Watched before the first load, so that an edit made once it is
+		// loaded — while the listeners open — is not missed.
+		var err error
+		if watcher, err = watchDir(o.ConfigPath); err != nil {
+			return err
+		}
+		defer func() { _ = watcher.Close() }()
 		w, err := LoadFile(o.ConfigPath)
 		if err != nil {
 			return err
@@ -212,22 +220,27 @@ func Run(ctx context.Context, o Options) error {
 		<-ctx.Done()
 		return nil
 	}
-	return watchFile(ctx, p, o, logf)
+	return watchFile(ctx, p, o, watcher, logf)
 }
 
-// watchFile reloads the configuration file when it changes or Reload
-// receives, until ctx ends.
-func watchFile(ctx context.Context, p *Proxy, o Options, logf func(string, ...any)) error {
+// watchDir watches the directory of the configuration file path, not the
+// file: editors and config maps replace the file by renaming another over
+// it.
+func watchDir(path string) (*fsnotify.Watcher, error) {
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watching %s: %w", o.ConfigPath, err)
+		return nil, fmt.Errorf("watching %s: %w", path, err)
 	}
-	defer func() { _ = watcher.Close() }()
-	// The directory, not the file: editors and config maps replace the
-	// file by renaming another over it.
-	if err := watcher.Add(filepath.Dir(o.ConfigPath)); err != nil {
-		return fmt.Errorf("watching %s: %w", o.ConfigPath, err)
+	if err := watcher.Add(filepath.Dir(path)); err != nil {
+		_ = watcher.Close()
+		return nil, fmt.Errorf("watching %s: %w", path, err)
 	}
+	return watcher, nil
+}
+
+// watchFile reloads the configuration file when watcher (watchDir) sees
+// it change or Reload receives, until ctx ends.
+func watchFile(ctx context.Context, p *Proxy, o Options, watcher *fsnotify.Watcher, logf func(string, ...any)) error {
 	reload := func(why string) {
 		w, err := LoadFile(o.ConfigPath)
 		if err == nil {
