@@ -77,6 +77,9 @@ func (e *Env) reset(ctx context.Context, keep []string) error {
 			}
 		}
 	}
+	if err := resetRBAC(ctx, dyn); err != nil {
+		return err
+	}
 	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
@@ -124,6 +127,32 @@ func (e *Env) reset(ctx context.Context, keep []string) error {
 			ns.Labels = map[string]string{corev1.LabelMetadataName: n}
 			if _, err := cs.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
 				return fmt.Errorf("clearing labels of namespace %s: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// resetRBAC deletes the roles and bindings tests made (the cluster-scoped
+// ones, and those in the namespaces Reset keeps, outlive their namespace's
+// deletion), leaving the API server's own.
+func resetRBAC(ctx context.Context, dyn dynamic.Interface) error {
+	for _, resource := range []string{"clusterroles", "clusterrolebindings", "roles", "rolebindings"} {
+		gvr := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: resource}
+		list, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", resource, err)
+		}
+		for _, o := range list.Items {
+			if o.GetLabels()["kubernetes.io/bootstrapping"] == "rbac-defaults" { // the API server's own
+				continue
+			}
+			var rc dynamic.ResourceInterface = dyn.Resource(gvr)
+			if ns := o.GetNamespace(); ns != "" {
+				rc = dyn.Resource(gvr).Namespace(ns)
+			}
+			if err := rc.Delete(ctx, o.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting %s %s/%s: %w", resource, o.GetNamespace(), o.GetName(), err)
 			}
 		}
 	}
