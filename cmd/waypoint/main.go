@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshway/meshway/internal/hugetext"
 	"github.com/meshway/meshway/internal/identity"
@@ -116,6 +117,7 @@ func main() {
 	flag.StringVar(&opts.AdminAddr, "admin", "127.0.0.1:15000", "admin address (loopback only): /config_dump")
 	flag.StringVar(&opts.ReadyAddr, "ready", "127.0.0.1:15021", "readiness address: /healthz/ready (in a pod: :15021)")
 	flag.StringVar(&opts.MetricsAddr, "metrics", "127.0.0.1:15020", "Prometheus metrics address: /stats/prometheus (empty: off; in a pod: :15020)")
+	flag.DurationVar(&opts.DrainDuration, "drain-duration", 5*time.Second, "on SIGTERM or SIGINT: stop taking connections, close idle ones and give the requests in flight this long to finish (Istio's terminationDrainDuration); 0 closes at once")
 	flag.StringVar(&opts.HBONEAddr, "hbone", "", "serve HBONE (mTLS HTTP/2 CONNECT) on this address, e.g. 127.0.0.1:15008")
 	flag.StringVar(&opts.CAAddress, "ca-address", "", "with -hbone: obtain and renew the certificate from the control plane's CSR service at HOST:PORT over TLS, with -root-cert and -token-file (default with a root certificate: -xds-address)")
 	flag.StringVar(&opts.CADir, "ca-dir", "", "with -hbone: sign the certificate with the mesh CA in this directory on this host instead (created if absent)")

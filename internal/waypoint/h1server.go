@@ -68,7 +68,16 @@ type h1Down struct {
 	upMu       sync.Mutex
 	upConn     *h1Conn // the upstream connection the request uses, for the watcher to interrupt
 	gone       bool    // guarded by upMu: the client went away
+
+	state atomic.Int32 // h1Active, h1Idle or h1Closing: whether Drain may close the connection
 }
+
+// The states of a fast-path connection, for Drain.
+const (
+	h1Active  = iota // reading or serving a request
+	h1Idle           // waiting for the first byte of the next request
+	h1Closing        // Drain ends it
+)
 
 // serveH1 serves a downstream HTTP connection: on the fast path while its
 // requests allow, then (if ever) on net/http's server.
@@ -110,6 +119,9 @@ func (p *Proxy) serveH1(ic *inConn) {
 		_ = ic.Close()
 	}()
 	for {
+		if !dc.awaitRequest() {
+			return
+		}
 		if dc.afterPost {
 			skipCRLF(dc.br)
 		}
@@ -136,6 +148,32 @@ func (p *Proxy) serveH1(ic *inConn) {
 		_, _ = dc.br.Discard(len(raw))
 		if !dc.serve() {
 			return
+		}
+	}
+}
+
+// awaitRequest waits for the first byte of the next request: false when
+// the connection ended, or the proxy drains (Drain closes a connection
+// idle here, as net/http's Shutdown closes idle connections).
+func (dc *h1Down) awaitRequest() bool {
+	dc.state.Store(h1Idle)
+	// After the store: either Drain's sweep finds the connection idle, or
+	// this sees the drain.
+	if dc.p.draining.Load() {
+		return false
+	}
+	_, err := dc.br.Peek(1)
+	return dc.state.CompareAndSwap(h1Idle, h1Active) && err == nil
+}
+
+// closeIdleH1 ends the fast path's idle connections (Drain): a read
+// deadline in the past ends their wait for a request.
+func (p *Proxy) closeIdleH1() {
+	p.h1mu.Lock()
+	defer p.h1mu.Unlock()
+	for ic, dc := range p.h1conns {
+		if dc.state.CompareAndSwap(h1Idle, h1Closing) {
+			_ = ic.SetReadDeadline(aLongTimeAgo)
 		}
 	}
 }

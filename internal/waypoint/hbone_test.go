@@ -260,6 +260,69 @@ func TestGuideViewOnlyPolicy(t *testing.T) {
 // from the CA directory; a client of the same CA reaches the service.
 func TestRunServesHBONE(t *testing.T) {
 	b := newBackend(t, "reviews")
+	ctx, cancel := context.WithCancel(context.Background())
+	dial, done := runHBONE(t, ctx, b, 0)
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	conn := dial()
+	defer conn.Close()
+	resp, err := getOver(conn, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "reviews" {
+		t.Errorf("through Run's HBONE listener: %d from %q", resp.StatusCode, resp.Header.Get("X-Backend"))
+	}
+}
+
+// TestRunDrainsHBONE: a request in an HBONE tunnel, in flight when Run's
+// context ends, gets its whole answer during the drain (the HBONE server
+// sends GOAWAY and waits for its streams), and Run returns once it has.
+func TestRunDrainsHBONE(t *testing.T) {
+	b := newBackend(t, "reviews")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dial, done := runHBONE(t, ctx, b, 30*time.Second)
+	conn := dial()
+	defer conn.Close()
+	before := b.hits.Load()
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := getOver(conn, "/slow?sleep=700ms")
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- fmt.Sprintf("%d %s %v", resp.StatusCode, body, err)
+	}()
+	eventually(t, func() bool { return b.hits.Load() == before+1 }, "the slow request reaching the backend")
+	cancel()
+	if got, want := <-answered, "200 reviews GET /slow <nil>"; got != want {
+		t.Errorf("a request in flight when the drain started: %q; want %q", got, want)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still draining long after its request finished")
+	}
+}
+
+// runHBONE runs a waypoint for backend b with an HBONE listener (its
+// certificate from a CA directory) until ctx ends, draining for drain;
+// dial opens a tunnel to it once it listens, and done receives Run's
+// result.
+func runHBONE(t *testing.T, ctx context.Context, b *backend, drain time.Duration) (dial func() *hbone.Conn, done <-chan error) {
+	t.Helper()
 	dir := t.TempDir()
 	path := dir + "/waypoint.yaml"
 	if err := os.WriteFile(path, []byte(reviewsYAML(b.addr())), 0o644); err != nil {
@@ -267,16 +330,10 @@ func TestRunServesHBONE(t *testing.T) {
 	}
 	hboneAddr := freeAddr(t)
 	caDir := dir + "/ca"
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	result := make(chan error, 1)
 	go func() {
-		done <- waypoint.Run(ctx, waypoint.Options{ConfigPath: path, HBONEAddr: hboneAddr, CADir: caDir, Identity: waypointID.String(), Logf: t.Logf})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		result <- waypoint.Run(ctx, waypoint.Options{ConfigPath: path, HBONEAddr: hboneAddr, CADir: caDir, Identity: waypointID.String(),
+			DrainDuration: drain, Logf: t.Logf})
 	}()
 	// The waypoint listens once it has made the CA and its certificate.
 	eventually(t, func() bool {
@@ -291,28 +348,29 @@ func TestRunServesHBONE(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := identity.NewManager(identity.ManagerOptions{Issuer: identity.CAIssuer{CA: ca}, Bundle: identity.NewBundle(ca.TrustDomain(), ca.Bundle().Roots()...)})
-	defer m.Close()
+	t.Cleanup(m.Close)
 	pool := &hbone.Pool{Bundle: m.Bundle()}
-	defer pool.Close()
-	var conn *hbone.Conn
-	eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		var err error
-		conn, err = pool.Dial(ctx, hbone.Request{Source: source(t, m, sleepID), Addr: hboneAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}})
-		return err == nil
-	}, "the waypoint to accept an HBONE tunnel")
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: reviews:9080\r\n\r\n")
-	resp, rerr := http.ReadResponse(bufio.NewReader(conn), nil)
-	if rerr != nil {
-		t.Fatal(rerr)
+	t.Cleanup(func() { pool.Close() })
+	return func() *hbone.Conn {
+		var conn *hbone.Conn
+		eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var err error
+			conn, err = pool.Dial(ctx, hbone.Request{Source: source(t, m, sleepID), Addr: hboneAddr, Authority: reviewsVIP, Expected: []spiffeid.ID{waypointID}})
+			return err == nil
+		}, "the waypoint to accept an HBONE tunnel")
+		return conn
+	}, result
+}
+
+// getOver sends a GET for target on a tunnel and reads the answer's head.
+func getOver(conn *hbone.Conn, target string) (*http.Response, error) {
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET "+target+" HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"); err != nil {
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "reviews" {
-		t.Errorf("through Run's HBONE listener: %d from %q", resp.StatusCode, resp.Header.Get("X-Backend"))
-	}
+	return http.ReadResponse(bufio.NewReader(conn), nil)
 }
 
 // TestUpstreamClosedWhileIdleOverHBONE is TestUpstreamClosedWhileIdle with

@@ -52,6 +52,7 @@ type Proxy struct {
 	h1closed   bool
 	h1sweeping bool          // the watcher's sweeper runs (h1watch.go)
 	h1tick     atomic.Uint64 // the sweeper's ticks
+	draining   atomic.Bool   // Drain was called: no further request is read
 	// netHTTPOnly hands every request to net/http's server, for tests
 	// that hold the fast path to it.
 	netHTTPOnly bool
@@ -335,6 +336,35 @@ func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) 
 		Authority: ep.Address,
 		Expected:  []spiffeid.ID{id},
 	})
+}
+
+// Drain stops reading requests and waits, until ctx ends, for those in
+// flight to finish, as Envoy drains a terminating waypoint: an HTTP/1.1
+// connection is closed once idle — at once if it is, else after the
+// response it is sending — and net/http's server (HTTP/2, and what the
+// fast path hands it) shuts down. Callers stop accepting first; Close
+// ends what is left.
+func (p *Proxy) Drain(ctx context.Context) error {
+	p.init()
+	p.draining.Store(true)
+	p.closeIdleH1()
+	shut := make(chan error, 1)
+	go func() { shut <- p.http.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.h1mu.Lock()
+		left := len(p.h1conns)
+		p.h1mu.Unlock()
+		if left == 0 {
+			return <-shut
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d connection(s) still in a request: %w", left, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // Close stops serving HTTP connections and closes the upstream pools.

@@ -73,7 +73,13 @@ type Options struct {
 	CAAddress string
 	CADir     string
 	Identity  string
-	Logf      func(format string, args ...any)
+	// DrainDuration bounds the drain when ctx ends: listeners and HBONE
+	// stop taking connections, idle ones are closed, requests in flight
+	// get that long to finish (Proxy.Drain), then the rest is closed.
+	// Zero: closed at once. Istio drains a terminating waypoint for
+	// terminationDrainDuration, 5 s.
+	DrainDuration time.Duration
+	Logf          func(format string, args ...any)
 }
 
 // Run runs a waypoint until ctx ends. With a configuration file it loads
@@ -188,16 +194,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	var tunnels *hboneServing
 	if o.HBONEAddr != "" {
-		srv, stop, err := startHBONE(ctx, p, o)
-		if err != nil {
+		var err error
+		if tunnels, err = startHBONE(ctx, p, o); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped while waiting for the CA
 			}
 			return err
 		}
-		defer stop()
-		logf("serving HBONE on %s as %s", srv, o.Identity)
+		defer tunnels.stop()
+		logf("serving HBONE on %s as %s", tunnels.addr, o.Identity)
 	}
 	var listeners []net.Listener
 	defer func() {
@@ -218,9 +225,33 @@ func Run(ctx context.Context, o Options) error {
 	listening.Store(true)
 	if o.ConfigPath == "" {
 		<-ctx.Done()
-		return nil
+	} else if err := watchFile(ctx, p, o, watcher, logf); err != nil {
+		return err
 	}
-	return watchFile(ctx, p, o, watcher, logf)
+	if o.DrainDuration > 0 {
+		for _, ln := range listeners {
+			_ = ln.Close()
+		}
+		drain(p, tunnels, o.DrainDuration, logf)
+	}
+	return nil
+}
+
+// drain lets the requests in flight finish, for up to d: the HBONE
+// server sends GOAWAY and waits for its streams while the proxy closes
+// its idle connections and waits for the others.
+func drain(p *Proxy, tunnels *hboneServing, d time.Duration, logf func(string, ...any)) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	logf("draining: requests in flight have %v to finish", d)
+	var wg sync.WaitGroup
+	if tunnels != nil {
+		wg.Go(func() { _ = tunnels.srv.Shutdown(ctx) })
+	}
+	if err := p.Drain(ctx); err != nil {
+		logf("draining: %v; closing the rest", err)
+	}
+	wg.Wait()
 }
 
 // watchDir watches the directory of the configuration file path, not the
@@ -306,24 +337,30 @@ func serve(addr string, h http.Handler, path string) (*http.Server, error) {
 	return s, nil
 }
 
-// startHBONE sets up the waypoint's identity and serves HBONE; stop
-// closes the server, the pool and the certificate manager.
-func startHBONE(ctx context.Context, p *Proxy, o Options) (addr string, stop func(), err error) {
+// hboneServing is the waypoint's HBONE server, started by startHBONE.
+type hboneServing struct {
+	addr string
+	srv  *hbone.Server
+	stop func() // closes the server, the pool and the certificate manager
+}
+
+// startHBONE sets up the waypoint's identity and serves HBONE.
+func startHBONE(ctx context.Context, p *Proxy, o Options) (*hboneServing, error) {
 	caAddr := o.CAAddress
 	if caAddr == "" && o.CADir == "" && o.RootCert != "" {
 		caAddr = o.XDSAddress // one secure port serves both, as istiod's 15012
 	}
 	switch {
 	case o.Identity == "":
-		return "", nil, errors.New("-hbone needs -identity (spiffe://<trust-domain>/ns/<ns>/sa/<sa>; in a pod it comes from $POD_NAMESPACE and $SERVICE_ACCOUNT)")
+		return nil, errors.New("-hbone needs -identity (spiffe://<trust-domain>/ns/<ns>/sa/<sa>; in a pod it comes from $POD_NAMESPACE and $SERVICE_ACCOUNT)")
 	case o.CADir != "" && o.CAAddress != "":
-		return "", nil, errors.New("-ca-dir and -ca-address both given: take certificates from a CA on this host or from the control plane, not both")
+		return nil, errors.New("-ca-dir and -ca-address both given: take certificates from a CA on this host or from the control plane, not both")
 	case o.CADir == "" && caAddr == "":
-		return "", nil, errors.New("-hbone needs a CA: -ca-address HOST:PORT (the control plane's secure port, with -root-cert and -token-file) or -ca-dir DIR (a CA on this host)")
+		return nil, errors.New("-hbone needs a CA: -ca-address HOST:PORT (the control plane's secure port, with -root-cert and -token-file) or -ca-dir DIR (a CA on this host)")
 	}
 	id, err := identity.ParseID(o.Identity)
 	if err != nil {
-		return "", nil, fmt.Errorf("-identity: %w", err)
+		return nil, fmt.Errorf("-identity: %w", err)
 	}
 	var (
 		src      identity.CertSource
@@ -332,12 +369,12 @@ func startHBONE(ctx context.Context, p *Proxy, o Options) (addr string, stop fun
 	)
 	if caAddr != "" {
 		if src, mgr, closeCAs, err = remoteCertificates(ctx, o, caAddr, id); err != nil {
-			return "", nil, err
+			return nil, err
 		}
 	} else {
 		ca, err := identity.NewCA(o.CADir, identity.CAOptions{TrustDomain: id.TrustDomain().Name()})
 		if err != nil {
-			return "", nil, fmt.Errorf("-ca-dir %s: %w", o.CADir, err)
+			return nil, fmt.Errorf("-ca-dir %s: %w", o.CADir, err)
 		}
 		mgr = identity.NewManager(identity.ManagerOptions{
 			Issuer: identity.CAIssuer{CA: ca},
@@ -347,7 +384,7 @@ func startHBONE(ctx context.Context, p *Proxy, o Options) (addr string, stop fun
 		closeCAs = mgr.Close
 		if src, err = mgr.Source(ctx, id); err != nil {
 			mgr.Close()
-			return "", nil, fmt.Errorf("certificate for %s: %w", id, err)
+			return nil, fmt.Errorf("certificate for %s: %w", id, err)
 		}
 	}
 	p.Pool = &hbone.Pool{Bundle: mgr.Bundle()}
@@ -356,12 +393,12 @@ func startHBONE(ctx context.Context, p *Proxy, o Options) (addr string, stop fun
 	ln, err := net.Listen("tcp", o.HBONEAddr)
 	if err != nil {
 		closeCAs()
-		return "", nil, fmt.Errorf("-hbone %s: %w", o.HBONEAddr, err)
+		return nil, fmt.Errorf("-hbone %s: %w", o.HBONEAddr, err)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), func() {
+	return &hboneServing{addr: ln.Addr().String(), srv: srv, stop: func() {
 		_ = srv.Close()
 		_ = p.Pool.Close()
 		closeCAs()
-	}, nil
+	}}, nil
 }
