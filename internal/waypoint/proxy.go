@@ -53,6 +53,7 @@ type Proxy struct {
 	h1sweeping bool          // the watcher's sweeper runs (h1watch.go)
 	h1tick     atomic.Uint64 // the sweeper's ticks
 	draining   atomic.Bool   // Drain was called: no further request is read
+	tcpOpen    atomic.Int64  // opaque TCP connections being proxied, for Drain
 	// netHTTPOnly hands every request to net/http's server, for tests
 	// that hold the fast path to it.
 	netHTTPOnly bool
@@ -270,6 +271,8 @@ func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP ne
 
 // serveTCP forwards an opaque connection to an endpoint of d's cluster.
 func (p *Proxy) serveTCP(c *inConn, d *dest) {
+	p.tcpOpen.Add(1)
+	defer p.tcpOpen.Add(-1)
 	defer func() { _ = c.Close() }()
 	if dec := d.authz.Evaluate(c.authzRequest(d)); !dec.Allowed {
 		p.logf("waypoint: TCP from %s (%s) to %s: %s", c.srcIP, c.peer.Principal, c.dst, dec.Reason)
@@ -341,9 +344,10 @@ func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) 
 // Drain stops reading requests and waits, until ctx ends, for those in
 // flight to finish, as Envoy drains a terminating waypoint: an HTTP/1.1
 // connection is closed once idle — at once if it is, else after the
-// response it is sending — and net/http's server (HTTP/2, and what the
-// fast path hands it) shuts down. Callers stop accepting first; Close
-// ends what is left.
+// response it is sending — net/http's server (HTTP/2, and what the fast
+// path hands it) shuts down, and opaque TCP connections are waited for
+// until they end (Envoy, too, can only wait for those). Callers stop
+// accepting first; Close ends what is left.
 func (p *Proxy) Drain(ctx context.Context) error {
 	p.init()
 	p.draining.Store(true)
@@ -354,14 +358,14 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		p.h1mu.Lock()
-		left := len(p.h1conns)
+		left := len(p.h1conns) + int(p.tcpOpen.Load())
 		p.h1mu.Unlock()
 		if left == 0 {
 			return <-shut
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d connection(s) still in a request: %w", left, ctx.Err())
+			return fmt.Errorf("%d connection(s) still in a request or open (TCP): %w", left, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -405,6 +405,53 @@ func TestTCPPort(t *testing.T) {
 	}
 }
 
+// TestDrainWaitsForTCP: Drain waits for an open TCP connection (it may
+// still carry data) until its context ends, and returns once it closes.
+func TestDrainWaitsForTCP(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	w := &model.Waypoint{
+		Name: "waypoint", Namespace: "default",
+		Services: []model.Service{{Name: "db", Namespace: "default", Addresses: []string{"10.96.0.30"},
+			Ports: []model.ServicePort{{Port: 5432, Protocol: model.ProtocolTCP, Cluster: "db"}}}},
+		Clusters: []model.Cluster{{Name: "db", Endpoints: []model.Endpoint{{Address: echo.Addr().String()}}}},
+	}
+	p, proxy := startProxy(t, w, "10.96.0.30:5432")
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "x")
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil { // the connection is through
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Drain(ctx); err == nil {
+		t.Fatal("Drain returned with a TCP connection open")
+	}
+	c.Close()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Drain(ctx); err != nil {
+		t.Errorf("Drain after the TCP connection closed: %v", err)
+	}
+}
+
 // TestLoadFile: a YAML configuration loads; mistakes name the file, the
 // field and what to do, without the decoder's layers ("error unmarshaling
 // JSON: ...").
