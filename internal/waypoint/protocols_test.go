@@ -94,7 +94,7 @@ func TestUpgrade(t *testing.T) {
 	}))
 	defer srv.Close()
 	cl := model.Cluster{Name: "reviews", Endpoints: []model.Endpoint{{Address: strings.TrimPrefix(srv.URL, "http://")}}}
-	_, proxy := startProxy(t, reviewsConfig(nil, cl), reviewsVIP)
+	p, proxy := startProxy(t, reviewsConfig(nil, cl), reviewsVIP)
 	c, err := net.Dial("tcp", proxy)
 	if err != nil {
 		t.Fatal(err)
@@ -113,4 +113,7 @@ func TestUpgrade(t *testing.T) {
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != "hello over the upgraded connection" {
 		t.Errorf("after the upgrade: %q, %v", got, err)
 	}
+	// A drain waits for the upgraded connection, which net/http no longer
+	// tracks once hijacked, until it ends.
+	drainWaitsFor(t, p, c)
 }

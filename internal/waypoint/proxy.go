@@ -53,7 +53,7 @@ type Proxy struct {
 	h1sweeping bool          // the watcher's sweeper runs (h1watch.go)
 	h1tick     atomic.Uint64 // the sweeper's ticks
 	draining   atomic.Bool   // Drain was called: no further request is read
-	tcpOpen    atomic.Int64  // opaque TCP connections being proxied, for Drain
+	open       atomic.Int64  // downstream connections not yet closed (inConn), for Drain
 	// netHTTPOnly hands every request to net/http's server, for tests
 	// that hold the fast path to it.
 	netHTTPOnly bool
@@ -232,7 +232,8 @@ func (p *Proxy) ServeHBONE(ctx context.Context, s *hbone.Stream) {
 // serveConn hands a connection to the TCP or the HTTP path and returns a
 // channel closed once it is finished with.
 func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP netip.Addr, baggage string) <-chan struct{} {
-	ic := &inConn{Conn: c, dst: origDst, srcIP: srcIP, done: make(chan struct{})}
+	p.open.Add(1)
+	ic := &inConn{Conn: c, dst: origDst, srcIP: srcIP, done: make(chan struct{}), open: &p.open}
 	principal := ""
 	if !peer.IsZero() {
 		// A workload identity; anything else matches no principal.
@@ -271,8 +272,6 @@ func (p *Proxy) serveConn(c net.Conn, origDst string, peer spiffeid.ID, srcIP ne
 
 // serveTCP forwards an opaque connection to an endpoint of d's cluster.
 func (p *Proxy) serveTCP(c *inConn, d *dest) {
-	p.tcpOpen.Add(1)
-	defer p.tcpOpen.Add(-1)
 	defer func() { _ = c.Close() }()
 	if dec := d.authz.Evaluate(c.authzRequest(d)); !dec.Allowed {
 		p.logf("waypoint: TCP from %s (%s) to %s: %s", c.srcIP, c.peer.Principal, c.dst, dec.Reason)
@@ -341,13 +340,14 @@ func (p *Proxy) dial(ctx context.Context, ep *model.Endpoint) (net.Conn, error) 
 	})
 }
 
-// Drain stops reading requests and waits, until ctx ends, for those in
-// flight to finish, as Envoy drains a terminating waypoint: an HTTP/1.1
-// connection is closed once idle — at once if it is, else after the
-// response it is sending — net/http's server (HTTP/2, and what the fast
-// path hands it) shuts down, and opaque TCP connections are waited for
-// until they end (Envoy, too, can only wait for those). Callers stop
-// accepting first; Close ends what is left.
+// Drain stops reading requests and waits, until ctx ends, for every
+// downstream connection to close, as Envoy drains a terminating waypoint:
+// an HTTP/1.1 connection is closed once idle — at once if it is, else
+// after the response it is sending — net/http's server (HTTP/2, and what
+// the fast path hands it) shuts down, and opaque TCP and upgraded
+// (WebSocket) connections are waited for until they end (Envoy, too, can
+// only wait for those). Callers stop accepting first; Close ends what is
+// left.
 func (p *Proxy) Drain(ctx context.Context) error {
 	p.init()
 	p.draining.Store(true)
@@ -357,15 +357,13 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		p.h1mu.Lock()
-		left := len(p.h1conns) + int(p.tcpOpen.Load())
-		p.h1mu.Unlock()
+		left := p.open.Load()
 		if left == 0 {
 			return <-shut
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d connection(s) still in a request or open (TCP): %w", left, ctx.Err())
+			return fmt.Errorf("%d connection(s) still open: %w", left, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -397,6 +395,7 @@ type inConn struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	open      *atomic.Int64 // the proxy's count of open connections, which Close decrements
 }
 
 type inConnKey struct{}
@@ -416,6 +415,9 @@ func (c *inConn) Close() error {
 		}
 		err = c.Conn.Close()
 		close(c.done)
+		if c.open != nil {
+			c.open.Add(-1)
+		}
 	})
 	return err
 }

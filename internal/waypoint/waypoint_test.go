@@ -439,16 +439,23 @@ func TestDrainWaitsForTCP(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil { // the connection is through
 		t.Fatal(err)
 	}
+	drainWaitsFor(t, p, c)
+}
+
+// drainWaitsFor checks that p.Drain waits while the client's connection c
+// is open, and returns once c is closed.
+func drainWaitsFor(t *testing.T, p *waypoint.Proxy, c net.Conn) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := p.Drain(ctx); err == nil {
-		t.Fatal("Drain returned with a TCP connection open")
+		t.Fatal("Drain returned with a connection open")
 	}
 	c.Close()
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Drain(ctx); err != nil {
-		t.Errorf("Drain after the TCP connection closed: %v", err)
+		t.Errorf("Drain after the connection closed: %v", err)
 	}
 }
 
