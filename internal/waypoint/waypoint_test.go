@@ -366,11 +366,36 @@ func TestInvalidConfigKeepsServing(t *testing.T) {
 
 // TestTCPPort: a TCP port forwards bytes as they are, half-close included.
 func TestTCPPort(t *testing.T) {
+	_, c := dialTCPEcho(t)
+	io.WriteString(c, "opaque bytes \x00\x01")
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "opaque bytes \x00\x01" {
+		t.Errorf("echo through the TCP port: %q, %v", got, err)
+	}
+}
+
+// TestDrainWaitsForTCP: Drain waits for an open TCP connection (it may
+// still carry data) until its context ends, and returns once it closes.
+func TestDrainWaitsForTCP(t *testing.T) {
+	p, c := dialTCPEcho(t)
+	io.WriteString(c, "x")
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil { // the connection is through
+		t.Fatal(err)
+	}
+	drainWaitsFor(t, p, c)
+}
+
+// dialTCPEcho serves a TCP port (db, 10.96.0.30:5432) whose endpoint echoes
+// what it reads and half-closes after it, and returns the proxy and a
+// connection to that port through it.
+func dialTCPEcho(t *testing.T) (*waypoint.Proxy, net.Conn) {
+	t.Helper()
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer echo.Close()
+	t.Cleanup(func() { echo.Close() })
 	go func() {
 		for {
 			c, err := echo.Accept()
@@ -390,56 +415,14 @@ func TestTCPPort(t *testing.T) {
 			Ports: []model.ServicePort{{Port: 5432, Protocol: model.ProtocolTCP, Cluster: "db"}}}},
 		Clusters: []model.Cluster{{Name: "db", Endpoints: []model.Endpoint{{Address: echo.Addr().String()}}}},
 	}
-	_, proxy := startProxy(t, w, "10.96.0.30:5432")
-	c, err := net.Dial("tcp", proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "opaque bytes \x00\x01")
-	c.(*net.TCPConn).CloseWrite()
-	got, err := io.ReadAll(c)
-	if err != nil || string(got) != "opaque bytes \x00\x01" {
-		t.Errorf("echo through the TCP port: %q, %v", got, err)
-	}
-}
-
-// TestDrainWaitsForTCP: Drain waits for an open TCP connection (it may
-// still carry data) until its context ends, and returns once it closes.
-func TestDrainWaitsForTCP(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	w := &model.Waypoint{
-		Name: "waypoint", Namespace: "default",
-		Services: []model.Service{{Name: "db", Namespace: "default", Addresses: []string{"10.96.0.30"},
-			Ports: []model.ServicePort{{Port: 5432, Protocol: model.ProtocolTCP, Cluster: "db"}}}},
-		Clusters: []model.Cluster{{Name: "db", Endpoints: []model.Endpoint{{Address: echo.Addr().String()}}}},
-	}
 	p, proxy := startProxy(t, w, "10.96.0.30:5432")
 	c, err := net.Dial("tcp", proxy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "x")
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil { // the connection is through
-		t.Fatal(err)
-	}
-	drainWaitsFor(t, p, c)
+	return p, c
 }
 
 // drainWaitsFor checks that p.Drain waits while the client's connection c
